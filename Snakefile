@@ -1,0 +1,22 @@
+# The AKDG reproduction DAG: data -> feature extractor -> teacher -> students (methods x seeds)
+# -> cost + evaluation -> tables and plots. `snakemake --cores 2` runs the default target all_tables.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all_tables:
+    default_target: True
+    input:
+        TABLES,
+        PLOTS,

@@ -1,0 +1,136 @@
+"""A small domain classifier used as torch-fidelity's feature extractor where Inception is meaningless.
+
+Inception-v3 on 16x16 grey digits measures resize artefacts, not digits. Instead a CNN is trained on
+the dataset's own train split (a DAG step of its own) and registered with torch-fidelity, so IS,
+FID and KID go through exactly the code paths Inception uses: only the features differ.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch_fidelity
+from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+
+from akdg.datasets import ImageSplits, to_model_range
+from akdg.io import atomic_write
+from akdg.registry import AkdgError
+
+log = logging.getLogger(__name__)
+
+NAME = "akdg-classifier"
+FORMAT = "akdg-classifier-v1"
+
+
+class Classifier(nn.Module):
+    """Two conv stages and a ``width``-unit penultimate layer (the FID/KID features); logits for IS."""
+
+    def __init__(self, channels: int, num_classes: int, width: int) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(channels, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(4),
+        )
+        self.penultimate = nn.Linear(64 * 4 * 4, width)
+        self.logits = nn.Linear(width, num_classes)
+
+    def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = F.relu(self.penultimate(self.conv(x).flatten(1)))
+        return features, self.logits(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features_and_logits(x)[1]
+
+
+def load_classifier(path: Path | str) -> Classifier:
+    path = Path(path)
+    if not path.exists():
+        raise AkdgError(f"feature extractor weights {path} do not exist; run 'akdg train-extractor' first")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        model = Classifier(**payload["config"])
+        model.load_state_dict(payload["state_dict"])
+    except Exception as error:  # any failure here means the file is not the classifier we wrote
+        raise AkdgError(f"feature extractor weights {path} are unreadable ({error}); delete them and retrain") from None
+    return model.eval()
+
+
+class ClassifierFeatureExtractor(FeatureExtractorBase):
+    """torch-fidelity adapter: uint8 NCHW in, (features, logits) out."""
+
+    def __init__(self, name: str, features_list: list[str], feature_extractor_weights_path: str | None = None, **kwargs: Any):
+        super().__init__(name, features_list)
+        if feature_extractor_weights_path is None:
+            raise AkdgError(f"feature extractor {NAME!r} needs 'feature_extractor_weights_path' (its trained weights)")
+        self.model = load_classifier(feature_extractor_weights_path)
+        self.requires_grad_(False)
+
+    @staticmethod
+    def get_provided_features_list() -> tuple[str, ...]:
+        return ("features", "logits")
+
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric: str) -> str:
+        return {"isc": "logits", "fid": "features", "kid": "features", "prc": "features"}[metric]
+
+    @staticmethod
+    def can_be_compiled() -> bool:
+        return False
+
+    @staticmethod
+    def get_dummy_input_for_compile() -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if images.dtype != torch.uint8:
+            raise AkdgError(f"{NAME} expects uint8 images, got {images.dtype}")
+        features, logits = self.model.features_and_logits(to_model_range(images))
+        provided = {"features": features, "logits": logits}
+        return tuple(provided[name] for name in self.features_list)
+
+
+def register_with_torch_fidelity() -> None:
+    """Idempotent: torch-fidelity refuses a second registration under one name."""
+    if NAME not in torch_fidelity.registry.FEATURE_EXTRACTORS_REGISTRY:
+        torch_fidelity.register_feature_extractor(NAME, ClassifierFeatureExtractor)
+
+
+def train_classifier(splits: ImageSplits, options: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Train on the train split, report test accuracy, save weights atomically; returns the protocol."""
+    if splits.y_train.size == 0:
+        raise AkdgError("the classifier feature extractor needs a labelled dataset")
+    torch.manual_seed(options["seed"])
+    num_classes = int(max(splits.y_train.max(), splits.y_test.max()) + 1)
+    config = {"channels": splits.channels, "num_classes": num_classes, "width": options["width"]}
+    model = Classifier(**config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=options["lr"])
+    x_train, y_train = to_model_range(splits.x_train), torch.from_numpy(splits.y_train)
+    generator = torch.Generator().manual_seed(options["seed"])
+    for epoch in range(options["epochs"]):
+        model.train()
+        order = torch.randperm(len(x_train), generator=generator)
+        for start in range(0, len(order), options["batch_size"]):
+            index = order[start : start + options["batch_size"]]
+            loss = F.cross_entropy(model(x_train[index]), y_train[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        log.info("classifier epoch %d: last batch loss %.4f", epoch + 1, float(loss))
+    model.eval()
+    with torch.no_grad():
+        predictions = model(to_model_range(splits.x_test)).argmax(1).numpy()
+    accuracy = float(np.mean(predictions == splits.y_test))
+    with atomic_write(out) as tmp:
+        torch.save({"format": FORMAT, "config": config, "state_dict": model.state_dict()}, tmp)
+    log.info("classifier test accuracy %.4f -> %s", accuracy, out)
+    return {"name": NAME, "test_accuracy": accuracy, "architecture": config, "training": dict(options)}

@@ -1,0 +1,35 @@
+"""Provenance recorded in every result: package versions, git commit, machine, checksums."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = ("akdg", "torch", "torchvision", "torch-fidelity", "numpy", "scipy", "scikit-learn", "snakemake", "dvc")
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_commit(start: Path | None = None) -> str | None:
+    """The commit of the code that ran, with '-dirty' if it had uncommitted changes; None outside git."""
+    where = start or Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{commit}-dirty" if dirty else commit
+
+
+def environment() -> dict[str, object]:
+    return {"packages": package_versions(), "git_commit": git_commit(), "platform": platform.platform()}

@@ -1,0 +1,171 @@
+"""The DAG's steps as functions: each reads its inputs, writes its outputs atomically, logs, returns.
+
+The CLI (``akdg <step>``) and the Snakemake rules call these; a ``spec`` is the part of the config a
+step depends on, so that Snakemake reruns a step exactly when its part of the protocol changes.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from akdg import checkpoint, datasets
+from akdg.architectures import build_generator
+from akdg.io import read_json, sha256_file, write_json
+from akdg.losses import LOSSES
+from akdg.protocol import environment
+from akdg.registry import AkdgError
+from akdg.training import TrainContext, train
+
+log = logging.getLogger(__name__)
+
+
+def prepare_data(spec: dict[str, Any], out: Path) -> None:
+    protocol = datasets.prepare(spec, out)
+    write_json(Path(out).with_suffix(".json"), protocol)
+
+
+def train_extractor(spec: dict[str, Any], data: Path, out: Path) -> None:
+    from akdg.feature_extractor_classifier import train_classifier  # torch-fidelity: imported only where needed
+
+    splits = datasets.load_prepared(data)
+    protocol = train_classifier(splits, spec, out)
+    protocol["weights_sha256"] = sha256_file(out)
+    protocol["data_sha256"] = splits.protocol["content_sha256"]
+    write_json(Path(out).with_suffix(".json"), protocol)
+
+
+def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path | None = None) -> None:
+    """Train one generator (teacher or student) with one method and seed, then save it."""
+    splits = datasets.load_prepared(data)
+    torch.manual_seed(spec["seed"])
+    generator = build_generator(spec["generator"], resolution=splits.resolution, channels=splits.channels, z_dim=spec["z_dim"])
+    teacher_model, teacher_meta = None, None
+    if teacher is not None:
+        teacher_model, teacher_meta = checkpoint.load_generator(
+            teacher, expect={"resolution": splits.resolution, "channels": splits.channels, "z_dim": spec["z_dim"]}
+        )
+        teacher_model.requires_grad_(False)
+    ctx = TrainContext(
+        generator=generator,
+        teacher=teacher_model,
+        images=datasets.to_model_range(splits.x_train),
+        z_dim=spec["z_dim"],
+        batch_size=spec["batch_size"],
+        loss=LOSSES.get(spec["loss"]),
+        discriminator_spec=spec["discriminator"],
+        optimizer=spec["optimizer"],
+        n_dis=spec["n_dis"],
+        device=torch.device("cpu"),
+        rng=torch.Generator().manual_seed(spec["seed"]),
+    )
+    history = train(spec["method"], spec["method_options"], ctx, spec["steps"], log_every=spec["log_every"])
+    meta = {
+        "generator": spec["generator"],
+        "resolution": splits.resolution,
+        "channels": splits.channels,
+        "z_dim": spec["z_dim"],
+        "training": {
+            **spec,
+            "data_sha256": splits.protocol["content_sha256"],
+            "teacher_sha256": sha256_file(teacher) if teacher else None,
+            "teacher_training": teacher_meta["training"] if teacher_meta else None,
+            "final_losses": history[-1],
+        },
+    }
+    checkpoint.save_generator(out, generator, meta)
+    log.info("saved %s after %d steps; final losses %s", out, spec["steps"], history[-1])
+
+
+def measure_cost(spec: dict[str, Any], data: Path, out: Path, threads: int) -> None:
+    """Cost of every generator in the grid, measured side by side in one process.
+
+    Cost depends on the architecture only (not the weights), so it is measured once per generator,
+    not per seed, and in one job so that speed figures share the same machine state.
+    """
+    from akdg import cost
+
+    splits = datasets.load_prepared(data)
+    figures = {}
+    for label, generator_spec in spec["generators"].items():
+        torch.manual_seed(0)
+        generator = build_generator(generator_spec, resolution=splits.resolution, channels=splits.channels, z_dim=spec["z_dim"])
+        figures[label] = {
+            "generator": generator_spec,
+            "resolution": splits.resolution,
+            **cost.generator_cost(
+                generator, spec["z_dim"], batch_size=spec["speed"]["batch_size"], min_run_time=spec["speed"]["min_run_time"], threads=threads
+            ),
+        }
+        log.info("%s: %s", label, figures[label])
+    write_json(out, figures)
+
+
+def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path) -> None:
+    """Score table rows and write one JSON per row with its metrics, cost and full protocol.
+
+    Each row's ``kind``: ``trained`` (needs ``checkpoint``), ``untrained`` (a freshly initialised
+    generator: the sanity row) or ``real`` (the test split itself: the best attainable row).
+    """
+    from akdg import metrics  # torch-fidelity (and torchvision) cost seconds to import: only here
+    from akdg.feature_extractor_classifier import NAME as EXTRACTOR_NAME
+
+    splits = datasets.load_prepared(data)
+    options = spec["evaluation"]
+    costs = read_json(cost_path)
+    extractor_protocol = {
+        "name": EXTRACTOR_NAME,
+        "weights_sha256": sha256_file(extractor),
+        "test_accuracy": read_json(Path(extractor).with_suffix(".json"))["test_accuracy"],
+        "features": {"is": "logits", "fid": "features", "kid": "features"},
+    }
+    for row in spec["rows"]:
+        kind, run = row["kind"], row["run"]
+        available = len(splits.x_test) if kind == "real" else options["num_samples"]
+        if options["kid_subset_size"] > min(available, len(splits.x_train)):
+            raise AkdgError(f"evaluation.kid_subset_size={options['kid_subset_size']} exceeds the {available} samples of row {run}; lower it")
+        training, checkpoint_path = None, row.get("checkpoint")
+        if kind == "real":
+            candidate: Any = splits.x_test
+            samples = {"generated": 0, "candidate_split": "test", "candidate": len(splits.x_test)}
+        else:
+            if kind == "trained":
+                candidate, meta = checkpoint.load_generator(checkpoint_path, expect={"generator": run["generator"], "resolution": splits.resolution})
+                training = meta["training"]
+            else:
+                torch.manual_seed(run["seed"])
+                candidate = build_generator(run["generator"], resolution=splits.resolution, channels=splits.channels, z_dim=spec["z_dim"]).eval()
+            samples = {"generated": options["num_samples"], "candidate": options["num_samples"]}
+        scores = metrics.fidelity_metrics(candidate, splits.x_train, z_dim=spec["z_dim"], extractor_weights=extractor, options=options)
+        result = {
+            "run": {**run, "kind": kind},
+            "metrics": scores,
+            "cost": costs[run["generator_label"]] if kind != "real" else None,
+            "protocol": {
+                "dataset": {**splits.protocol, "reference_split": "train", "reference_samples": len(splits.x_train)},
+                "samples": samples,
+                "feature_extractor": extractor_protocol,
+                "evaluation": options,
+                "noise": "torch-fidelity 'normal' noise from numpy RandomState(rng_seed): the same z for every generator",
+                "checkpoint_sha256": sha256_file(checkpoint_path) if checkpoint_path else None,
+                "training": training,
+                "environment": environment(),
+            },
+        }
+        write_json(row["out"], result)
+        log.info("%s: IS %.3f FID %.3f KID %.4f", row["out"], scores["is_mean"], scores["fid"], scores["kid_mean"])
+
+
+def sample_grid_images(checkpoints: dict[str, Path], z_dim: int, count: int, seed: int) -> dict[str, np.ndarray]:
+    """Images from each generator on the same z, uint8 NCHW, for side-by-side sample grids."""
+    z = torch.randn(count, z_dim, generator=torch.Generator().manual_seed(seed))
+    images = {}
+    for label, path in checkpoints.items():
+        generator, _ = checkpoint.load_generator(path)
+        with torch.no_grad():
+            images[label] = datasets.to_uint8(generator(z)).numpy()
+    return images

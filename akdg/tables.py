@@ -1,0 +1,143 @@
+"""Per-run JSONs -> paper-style tables (Markdown, CSV, LaTeX) and a flat metrics file for DVC.
+
+Layout follows the paper's Table I: the teacher, then for each student family its untrained
+(sanity), vanilla, MSE and AKDG rows (any registered method, in config order), then the test split
+as the "real data" row. Cells are mean ± std over seeds; the protocol is printed under the table.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+from akdg.io import atomic_write, read_json, write_json
+from akdg.registry import AkdgError
+
+log = logging.getLogger(__name__)
+
+METRIC_COLUMNS = ("is_mean", "fid", "kid_mean")
+COST_COLUMNS = ("layers", "params", "mult_adds", "images_per_s", "latency_ms")
+
+
+def load_runs(paths: Iterable[Path | str]) -> pd.DataFrame:
+    """One row per run JSON: identity, metrics, cost."""
+    rows = []
+    for path in paths:
+        result = read_json(path)
+        run, cost = result["run"], result.get("cost") or {}
+        rows.append(
+            {
+                "student": run.get("generator_label", ""),
+                "arch": (run.get("generator") or {}).get("arch", ""),
+                "role": run["role"],
+                "method": run.get("method", ""),
+                "kind": run["kind"],
+                "seed": run.get("seed"),
+                **{key: result["metrics"][key] for key in (*METRIC_COLUMNS, "is_std", "kid_std")},
+                **{key: cost.get(key) for key in COST_COLUMNS},
+                "samples": result["protocol"]["samples"]["candidate"],
+            }
+        )
+    if not rows:
+        raise AkdgError("no run JSONs to aggregate; run the evaluation steps first")
+    return pd.DataFrame(rows)
+
+
+def row_label(row: pd.Series) -> str:
+    if row["role"] == "teacher":
+        return f"Teacher ({row['arch']})"
+    if row["kind"] == "real":
+        return "Real data (test split)"
+    return f"{row['student']} {row['method']}"
+
+
+def summarise(runs: pd.DataFrame, method_order: list[str]) -> pd.DataFrame:
+    """Mean and sample std over seeds per row; rows in the paper's order."""
+    runs = runs.assign(row=runs.apply(row_label, axis=1))
+    grouped = runs.groupby("row", sort=False)
+    summary = grouped[[*METRIC_COLUMNS, *COST_COLUMNS]].mean()
+    spread = grouped[list(METRIC_COLUMNS)].std(ddof=1).add_suffix("_seed_std")
+    first = grouped[["role", "student", "method", "kind", "samples"]].first()
+    summary = pd.concat([first, summary, spread, grouped.size().rename("seeds")], axis=1).reset_index()
+    order = {name: index for index, name in enumerate(["untrained", *method_order])}
+    summary["_block"] = summary["role"].map({"teacher": 0, "student": 1, "reference": 2})
+    summary["_method"] = summary["method"].map(order).fillna(len(order))
+    summary = summary.sort_values(["_block", "student", "_method"], kind="stable").drop(columns=["_block", "_method"])
+    return summary.reset_index(drop=True)
+
+
+def _mean_std(mean: float, std: float, seeds: int, digits: int) -> str:
+    if pd.isna(mean):
+        return "–"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if seeds > 1 else f"{mean:.{digits}f}"
+
+
+def _count(value: float) -> str:
+    if pd.isna(value):
+        return "–"
+    for threshold, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if value >= threshold:
+            return f"{value / threshold:.2f}{suffix}"
+    return f"{value:.0f}"
+
+
+def display_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Human-readable cells, as in the paper's tables."""
+    return pd.DataFrame(
+        {
+            "Method": summary["row"],
+            "layers": summary["layers"].map(lambda v: "–" if pd.isna(v) else f"{v:.0f}"),
+            "params": summary["params"].map(_count),
+            "mult-adds": summary["mult_adds"].map(_count),
+            "IS": [_mean_std(m, s, n, 2) for m, s, n in zip(summary["is_mean"], summary["is_mean_seed_std"], summary["seeds"])],
+            "FID": [_mean_std(m, s, n, 2) for m, s, n in zip(summary["fid"], summary["fid_seed_std"], summary["seeds"])],
+            "KID": [_mean_std(m, s, n, 4) for m, s, n in zip(summary["kid_mean"], summary["kid_mean_seed_std"], summary["seeds"])],
+            "images/s": summary["images_per_s"].map(lambda v: "–" if pd.isna(v) else f"{v:,.0f}"),
+            "seeds": summary["seeds"],
+        }
+    )
+
+
+def protocol_lines(example: dict[str, Any]) -> list[str]:
+    """The protocol every number in the table was produced under, from one run's JSON."""
+    protocol = example["protocol"]
+    dataset, extractor, evaluation = protocol["dataset"], protocol["feature_extractor"], protocol["evaluation"]
+    environment = protocol["environment"]
+    return [
+        f"dataset: {dataset['name']} ({dataset['source']}); {dataset['preprocessing']}; split: {dataset['split']}; "
+        f"content sha256 {dataset['content_sha256'][:16]}…",
+        f"reference statistics: {dataset['reference_split']} split, {dataset['reference_samples']} images; "
+        f"generated samples per run: {evaluation['num_samples']} (real-data row: the whole test split)",
+        f"feature extractor: {extractor['name']} (weights sha256 {extractor['weights_sha256'][:16]}…, "
+        f"test accuracy {extractor['test_accuracy']:.4f}); IS on logits with {evaluation['isc_splits']} splits; "
+        f"FID/KID on penultimate features; KID {evaluation['kid_subsets']} subsets of {evaluation['kid_subset_size']}",
+        "cells: mean ± sample std over seeds (a single value where one seed); speed: images/s at the batch size in "
+        "each run's JSON, CPU threads as recorded there",
+        f"code: git {environment['git_commit']}; "
+        + ", ".join(f"{name} {version}" for name, version in environment["packages"].items() if version),
+    ]
+
+
+def aggregate(run_paths: list[Path], method_order: list[str], tables_dir: Path, metrics_out: Path, dataset: str) -> pd.DataFrame:
+    """Write ``<dataset>.md/.csv/.tex`` under ``tables_dir`` and the DVC metrics file; return the summary."""
+    runs = load_runs(run_paths)
+    summary = summarise(runs, method_order)
+    table = display_table(summary)
+    notes = protocol_lines(read_json(run_paths[0]))
+    tables_dir = Path(tables_dir)
+    with atomic_write(tables_dir / f"{dataset}.csv") as tmp:
+        summary.to_csv(tmp, index=False)
+    with atomic_write(tables_dir / f"{dataset}.md") as tmp:
+        tmp.write_text(f"# {dataset}\n\n{table.to_markdown(index=False)}\n\n" + "".join(f"- {line}\n" for line in notes))
+    with atomic_write(tables_dir / f"{dataset}.tex") as tmp:
+        tmp.write_text(table.to_latex(index=False, caption=f"{dataset}: " + "; ".join(notes[:3]), label=f"tab:{dataset}"))
+    flat = {
+        row["row"]: {key: (None if pd.isna(row[key]) else float(row[key])) for key in (*METRIC_COLUMNS, "params", "images_per_s")}
+        for _, row in summary.iterrows()
+    }
+    write_json(metrics_out, flat)
+    log.info("wrote %s tables for %d rows from %d runs", dataset, len(summary), len(runs))
+    return summary

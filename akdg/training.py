@@ -1,0 +1,158 @@
+"""The one adversarial training loop every method (teacher, baselines, AKDG) runs on.
+
+A method is a small class registered in :data:`METHODS`: it owns its discriminators and optimisers
+and implements one ``train_step``. The loop owns everything else: seeding, batches, noise, progress,
+NaN checks and the final checkpoint, so methods differ only where the paper says they do.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from akdg.architectures import build_discriminator
+from akdg.losses import LOSSES, GanLoss
+from akdg.registry import AkdgError, Registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainContext:
+    """What a method may use: the generator it trains, an optional frozen teacher, data and settings."""
+
+    generator: nn.Module
+    teacher: nn.Module | None
+    images: torch.Tensor  # the train split, float in -1..1, already on ``device``
+    z_dim: int
+    batch_size: int
+    loss: GanLoss
+    discriminator_spec: dict[str, Any]
+    optimizer: dict[str, Any]
+    n_dis: int
+    device: torch.device
+    rng: torch.Generator
+
+    @property
+    def resolution(self) -> int:
+        return int(self.images.shape[-1])
+
+    @property
+    def channels(self) -> int:
+        return int(self.images.shape[1])
+
+    def real_batch(self) -> torch.Tensor:
+        """A batch of real images, drawn with replacement from the train split."""
+        index = torch.randint(len(self.images), (self.batch_size,), generator=self.rng, device="cpu")
+        return self.images[index.to(self.images.device)]
+
+    def noise(self, count: int | None = None) -> torch.Tensor:
+        """A fresh N(0, I) draw; every call is independent of the previous ones."""
+        z = torch.randn(count or self.batch_size, self.z_dim, generator=self.rng, device="cpu")
+        return z.to(self.device)
+
+    def new_discriminator(self) -> nn.Module:
+        return build_discriminator(self.discriminator_spec, resolution=self.resolution, channels=self.channels).to(self.device)
+
+    def adam(self, parameters: Any, lr_key: str) -> torch.optim.Optimizer:
+        return torch.optim.Adam(parameters, lr=self.optimizer[lr_key], betas=tuple(self.optimizer["betas"]))
+
+
+class Method:
+    """Base class for a training method; subclasses set ``name``-level options and ``train_step``."""
+
+    requires_teacher: ClassVar[bool] = False
+    default_options: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, ctx: TrainContext, **options: Any) -> None:
+        unknown = set(options) - set(self.default_options)
+        if unknown:
+            raise AkdgError(
+                f"{type(self).__name__} got unknown option(s) {sorted(unknown)}; "
+                f"it accepts {sorted(self.default_options) or 'none'}"
+            )
+        if self.requires_teacher and ctx.teacher is None:
+            raise AkdgError(f"{type(self).__name__} distils from a teacher, but none was given")
+        self.ctx = ctx
+        self.options = {**self.default_options, **options}
+        self.generator_optimizer = ctx.adam(ctx.generator.parameters(), "lr_g")
+
+    def train_step(self) -> dict[str, float]:
+        """One update of the generator (and the method's discriminators); returns named losses."""
+        raise NotImplementedError
+
+    # Helpers shared by the adversarial methods.
+    def discriminator_update(
+        self, discriminator: nn.Module, optimizer: torch.optim.Optimizer, positive: torch.Tensor, negative: torch.Tensor
+    ) -> torch.Tensor:
+        """One step teaching ``discriminator`` to score ``positive`` above ``negative``.
+
+        Both batches go through in one forward pass (half the spectral-norm power iterations);
+        the built-in discriminators have no batch statistics, so this equals two passes.
+        """
+        scores = discriminator(torch.cat([positive, negative]))
+        loss = self.ctx.loss.discriminator(scores[: len(positive)], scores[len(positive) :])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    def generator_update(self, loss: torch.Tensor) -> None:
+        self.generator_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.generator_optimizer.step()
+
+
+METHODS: Registry[type[Method]] = Registry("method")
+
+
+def check_finite(losses: dict[str, float], step: int) -> None:
+    """Stop at the first NaN/Inf loss, naming it, instead of training on garbage."""
+    for name, value in losses.items():
+        if not math.isfinite(value):
+            raise AkdgError(
+                f"loss {name!r} became {value} at step {step}; lower the learning rates in "
+                "'training.optimizer' or change 'loss', then rerun"
+            )
+
+
+def train(
+    method_name: str,
+    method_options: dict[str, Any],
+    ctx: TrainContext,
+    steps: int,
+    *,
+    on_log: Callable[[int, dict[str, float]], None] | None = None,
+    log_every: int = 50,
+) -> list[dict[str, float]]:
+    """Run ``steps`` updates of a registered method; returns the loss history sampled every ``log_every``."""
+    method = METHODS.get(method_name)(ctx, **method_options)
+    ctx.generator.train()
+    history: list[dict[str, float]] = []
+    progress = tqdm(range(1, steps + 1), desc=method_name, unit="step", mininterval=2.0, disable=None)
+    for step in progress:
+        losses = method.train_step()
+        if step % log_every == 0 or step == steps or step == 1:
+            check_finite(losses, step)
+            history.append({"step": step, **losses})
+            progress.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
+            if on_log:
+                on_log(step, losses)
+    check_finite(losses, steps)
+    ctx.generator.eval()
+    return history
+
+
+def _register_builtin_methods() -> None:
+    # AKDG lives beside the loop; the baselines live in their own package. Both register on import.
+    import baselines  # noqa: F401
+    from akdg import method_akdg  # noqa: F401
+
+
+_register_builtin_methods()

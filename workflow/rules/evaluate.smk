@@ -1,0 +1,120 @@
+# Cost of every generator (side by side, one job) and IS/FID/KID of every row of the table.
+
+
+rule measure_cost:
+    input:
+        DATA,
+    output:
+        COST,
+    params:
+        spec=as_json(
+            {
+                "generators": {"teacher": config["teacher"]["generator"], **STUDENTS},
+                "z_dim": config["z_dim"],
+                "speed": config["speed"],
+            }
+        ),
+    threads: workflow.cores  # alone on the machine, so speed figures are not disturbed by other jobs
+    priority: 100  # first, so that evaluations (which embed its figures) never wait for it
+    log:
+        f"{LOGS}/measure_cost.log",
+    benchmark:
+        f"{BENCHMARKS}/measure_cost.tsv"
+    shell:
+        "{AKDG} measure-cost --spec {params.spec:q} --data {input} --threads {threads} --out {output} > {log} 2>&1"
+
+
+EVALUATE_SHELL = (
+    "{AKDG} evaluate --spec {params.spec:q} --data {input.data} --extractor {input.extractor}"
+    " --cost {input.cost} --threads {threads} > {log} 2>&1"
+)
+
+
+rule evaluate_teacher:
+    input:
+        data=DATA,
+        extractor=EXTRACTOR,
+        cost=COST,
+        checkpoint=TEACHER,
+    output:
+        TEACHER_RUN,
+    params:
+        spec=lambda wildcards, input, output: as_json(
+            evaluation_spec(
+                [
+                    {
+                        "kind": "trained",
+                        "checkpoint": input.checkpoint,
+                        "out": output[0],
+                        "run": run_identity("teacher", "teacher", config["teacher"]["generator"], "vanilla", config["teacher"]["seed"]),
+                    }
+                ]
+            )
+        ),
+    threads: 1
+    log:
+        f"{LOGS}/evaluate_teacher.log",
+    benchmark:
+        f"{BENCHMARKS}/evaluate_teacher.tsv"
+    shell:
+        EVALUATE_SHELL
+
+
+rule evaluate_student:
+    """All seeds of one (student, method) in one job: torch-fidelity's import costs more than a row."""
+    input:
+        data=DATA,
+        extractor=EXTRACTOR,
+        cost=COST,
+        checkpoints=expand(STUDENT_CHECKPOINT, seed=SEEDS, allow_missing=True),
+    output:
+        expand(STUDENT_RUN, seed=SEEDS, allow_missing=True),
+    params:
+        spec=lambda wildcards, input, output: as_json(
+            evaluation_spec(
+                [
+                    {
+                        "kind": "trained",
+                        "checkpoint": checkpoint,
+                        "out": out,
+                        "run": run_identity("student", wildcards.student, STUDENTS[wildcards.student], wildcards.method, seed),
+                    }
+                    for seed, checkpoint, out in zip(SEEDS, input.checkpoints, output)
+                ]
+            )
+        ),
+    threads: 1
+    log:
+        f"{LOGS}/evaluate/{{student}}_{{method}}.log",
+    benchmark:
+        f"{BENCHMARKS}/evaluate/{{student}}_{{method}}.tsv"
+    shell:
+        EVALUATE_SHELL
+
+
+rule evaluate_references:
+    """The test split itself (best attainable) and each untrained student (sanity), in one job."""
+    input:
+        data=DATA,
+        extractor=EXTRACTOR,
+        cost=COST,
+    output:
+        real=REAL_RUN,
+        untrained=list(UNTRAINED_RUNS.values()),
+    params:
+        spec=as_json(
+            evaluation_spec(
+                [{"kind": "real", "out": REAL_RUN, "run": run_identity("reference", "", None, "", None)}]
+                + [
+                    {"kind": "untrained", "out": path, "run": run_identity("student", name, STUDENTS[name], "untrained", SEEDS[0])}
+                    for name, path in UNTRAINED_RUNS.items()
+                ]
+            )
+        ),
+    threads: 1
+    log:
+        f"{LOGS}/evaluate_references.log",
+    benchmark:
+        f"{BENCHMARKS}/evaluate_references.tsv"
+    shell:
+        EVALUATE_SHELL

@@ -1,0 +1,40 @@
+# Tables (Markdown, CSV, LaTeX), the DVC metrics file and the plots, all from the run JSONs.
+
+
+rule aggregate:
+    input:
+        ALL_RUNS,
+    output:
+        tables=TABLES,
+        metrics=f"{OUT}/metrics/{DATASET}.json",
+        plot=f"{OUT}/plots/{DATASET}_fid_vs_params.png",
+        plot_data=f"{OUT}/plots/{DATASET}_fid_vs_params.csv",
+    params:
+        methods=" ".join(METHODS),
+    log:
+        f"{LOGS}/aggregate.log",
+    benchmark:
+        f"{BENCHMARKS}/aggregate.tsv"
+    shell:
+        "{AKDG} aggregate --runs {input} --method-order {params.methods} --dataset {DATASET}"
+        " --tables-dir {OUT}/tables --plots-dir {OUT}/plots --metrics-out {output.metrics} > {log} 2>&1"
+
+
+rule plot_samples:
+    """Teacher and every student of the first seed, on the same z."""
+    input:
+        teacher=TEACHER,
+        students=expand(STUDENT_CHECKPOINT, student=STUDENTS, method=METHODS, seed=SEEDS[0]),
+    output:
+        f"{OUT}/plots/{DATASET}_samples.png",
+    params:
+        checkpoints=lambda wildcards, input: " ".join(
+            [f"teacher={input.teacher}"]
+            + [f"{name}/{method}={path}" for (name, method), path in zip([(n, m) for n in STUDENTS for m in METHODS], input.students)]
+        ),
+    log:
+        f"{LOGS}/plot_samples.log",
+    benchmark:
+        f"{BENCHMARKS}/plot_samples.tsv"
+    shell:
+        "{AKDG} plot-samples --checkpoint {params.checkpoints} --z-dim {config[z_dim]} --out {output} > {log} 2>&1"
