@@ -8,11 +8,21 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+envvars:
+    "PATH",
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+
+
+wildcard_constraints:
+    student="|".join(STUDENTS),
+    method="|".join(METHODS),
+    seed=r"\d+",
 
 
 rule all_tables:

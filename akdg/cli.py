@@ -101,10 +101,10 @@ def cmd_validate_config(args: argparse.Namespace) -> None:
 
 def cmd_run(args: argparse.Namespace) -> None:
     """Run the Snakemake DAG (the same as calling snakemake in the repository root)."""
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO_ROOT / "Snakefile"), "--cores", str(args.cores)]
-    if args.configfile:
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO_ROOT / "Snakefile"), "--cores", str(args.cores), args.target]
+    command += args.snakemake_args
+    if args.configfile:  # last: --configfile takes every following word as a file
         command += ["--configfile", str(args.configfile)]
-    command += [*args.snakemake_args, args.target]
     log.info("running %s", " ".join(command))
     completed = subprocess.run(command, check=False)
     if completed.returncode:

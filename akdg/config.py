@@ -16,6 +16,41 @@ from akdg.registry import AkdgError, import_plugins
 SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 
 
+def coerce_command_line_strings(config: Any, schema_path: Path = SCHEMA) -> Any:
+    """Turn strings into the numbers/booleans the schema asks for, in place.
+
+    Snakemake parses nested ``--config`` values (``seeds=[0]``) with YAML's BaseLoader, which keeps
+    every scalar a string; without this, such an override could never validate.
+    """
+    schema = yaml.safe_load(schema_path.read_text())
+
+    def resolve(node: dict[str, Any]) -> dict[str, Any]:
+        ref = node.get("$ref", "")
+        return schema["$defs"][ref.rsplit("/", 1)[-1]] if ref.startswith("#/$defs/") else node
+
+    def coerce(value: Any, node: dict[str, Any]) -> Any:
+        node = resolve(node)
+        if isinstance(value, dict):
+            properties, extra = node.get("properties", {}), node.get("additionalProperties")
+            for key in value:
+                sub = properties.get(key, extra if isinstance(extra, dict) else None)
+                if sub is not None:
+                    value[key] = coerce(value[key], sub)
+        elif isinstance(value, list) and isinstance(node.get("items"), dict):
+            return [coerce(item, node["items"]) for item in value]
+        elif isinstance(value, str):
+            parsers = {"integer": int, "number": float, "boolean": {"true": True, "false": False}.__getitem__}
+            parser = parsers.get(node.get("type"))
+            if parser is not None:
+                try:
+                    return parser(value.lower() if node.get("type") == "boolean" else value)
+                except (ValueError, KeyError):
+                    return value  # left for the validator to report
+        return value
+
+    return coerce(config, schema)
+
+
 def validate_schema(config: dict[str, Any], schema: Path = SCHEMA) -> None:
     """Validate and fill defaults in place; an unknown or ill-typed key raises AkdgError naming it."""
     from snakemake.exceptions import WorkflowError
@@ -56,6 +91,7 @@ def check_names(config: dict[str, Any]) -> None:
 
 
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:
+    coerce_command_line_strings(config)
     validate_schema(config)
     check_names(config)
     return config

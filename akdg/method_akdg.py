@@ -43,6 +43,6 @@ class AKDG(Method):
         return {
             "d_student": float(d_student_loss),
             "d_kd": float(d_kd_loss),
-            "g_adversarial": float(adversarial),
-            "g_distillation": float(distillation),
+            "g_adversarial": adversarial.item(),
+            "g_distillation": distillation.item(),
         }

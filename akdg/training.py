@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn as nn
@@ -128,7 +128,6 @@ def train(
     ctx: TrainContext,
     steps: int,
     *,
-    on_log: Callable[[int, dict[str, float]], None] | None = None,
     log_every: int = 50,
 ) -> list[dict[str, float]]:
     """Run ``steps`` updates of a registered method; returns the loss history sampled every ``log_every``."""
@@ -138,13 +137,11 @@ def train(
     progress = tqdm(range(1, steps + 1), desc=method_name, unit="step", mininterval=2.0, disable=None)
     for step in progress:
         losses = method.train_step()
+        check_finite(losses, step)
         if step % log_every == 0 or step == steps or step == 1:
-            check_finite(losses, step)
             history.append({"step": step, **losses})
             progress.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
-            if on_log:
-                on_log(step, losses)
-    check_finite(losses, steps)
+            log.info("step %d/%d: %s", step, steps, ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
     ctx.generator.eval()
     return history
 

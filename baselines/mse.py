@@ -21,4 +21,4 @@ class MSE(Method):
             target = self.ctx.teacher(z)
         loss = F.mse_loss(self.ctx.generator(z), target)
         self.generator_update(loss)
-        return {"mse": float(loss)}
+        return {"mse": loss.item()}

@@ -21,4 +21,4 @@ class Vanilla(Method):
             d_loss = self.discriminator_update(self.discriminator, self.discriminator_optimizer, ctx.real_batch(), fake)
         g_loss = ctx.loss.generator(self.discriminator(ctx.generator(ctx.noise())))
         self.generator_update(g_loss)
-        return {"d": float(d_loss), "g": float(g_loss)}
+        return {"d": d_loss.item(), "g": g_loss.item()}

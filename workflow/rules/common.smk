@@ -1,22 +1,26 @@
 # Config validation (before any job runs) and the helpers that turn the config into paths and specs.
 import json
+import os
 import sys
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from akdg.config import check_names, student_key
+from akdg.config import check_names, coerce_command_line_strings, student_key
 from akdg.registry import AkdgError
 from akdg.training import METHODS as METHOD_REGISTRY
 
 
+coerce_command_line_strings(config)  # nested --config values arrive as strings
 validate(config, "../schemas/config.schema.yaml")
 try:
     check_names(config)
 except AkdgError as error:
     raise WorkflowError(f"invalid config: {error}")
 
-AKDG = f"{sys.executable} -m akdg"  # the akdg command of the Python running Snakemake
+# Jobs call the `akdg` command of the Python that runs Snakemake, venv activated or not.
+os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 OUT = config["outdir"]
 DATASET = config["dataset"]["name"]
 STUDENTS = {student_key(model): model for model in config["students"]}
@@ -40,14 +44,8 @@ TABLES = expand(f"{OUT}/tables/{DATASET}.{{ext}}", ext=["md", "csv", "tex"])
 PLOTS = [f"{OUT}/plots/{DATASET}_fid_vs_params.png", f"{OUT}/plots/{DATASET}_samples.png"]
 
 
-wildcard_constraints:
-    student="|".join(STUDENTS),
-    method="|".join(METHODS),
-    seed=r"\d+",
-
-
 def as_json(value):
-    """A spec as one shell-safe argument (quoted by the rule with {params.spec:q})."""
+    """A spec as one JSON argument; shell commands quote it with {params.spec:q}."""
     return json.dumps(value, sort_keys=True)
 
 
@@ -75,3 +73,23 @@ def run_identity(role, label, generator, method, seed):
 
 def evaluation_spec(rows):
     return {"evaluation": config["evaluation"], "z_dim": config["z_dim"], "rows": rows}
+
+
+def student_training_spec(wildcards):
+    return as_json(
+        training_spec(
+            STUDENTS[wildcards.student],
+            config["student_discriminator"],
+            wildcards.method,
+            int(wildcards.seed),
+            config["training"]["steps"],
+        )
+    )
+
+
+def student_inputs(wildcards):
+    """Only distillation methods wait for the teacher; vanilla students train alongside it."""
+    inputs = {"data": DATA}
+    if METHOD_REGISTRY.get(wildcards.method).requires_teacher:
+        inputs["teacher"] = TEACHER
+    return inputs

@@ -7,12 +7,14 @@ rule prepare_data:
         protocol=DATA.replace(".npz", ".json"),
     params:
         spec=as_json(config["dataset"]),
+    conda:
+        "../envs/akdg.yaml"
     log:
         f"{LOGS}/prepare_data.log",
     benchmark:
         f"{BENCHMARKS}/prepare_data.tsv"
     shell:
-        "{AKDG} prepare-data --spec {params.spec:q} --out {output.npz} > {log} 2>&1"
+        "akdg prepare-data --spec {params.spec:q} --out {output.npz} > {log} 2>&1"
 
 
 rule train_extractor:
@@ -24,9 +26,11 @@ rule train_extractor:
     params:
         spec=as_json(config["extractor"]),
     threads: 1
+    conda:
+        "../envs/akdg.yaml"
     log:
         f"{LOGS}/train_extractor.log",
     benchmark:
         f"{BENCHMARKS}/train_extractor.tsv"
     shell:
-        "{AKDG} train-extractor --spec {params.spec:q} --data {input} --threads {threads} --out {output.weights} > {log} 2>&1"
+        "akdg train-extractor --spec {params.spec:q} --data {input} --threads {threads} --out {output.weights} > {log} 2>&1"

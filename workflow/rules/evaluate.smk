@@ -16,16 +16,18 @@ rule measure_cost:
         ),
     threads: workflow.cores  # alone on the machine, so speed figures are not disturbed by other jobs
     priority: 100  # first, so that evaluations (which embed its figures) never wait for it
+    conda:
+        "../envs/akdg.yaml"
     log:
         f"{LOGS}/measure_cost.log",
     benchmark:
         f"{BENCHMARKS}/measure_cost.tsv"
     shell:
-        "{AKDG} measure-cost --spec {params.spec:q} --data {input} --threads {threads} --out {output} > {log} 2>&1"
+        "akdg measure-cost --spec {params.spec:q} --data {input} --threads {threads} --out {output} > {log} 2>&1"
 
 
 EVALUATE_SHELL = (
-    "{AKDG} evaluate --spec {params.spec:q} --data {input.data} --extractor {input.extractor}"
+    "akdg evaluate --spec {params.spec:q} --data {input.data} --extractor {input.extractor}"
     " --cost {input.cost} --threads {threads} > {log} 2>&1"
 )
 
@@ -52,6 +54,8 @@ rule evaluate_teacher:
             )
         ),
     threads: 1
+    conda:
+        "../envs/akdg.yaml"
     log:
         f"{LOGS}/evaluate_teacher.log",
     benchmark:
@@ -84,6 +88,8 @@ rule evaluate_student:
             )
         ),
     threads: 1
+    conda:
+        "../envs/akdg.yaml"
     log:
         f"{LOGS}/evaluate/{{student}}_{{method}}.log",
     benchmark:
@@ -112,6 +118,8 @@ rule evaluate_references:
             )
         ),
     threads: 1
+    conda:
+        "../envs/akdg.yaml"
     log:
         f"{LOGS}/evaluate_references.log",
     benchmark:

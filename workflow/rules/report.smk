@@ -11,13 +11,18 @@ rule aggregate:
         plot_data=f"{OUT}/plots/{DATASET}_fid_vs_params.csv",
     params:
         methods=" ".join(METHODS),
+        dataset=DATASET,
+        tables_dir=lambda wildcards, output: os.path.dirname(output.tables[0]),
+        plots_dir=lambda wildcards, output: os.path.dirname(output.plot),
+    conda:
+        "../envs/akdg.yaml"
     log:
         f"{LOGS}/aggregate.log",
     benchmark:
         f"{BENCHMARKS}/aggregate.tsv"
     shell:
-        "{AKDG} aggregate --runs {input} --method-order {params.methods} --dataset {DATASET}"
-        " --tables-dir {OUT}/tables --plots-dir {OUT}/plots --metrics-out {output.metrics} > {log} 2>&1"
+        "akdg aggregate --runs {input} --method-order {params.methods} --dataset {params.dataset}"
+        " --tables-dir {params.tables_dir} --plots-dir {params.plots_dir} --metrics-out {output.metrics} > {log} 2>&1"
 
 
 rule plot_samples:
@@ -32,9 +37,12 @@ rule plot_samples:
             [f"teacher={input.teacher}"]
             + [f"{name}/{method}={path}" for (name, method), path in zip([(n, m) for n in STUDENTS for m in METHODS], input.students)]
         ),
+        z_dim=config["z_dim"],
+    conda:
+        "../envs/akdg.yaml"
     log:
         f"{LOGS}/plot_samples.log",
     benchmark:
         f"{BENCHMARKS}/plot_samples.tsv"
     shell:
-        "{AKDG} plot-samples --checkpoint {params.checkpoints} --z-dim {config[z_dim]} --out {output} > {log} 2>&1"
+        "akdg plot-samples --checkpoint {params.checkpoints} --z-dim {params.z_dim} --out {output} > {log} 2>&1"

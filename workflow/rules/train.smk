@@ -17,32 +17,14 @@ rule train_teacher:
             )
         ),
     threads: 2
+    conda:
+        "../envs/akdg.yaml"
     log:
         f"{LOGS}/train_teacher.log",
     benchmark:
         f"{BENCHMARKS}/train_teacher.tsv"
     shell:
-        "{AKDG} train --spec {params.spec:q} --data {input} --threads {threads} --out {output} > {log} 2>&1"
-
-
-def student_training_spec(wildcards):
-    return as_json(
-        training_spec(
-            STUDENTS[wildcards.student],
-            config["student_discriminator"],
-            wildcards.method,
-            int(wildcards.seed),
-            config["training"]["steps"],
-        )
-    )
-
-
-def student_inputs(wildcards):
-    """Only distillation methods wait for the teacher; vanilla students train alongside it."""
-    inputs = {"data": DATA}
-    if METHOD_REGISTRY.get(wildcards.method).requires_teacher:
-        inputs["teacher"] = TEACHER
-    return inputs
+        "akdg train --spec {params.spec:q} --data {input} --threads {threads} --out {output} > {log} 2>&1"
 
 
 rule train_student:
@@ -54,10 +36,12 @@ rule train_student:
         spec=student_training_spec,
         teacher=lambda wildcards, input: f"--teacher {input.teacher}" if "teacher" in input.keys() else "",
     threads: 1
+    conda:
+        "../envs/akdg.yaml"
     log:
         f"{LOGS}/train/{{student}}_{{method}}_seed{{seed}}.log",
     benchmark:
         f"{BENCHMARKS}/train/{{student}}_{{method}}_seed{{seed}}.tsv"
     shell:
-        "{AKDG} train --spec {params.spec:q} --data {input.data} {params.teacher}"
+        "akdg train --spec {params.spec:q} --data {input.data} {params.teacher}"
         " --threads {threads} --out {output} > {log} 2>&1"

@@ -1,0 +1,32 @@
+"""Shared fixtures: the real digits split and a quickly trained classifier feature extractor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from akdg import datasets
+from akdg.feature_extractor_classifier import train_classifier
+
+REPO = Path(__file__).resolve().parent.parent
+DIGITS = {"name": "digits", "resolution": 16, "test_fraction": 0.2, "split_seed": 0}
+
+
+@pytest.fixture(scope="session")
+def digits_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("data") / "digits.npz"
+    datasets.prepare(DIGITS, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def digits(digits_npz: Path) -> datasets.ImageSplits:
+    return datasets.load_prepared(digits_npz)
+
+
+@pytest.fixture(scope="session")
+def extractor(digits: datasets.ImageSplits, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("extractor") / "extractor.pt"
+    train_classifier(digits, {"epochs": 3, "width": 64, "lr": 1e-3, "batch_size": 64, "seed": 0}, out)
+    return out

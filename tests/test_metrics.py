@@ -1,0 +1,75 @@
+"""The metrics go through torch-fidelity and agree with an independent computation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from akdg.architectures import build_generator
+from akdg.datasets import to_model_range
+from akdg.feature_extractor_classifier import Classifier, load_classifier
+from akdg.metrics import fidelity_metrics
+
+OPTIONS = {"num_samples": 300, "isc_splits": 5, "kid_subsets": 10, "kid_subset_size": 100, "batch_size": 100, "rng_seed": 2020}
+
+
+def add_noise(images: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
+    noisy = images.astype(np.float64) + np.random.default_rng(seed).normal(0.0, sigma, images.shape)
+    return np.clip(np.round(noisy), 0, 255).astype(np.uint8)
+
+
+def test_fid_of_a_set_against_itself_is_zero_and_grows_with_noise(digits, extractor):
+    images = digits.x_train[:500]
+    fids = [fidelity_metrics(add_noise(images, sigma) if sigma else images, images, z_dim=1, extractor_weights=extractor, options=OPTIONS)["fid"] for sigma in (0, 20, 60, 120)]
+    assert abs(fids[0]) < 1e-3
+    assert fids[0] < fids[1] < fids[2] < fids[3], fids
+
+
+def frechet_distance_numpy(features_a: np.ndarray, features_b: np.ndarray) -> float:
+    """FID from its definition (Heusel et al. 2017), with scipy's matrix square root."""
+    mu_a, mu_b = features_a.mean(0), features_b.mean(0)
+    sigma_a, sigma_b = np.cov(features_a, rowvar=False), np.cov(features_b, rowvar=False)
+    covmean = scipy.linalg.sqrtm(sigma_a @ sigma_b).real
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(sigma_a + sigma_b - 2 * covmean))
+
+
+def test_torch_fidelity_fid_matches_numpy_scipy_on_the_same_features(digits, extractor):
+    model = load_classifier(extractor)
+    with torch.no_grad():
+        features_test = model.features_and_logits(to_model_range(digits.x_test))[0].double().numpy()
+        features_train = model.features_and_logits(to_model_range(digits.x_train))[0].double().numpy()
+    expected = frechet_distance_numpy(features_test, features_train)
+    got = fidelity_metrics(digits.x_test, digits.x_train, z_dim=1, extractor_weights=extractor, options=OPTIONS)["fid"]
+    assert expected > 0.1  # the two splits differ, so the check is not 0 == 0
+    assert got == pytest.approx(expected, rel=1e-3)
+
+
+def test_inception_score_is_one_when_the_classifier_output_is_constant(digits, tmp_path: Path):
+    model = Classifier(channels=1, num_classes=10, width=16)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.zero_()
+        model.logits.bias.copy_(torch.linspace(-2, 2, 10))  # constant, non-uniform prediction
+    path = tmp_path / "constant.pt"
+    torch.save({"format": "akdg-classifier-v1", "config": {"channels": 1, "num_classes": 10, "width": 16}, "state_dict": model.state_dict()}, path)
+    scores = fidelity_metrics(digits.x_test, digits.x_train, z_dim=1, extractor_weights=path, options=OPTIONS)
+    assert scores["is_mean"] == pytest.approx(1.0, abs=1e-9)
+
+
+def test_inception_score_of_real_digits_is_well_above_one(digits, extractor):
+    scores = fidelity_metrics(digits.x_test, digits.x_train, z_dim=1, extractor_weights=extractor, options=OPTIONS)
+    assert scores["is_mean"] > 5.0  # 10 balanced classes, confidently recognised
+
+
+def test_generator_in_memory_path_is_deterministic_and_scores_worse_than_real(digits, extractor):
+    torch.manual_seed(0)
+    generator = build_generator({"arch": "dcgan", "width": 8}, resolution=16, channels=1, z_dim=16).eval()
+    first = fidelity_metrics(generator, digits.x_train, z_dim=16, extractor_weights=extractor, options=OPTIONS)
+    second = fidelity_metrics(generator, digits.x_train, z_dim=16, extractor_weights=extractor, options=OPTIONS)
+    real = fidelity_metrics(digits.x_test, digits.x_train, z_dim=16, extractor_weights=extractor, options=OPTIONS)
+    assert first == second
+    assert first["fid"] > 10 * real["fid"]
