@@ -75,7 +75,7 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     from akdg.plots import fid_vs_params
     from akdg.tables import aggregate, load_runs
 
-    aggregate(args.runs, args.method_order, args.tables_dir, args.metrics_out, args.dataset)
+    aggregate(args.runs, args.method_order, args.tables_dir, args.metrics_dir, args.dataset)
     fid_vs_params(load_runs(args.runs), args.plots_dir / f"{args.dataset}_fid_vs_params.png", args.plots_dir / f"{args.dataset}_fid_vs_params.csv", args.dataset)
 
 
@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--dataset", required=True)
     command.add_argument("--tables-dir", type=Path, required=True)
     command.add_argument("--plots-dir", type=Path, required=True)
-    command.add_argument("--metrics-out", type=Path, required=True)
+    command.add_argument("--metrics-dir", type=Path, required=True, help="one numeric JSON per run (for dvc metrics show)")
 
     command = step("plot-samples", cmd_plot_samples, "sample grids of several generators on the same z", spec=False, data=False)
     command.add_argument("--checkpoint", nargs="+", required=True, metavar="LABEL=PATH")

@@ -63,7 +63,7 @@ def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path |
         device=torch.device("cpu"),
         rng=torch.Generator().manual_seed(spec["seed"]),
     )
-    history = train(spec["method"], spec["method_options"], ctx, spec["steps"], log_every=spec["log_every"])
+    history = train(spec["method"], spec["method_options"], ctx, spec["steps"], log_every=spec["log_every"], ema_decay=spec["ema_decay"])
     meta = {
         "generator": spec["generator"],
         "resolution": splits.resolution,

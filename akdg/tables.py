@@ -1,4 +1,4 @@
-"""Per-run JSONs -> paper-style tables (Markdown, CSV, LaTeX) and a flat metrics file for DVC.
+"""Per-run JSONs -> paper-style tables (Markdown, CSV, LaTeX) and per-run metrics files for DVC.
 
 Layout follows the paper's Table I: the teacher, then for each student family its untrained
 (sanity), vanilla, MSE and AKDG rows (any registered method, in config order), then the test split
@@ -8,6 +8,7 @@ as the "real data" row. Cells are mean ± std over seeds; the protocol is printe
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -121,8 +122,26 @@ def protocol_lines(example: dict[str, Any]) -> list[str]:
     ]
 
 
-def aggregate(run_paths: list[Path], method_order: list[str], tables_dir: Path, metrics_out: Path, dataset: str) -> pd.DataFrame:
-    """Write ``<dataset>.md/.csv/.tex`` under ``tables_dir`` and the DVC metrics file; return the summary."""
+def run_id(row: pd.Series) -> str:
+    if row["role"] == "teacher":
+        return "teacher"
+    if row["kind"] == "real":
+        return "real"
+    return f"{row['student']}/{row['method']}/seed{row['seed']:.0f}"
+
+
+def write_run_metrics(runs: pd.DataFrame, metrics_dir: Path) -> None:
+    """One small numeric JSON per run, so that ``dvc metrics show`` lists every run as a row."""
+    metrics_dir = Path(metrics_dir)
+    if metrics_dir.exists():
+        shutil.rmtree(metrics_dir)  # a run dropped from the grid must not linger here
+    for _, row in runs.iterrows():
+        values = {key: (None if pd.isna(row[key]) else float(row[key])) for key in (*METRIC_COLUMNS, "params", "images_per_s")}
+        write_json(metrics_dir / f"{run_id(row)}.json", values)
+
+
+def aggregate(run_paths: list[Path], method_order: list[str], tables_dir: Path, metrics_dir: Path, dataset: str) -> pd.DataFrame:
+    """Write ``<dataset>.md/.csv/.tex`` under ``tables_dir`` and per-run DVC metrics; return the summary."""
     runs = load_runs(run_paths)
     summary = summarise(runs, method_order)
     table = display_table(summary)
@@ -134,10 +153,6 @@ def aggregate(run_paths: list[Path], method_order: list[str], tables_dir: Path, 
         tmp.write_text(f"# {dataset}\n\n{table.to_markdown(index=False)}\n\n" + "".join(f"- {line}\n" for line in notes))
     with atomic_write(tables_dir / f"{dataset}.tex") as tmp:
         tmp.write_text(table.to_latex(index=False, caption=f"{dataset}: " + "; ".join(notes[:3]), label=f"tab:{dataset}"))
-    flat = {
-        row["row"]: {key: (None if pd.isna(row[key]) else float(row[key])) for key in (*METRIC_COLUMNS, "params", "images_per_s")}
-        for _, row in summary.iterrows()
-    }
-    write_json(metrics_out, flat)
+    write_run_metrics(runs, metrics_dir)
     log.info("wrote %s tables for %d rows from %d runs", dataset, len(summary), len(runs))
     return summary

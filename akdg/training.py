@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn as nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from akdg.architectures import build_discriminator
@@ -129,19 +130,29 @@ def train(
     steps: int,
     *,
     log_every: int = 50,
+    ema_decay: float = 0.0,
 ) -> list[dict[str, float]]:
-    """Run ``steps`` updates of a registered method; returns the loss history sampled every ``log_every``."""
+    """Run ``steps`` updates of a registered method; returns the loss history sampled every ``log_every``.
+
+    With ``ema_decay`` > 0 the generator left in ``ctx`` is the exponential moving average of its
+    weights (and BN statistics) over training: GAN end points are noisy, the average much less so.
+    """
     method = METHODS.get(method_name)(ctx, **method_options)
     ctx.generator.train()
+    average = AveragedModel(ctx.generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True) if ema_decay else None
     history: list[dict[str, float]] = []
     progress = tqdm(range(1, steps + 1), desc=method_name, unit="step", mininterval=2.0, disable=None)
     for step in progress:
         losses = method.train_step()
         check_finite(losses, step)
+        if average is not None:
+            average.update_parameters(ctx.generator)
         if step % log_every == 0 or step == steps or step == 1:
             history.append({"step": step, **losses})
             progress.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
             log.info("step %d/%d: %s", step, steps, ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
+    if average is not None:
+        ctx.generator.load_state_dict(average.module.state_dict())
     ctx.generator.eval()
     return history
 

@@ -146,3 +146,17 @@ def test_nan_loss_stops_training_naming_the_loss_and_step():
 def test_unknown_method_lists_the_available_ones():
     with pytest.raises(AkdgError, match=r"unknown method 'akgd'.*akdg.*mse.*vanilla"):
         METHODS.get("akgd")
+
+
+def test_ema_decay_saves_the_moving_average_of_the_weights():
+    averaged = make_context("mlp", seed=5)
+    train("vanilla", {}, averaged, steps=2, log_every=1, ema_decay=0.5)
+    manual = make_context("mlp", seed=5)
+    method = METHODS.get("vanilla")(manual)
+    snapshots = []
+    for _ in range(2):
+        method.train_step()
+        snapshots.append([p.detach().clone() for p in manual.generator.parameters()])
+    for got, first, second in zip(averaged.generator.parameters(), *snapshots):
+        torch.testing.assert_close(got, 0.5 * first + 0.5 * second)
+    assert any(not torch.equal(a, b) for a, b in zip(snapshots[0], snapshots[1]))

@@ -103,4 +103,5 @@ def test_dvc_repro_makes_the_same_rows(snakemake_run: Path, tmp_path: Path):
     # Same seeds, one thread per job: training and evaluation are deterministic on CPU.
     pd.testing.assert_series_equal(ours["fid"], theirs["fid"], rtol=1e-6)
     shown = run(["dvc", "metrics", "show", "--json"], workdir).stdout
-    assert "dcgan-w4 akdg" in shown and "fid" in shown
+    for run_name in ("teacher", "real", "dcgan-w4/akdg/seed1", "mlp-w32/untrained/seed0"):
+        assert f"results/metrics/digits/{run_name}.json" in shown

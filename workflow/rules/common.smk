@@ -32,7 +32,7 @@ EXTRACTOR = f"{OUT}/models/{DATASET}/extractor.pt"
 TEACHER = f"{OUT}/models/{DATASET}/teacher.pt"
 COST = f"{OUT}/cost/{DATASET}.json"
 LOGS = f"{OUT}/logs/{DATASET}"
-BENCHMARKS = f"{OUT}/benchmarks/{DATASET}"  # per-job wall time and memory (Snakemake's benchmark files)
+BENCHMARKS = f"{OUT}/logs/{DATASET}/benchmark"  # per-job wall time and memory (Snakemake benchmark files)
 STUDENT_CHECKPOINT = f"{OUT}/models/{DATASET}/{{student}}/{{method}}/seed{{seed}}.pt"
 STUDENT_RUN = f"{OUT}/runs/{DATASET}/{{student}}/{{method}}/seed{{seed}}.json"
 TEACHER_RUN = f"{OUT}/runs/{DATASET}/teacher.json"
@@ -49,7 +49,7 @@ def as_json(value):
     return json.dumps(value, sort_keys=True)
 
 
-def training_spec(generator, discriminator, method, seed, steps):
+def training_spec(generator, discriminator, method, seed, steps, ema_decay):
     training = config["training"]
     return {
         "generator": generator,
@@ -63,6 +63,7 @@ def training_spec(generator, discriminator, method, seed, steps):
         "batch_size": training["batch_size"],
         "n_dis": training["n_dis"],
         "log_every": training["log_every"],
+        "ema_decay": ema_decay,
         "optimizer": training["optimizer"],
     }
 
@@ -83,6 +84,7 @@ def student_training_spec(wildcards):
             wildcards.method,
             int(wildcards.seed),
             config["training"]["steps"],
+            config["training"]["ema_decay"],
         )
     )
 

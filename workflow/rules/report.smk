@@ -6,7 +6,7 @@ rule aggregate:
         ALL_RUNS,
     output:
         tables=TABLES,
-        metrics=f"{OUT}/metrics/{DATASET}.json",
+        metrics=directory(f"{OUT}/metrics/{DATASET}"),
         plot=f"{OUT}/plots/{DATASET}_fid_vs_params.png",
         plot_data=f"{OUT}/plots/{DATASET}_fid_vs_params.csv",
     params:
@@ -22,7 +22,7 @@ rule aggregate:
         f"{BENCHMARKS}/aggregate.tsv"
     shell:
         "akdg aggregate --runs {input} --method-order {params.methods} --dataset {params.dataset}"
-        " --tables-dir {params.tables_dir} --plots-dir {params.plots_dir} --metrics-out {output.metrics} > {log} 2>&1"
+        " --tables-dir {params.tables_dir} --plots-dir {params.plots_dir} --metrics-dir {output.metrics} > {log} 2>&1"
 
 
 rule plot_samples:

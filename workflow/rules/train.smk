@@ -14,6 +14,7 @@ rule train_teacher:
                 "vanilla",
                 config["teacher"]["seed"],
                 config["teacher"]["steps"],
+                config["teacher"]["ema_decay"],
             )
         ),
     threads: 2

@@ -1,0 +1,114 @@
+"""Measure the whole default DAG: wall time and peak memory on this machine, against the budget.
+
+Runs `snakemake --cores N all_tables` in a fresh copy of the project (setup excluded), samples the
+memory of the whole process tree every 0.5 s, and checks the tables still show real learning.
+Prints the figures and their ratios to the budget, and writes results/benchmarks/dag_budget.json.
+
+    python benchmarks/dag_budget.py --cores 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+BUDGET_SECONDS, BUDGET_BYTES = 300.0, 4 * 1024**3
+log = logging.getLogger("dag_budget")
+
+
+def tree_memory(root: psutil.Process) -> tuple[int, int]:
+    """(sum of PSS, sum of RSS) over a process and its descendants; PSS splits shared pages fairly."""
+    pss = rss = 0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            info = process.memory_full_info()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        pss, rss = pss + info.pss, rss + info.rss
+    return pss, rss
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--configfile", type=Path, default=None, help="default: config/config.yaml")
+    parser.add_argument("--keep", type=Path, default=None, help="run in this folder and keep it (default: a temp dir)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    workdir = args.keep or Path(tempfile.mkdtemp(prefix="akdg-dag-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    for name in ("Snakefile", "workflow", "config", "profiles"):
+        source = REPO / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, workdir / name)
+    command = [sys.executable, "-m", "snakemake", "--cores", str(args.cores), "all_tables"]
+    if args.configfile:
+        command += ["--configfile", str(args.configfile.resolve())]
+    log.info("running %s in %s", " ".join(command), workdir)
+
+    peak = {"pss": 0, "rss": 0}
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    root = psutil.Process(process.pid)
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            pss, rss = tree_memory(root)
+            peak["pss"], peak["rss"] = max(peak["pss"], pss), max(peak["rss"], rss)
+            time.sleep(0.5)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, stderr = process.communicate()
+    wall = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    if process.returncode:
+        log.error("snakemake failed (exit %d):\n%s", process.returncode, stderr[-4000:])
+        return 1
+
+    summary = pd.read_csv(next((workdir / "results" / "tables").glob("*.csv")))
+    untrained_fid = summary.loc[summary["kind"] == "untrained", "fid"].min()
+    trained_fid = summary.loc[summary["kind"] == "trained", "fid"].max()
+    result = {
+        "command": " ".join(command),
+        "cores": args.cores,
+        "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(), "memory_bytes": psutil.virtual_memory().total},
+        "wall_seconds": wall,
+        "wall_ratio_to_budget": wall / BUDGET_SECONDS,
+        "peak_pss_bytes": peak["pss"],
+        "peak_rss_sum_bytes": peak["rss"],
+        "memory_ratio_to_budget": peak["pss"] / BUDGET_BYTES,
+        "worst_trained_fid": float(trained_fid),
+        "best_untrained_fid": float(untrained_fid),
+        "learning_ratio": float(trained_fid / untrained_fid),
+    }
+    out = REPO / "results" / "benchmarks" / "dag_budget.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    log.info("wall time     %6.1f s   (budget %.0f s, ratio %.2f)", wall, BUDGET_SECONDS, result["wall_ratio_to_budget"])
+    log.info("peak memory   %6.2f GB PSS, %.2f GB summed RSS   (budget 4 GB, PSS ratio %.2f)", peak["pss"] / 1024**3, peak["rss"] / 1024**3, result["memory_ratio_to_budget"])
+    log.info("learning      worst trained FID %.2f vs best untrained FID %.2f (ratio %.3f)", trained_fid, untrained_fid, result["learning_ratio"])
+    log.info("wrote %s", out)
+    if not args.keep:
+        shutil.rmtree(workdir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
