@@ -41,6 +41,7 @@ def sample_grids(images: dict[str, np.ndarray], out_png: Path, columns: int = 8)
     panels = len(images)
     figure, axes = plt.subplots(1, panels, figsize=(2.2 * panels, 2.6), squeeze=False)
     for axis, (label, batch) in zip(axes[0], images.items()):
+        batch = np.pad(batch, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=128)  # grey lines between cells
         count, channels, height, width = batch.shape
         rows = count // columns
         grid = batch[: rows * columns].reshape(rows, columns, channels, height, width)
