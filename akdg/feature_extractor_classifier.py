@@ -125,7 +125,7 @@ def train_classifier(splits: ImageSplits, options: dict[str, Any], out: Path) ->
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        log.info("classifier epoch %d: last batch loss %.4f", epoch + 1, float(loss))
+        log.info("classifier epoch %d: last batch loss %.4f", epoch + 1, loss.item())
     model.eval()
     with torch.no_grad():
         predictions = model(to_model_range(splits.x_test)).argmax(1).numpy()

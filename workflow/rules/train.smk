@@ -17,7 +17,7 @@ rule train_teacher:
                 config["teacher"]["ema_decay"],
             )
         ),
-    threads: 2
+    threads: 1  # multi-threaded CPU kernels sum in varying order: one thread keeps runs bit-reproducible
     conda:
         "../envs/akdg.yaml"
     log:
