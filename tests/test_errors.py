@@ -36,6 +36,19 @@ def test_default_and_test_configs_are_valid():
     load_config(REPO / "config" / "test.yaml")
 
 
+def key_paths(node, prefix=()) -> set[tuple]:
+    if not isinstance(node, dict):
+        return {prefix}
+    return set().union(*(key_paths(value, (*prefix, key)) for key, value in node.items())) | {prefix}
+
+
+def test_test_config_names_every_key_of_the_default():
+    """Merged over the default (--configfile) or in its place (DVC test), it must mean the same grid."""
+    test = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    missing = {path for path in key_paths(DEFAULT) if not path or path[0] != "methods"} - key_paths(test)
+    assert not missing, f"config/test.yaml lacks {sorted(missing)}"
+
+
 @pytest.mark.parametrize(
     "path, value, message",
     [

@@ -17,7 +17,7 @@ rule train_teacher:
                 config["teacher"]["ema_decay"],
             )
         ),
-    threads: 1  # multi-threaded CPU kernels sum in varying order: one thread keeps runs bit-reproducible
+    threads: 2  # the teacher is the DAG's critical path; students and evaluations take 1 thread each
     conda:
         "../envs/akdg.yaml"
     log:
