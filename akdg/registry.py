@@ -47,9 +47,6 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return sorted(self._entries)
 
-    def __contains__(self, name: object) -> bool:
-        return name in self._entries
-
 
 def import_plugins(modules: Iterable[str]) -> None:
     """Import user modules that register extra datasets, architectures or methods."""
