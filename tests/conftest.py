@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,21 @@ from akdg import datasets
 from akdg.feature_extractor_classifier import train_classifier
 
 REPO = Path(__file__).resolve().parent.parent
+PROJECT_FILES = ("Snakefile", "workflow", "config", "profiles", "dvc.yaml", "akdg", "baselines")
+
+
+def copy_project(destination: Path) -> Path:
+    """The files a Snakemake or DVC run needs, copied to ``destination`` (made if missing)."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, destination / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, destination / name)
+    return destination
+
+
 DIGITS = {"name": "digits", "resolution": 16, "test_fraction": 0.2, "split_seed": 0}
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from akdg.architectures import build_generator
 from akdg.config import load_config, validate_config
 from akdg.registry import AkdgError
 
-from conftest import REPO
+from conftest import REPO, copy_project
 
 DEFAULT = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 
@@ -83,13 +82,6 @@ def test_cli_validate_config_exits_non_zero_with_the_message(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def snakemake_workdir(tmp_path: Path) -> Path:
-    for name in ("Snakefile", "workflow", "config", "profiles"):
-        source = REPO / name
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / name)
-    return tmp_path
-
-
 @pytest.mark.parametrize(
     "override, message",
     [
@@ -99,7 +91,7 @@ def snakemake_workdir(tmp_path: Path) -> Path:
     ],
 )
 def test_snakemake_rejects_an_invalid_config_before_any_job_runs(tmp_path, override, message):
-    workdir = snakemake_workdir(tmp_path)
+    workdir = copy_project(tmp_path)
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "--cores", "1", *override], cwd=workdir, capture_output=True, text=True
     )
@@ -109,7 +101,7 @@ def test_snakemake_rejects_an_invalid_config_before_any_job_runs(tmp_path, overr
 
 
 def test_config_override_changes_only_what_it_names(tmp_path):
-    workdir = snakemake_workdir(tmp_path)
+    workdir = copy_project(tmp_path)
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "-n", "--config", "seeds=[0]"], cwd=workdir, capture_output=True, text=True
     )

@@ -12,27 +12,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO
+from conftest import REPO, copy_project
 
 EXPECTED_ROWS = [
     "Teacher (sngan)",
     *(f"{student} {method}" for student in ("dcgan-w4", "mlp-w32") for method in ("untrained", "vanilla", "mse", "akdg")),
     "Real data (test split)",
 ]
-PROJECT_FILES = ("Snakefile", "workflow", "config", "profiles", "dvc.yaml", "akdg", "baselines")
-
-
-def copy_project(destination: Path) -> Path:
-    destination.mkdir(parents=True, exist_ok=True)
-    for name in PROJECT_FILES:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, destination / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, destination / name)
-    return destination
-
-
 def environment() -> dict[str, str]:
     """This interpreter's bin first on PATH, so `python -m snakemake` in dvc.yaml is ours."""
     return {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
