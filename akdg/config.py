@@ -91,9 +91,13 @@ def check_names(config: dict[str, Any]) -> None:
 
 
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Coerce, validate against the schema (filling defaults), check names: the Snakefile runs this too."""
     coerce_command_line_strings(config)
     validate_schema(config)
-    check_names(config)
+    try:
+        check_names(config)
+    except AkdgError as error:
+        raise AkdgError(f"invalid config: {error}") from None
     return config
 
 

@@ -5,19 +5,18 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
-from akdg.config import check_names, coerce_command_line_strings, student_key
+from akdg.config import student_key, validate_config
 from akdg.registry import AkdgError
 from akdg.training import METHODS as METHOD_REGISTRY
 
 
-coerce_command_line_strings(config)  # nested --config values arrive as strings
-validate(config, "../schemas/config.schema.yaml")
+# The one validation akdg validate-config also runs: string coercion of nested --config values,
+# Snakemake's schema validation (workflow/schemas/config.schema.yaml) with defaults, registry names.
 try:
-    check_names(config)
+    validate_config(config)
 except AkdgError as error:
-    raise WorkflowError(f"invalid config: {error}")
+    raise WorkflowError(str(error))
 
 # Jobs call the `akdg` command of the Python that runs Snakemake, venv activated or not.
 os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
