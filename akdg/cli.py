@@ -73,10 +73,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
     from akdg.plots import fid_vs_params
-    from akdg.tables import aggregate, load_runs
+    from akdg.tables import aggregate
 
-    aggregate(args.runs, args.method_order, args.tables_dir, args.metrics_dir, args.dataset)
-    fid_vs_params(load_runs(args.runs), args.plots_dir / f"{args.dataset}_fid_vs_params.png", args.plots_dir / f"{args.dataset}_fid_vs_params.csv", args.dataset)
+    runs = aggregate(args.runs, args.method_order, args.tables_dir, args.metrics_dir, args.dataset)
+    fid_vs_params(runs, args.plots_dir / f"{args.dataset}_fid_vs_params.png", args.plots_dir / f"{args.dataset}_fid_vs_params.csv", args.dataset)
 
 
 def cmd_plot_samples(args: argparse.Namespace) -> None:

@@ -141,7 +141,7 @@ def write_run_metrics(runs: pd.DataFrame, metrics_dir: Path) -> None:
 
 
 def aggregate(run_paths: list[Path], method_order: list[str], tables_dir: Path, metrics_dir: Path, dataset: str) -> pd.DataFrame:
-    """Write ``<dataset>.md/.csv/.tex`` under ``tables_dir`` and per-run DVC metrics; return the summary."""
+    """Write ``<dataset>.md/.csv/.tex`` under ``tables_dir`` and per-run DVC metrics; return the runs (for plots)."""
     runs = load_runs(run_paths)
     summary = summarise(runs, method_order)
     table = display_table(summary)
@@ -155,4 +155,4 @@ def aggregate(run_paths: list[Path], method_order: list[str], tables_dir: Path, 
         tmp.write_text(table.to_latex(index=False, caption=f"{dataset}: " + "; ".join(notes[:3]), label=f"tab:{dataset}"))
     write_run_metrics(runs, metrics_dir)
     log.info("wrote %s tables for %d rows from %d runs", dataset, len(summary), len(runs))
-    return summary
+    return runs
