@@ -44,6 +44,18 @@ class ImageSplits:
 
 DatasetLoader = Callable[[dict[str, Any]], ImageSplits]
 DATASETS: Registry[DatasetLoader] = Registry("dataset")
+Downloader = Callable[[dict[str, Any]], None]
+DOWNLOADERS: Registry[Downloader] = Registry("dataset downloader")
+
+
+def download(options: dict[str, Any]) -> None:
+    """Fetch (or verify) the dataset's files under its ``root``; a no-op for datasets without files to fetch.
+
+    Loaders fetch on their own too; this hook lets a workflow download in a step of its own
+    (e.g. on a node with network access) before ``prepare-data`` runs.
+    """
+    if options["name"] in DOWNLOADERS.names():
+        DOWNLOADERS.get(options["name"])(options)
 
 
 def content_hash(*arrays: np.ndarray) -> str:
@@ -93,6 +105,9 @@ def prepare(options: dict[str, Any], out: Path) -> dict[str, Any]:
     splits = DATASETS.get(options["name"])(options)
     if splits.x_train.dtype != np.uint8 or splits.x_train.ndim != 4:
         raise AkdgError(f"dataset {options['name']!r} loader must return uint8 NCHW images")
+    for images, labels in ((splits.x_train, splits.y_train), (splits.x_test, splits.y_test)):
+        if labels.dtype != np.int64 or labels.shape not in ((0,), (len(images),)):
+            raise AkdgError(f"dataset {options['name']!r} loader must return int64 labels, one per image or none (shape (0,))")
     protocol = {
         "name": options["name"],
         **splits.protocol,
@@ -139,3 +154,11 @@ def to_model_range(images: np.ndarray | torch.Tensor) -> torch.Tensor:
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """float -1..1 -> uint8 0..255, the input torch-fidelity's feature extractors expect."""
     return images.add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+def _register_builtin_datasets() -> None:
+    # Datasets with files of their own live in their own modules and register themselves on import.
+    from akdg import dataset_cifar10, dataset_files, dataset_lsun  # noqa: F401
+
+
+_register_builtin_datasets()
