@@ -1,11 +1,18 @@
 # The AKDG reproduction DAG: data -> feature extractor -> teacher -> students (methods x seeds)
 # -> cost + evaluation -> tables and plots. `snakemake --cores 2` runs the default target all_tables.
+import re
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: f"{workflow.basedir}/config/config.yaml"  # found from any working directory (akdg run)
+# A config file given with --configfile is a whole grid (config/test.yaml, config/paper/*.yaml): merged key by
+# key into the default, a paper grid would inherit the default's method labels and dataset options.
+# The default applies when none is given; --config KEY=VALUE overrides apply either way.
+if not workflow.overwrite_configfiles:
+
+    configfile: f"{workflow.basedir}/config/config.yaml"  # found from any working directory (akdg run)
 
 
 envvars:
@@ -20,8 +27,8 @@ include: "workflow/rules/report.smk"
 
 
 wildcard_constraints:
-    student="|".join(STUDENTS),
-    method="|".join(METHODS),
+    student="|".join(map(re.escape, STUDENTS)),
+    method="|".join(map(re.escape, METHODS)),
     seed=r"\d+",
 
 
@@ -29,4 +36,5 @@ rule all_tables:
     default_target: True
     input:
         TABLES,
+        CLAIMS,
         PLOTS,

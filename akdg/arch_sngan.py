@@ -32,6 +32,12 @@ class GeneratorBlock(nn.Module):
 
 
 class Generator(nn.Module):
+    """z -> ``stem`` (linear to a 4x4 map) -> residual up-``blocks`` -> ``head`` (BN-ReLU-conv-tanh).
+
+    The three stages are separate so that block-wise distillation (LIT) can feed and read each
+    residual block on its own; ``forward`` is exactly ``head(blocks(stem(z)))``.
+    """
+
     def __init__(self, *, resolution: int, channels: int, z_dim: int, width: int) -> None:
         super().__init__()
         self.width = width
@@ -40,11 +46,19 @@ class Generator(nn.Module):
         self.norm = nn.BatchNorm2d(width)
         self.to_image = nn.Conv2d(width, channels, 3, padding=1)
 
+    def stem(self, z: torch.Tensor) -> torch.Tensor:
+        """The 4x4 feature map the first residual block takes."""
+        return self.project(z).view(-1, self.width, 4, 4)
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        """The last block's output to an image in -1..1."""
+        return torch.tanh(self.to_image(F.relu(self.norm(h))))
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.project(z).view(-1, self.width, 4, 4)
+        h = self.stem(z)
         for block in self.blocks:
             h = block(h)
-        return torch.tanh(self.to_image(F.relu(self.norm(h))))
+        return self.head(h)
 
 
 class DiscriminatorBlock(nn.Module):

@@ -1,7 +1,7 @@
-"""Generator/discriminator families, looked up by name (``sngan``, ``dcgan``, ``mlp``, and plug-ins).
+"""Generator/discriminator families, looked up by name (``sngan``, ``dcgan``, ``mlp``, ``pggan``, and plug-ins).
 
 A family is registered once with a generator and a discriminator factory; teacher and student pick
-families independently, as in the paper (SNGAN teacher, DCGAN or MLP student).
+families independently, as in the paper (SNGAN or PGGAN teacher, DCGAN or MLP student).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def build_discriminator(spec: dict[str, Any], *, resolution: int, channels: int)
 
 def _register_builtin_families() -> None:
     # The built-in families live in their own modules and register themselves on import.
-    from akdg import arch_dcgan, arch_mlp, arch_sngan  # noqa: F401
+    from akdg import arch_dcgan, arch_mlp, arch_pggan, arch_sngan  # noqa: F401
 
 
 _register_builtin_families()

@@ -27,14 +27,19 @@ def save_generator(path: Path | str, generator: nn.Module, meta: dict[str, Any])
         torch.save({"format": FORMAT, "meta": meta, "state_dict": generator.state_dict()}, tmp)
 
 
+def _load_tensors(path: Path, what: str, missing_fix: str, unreadable_fix: str) -> Any:
+    """``torch.load`` (tensors only), with errors that name the file and the fix instead of torch's traceback."""
+    if not path.is_file():
+        raise AkdgError(f"{what} {path} does not exist; {missing_fix}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as error:
+        raise AkdgError(f"{what} {path} is truncated or not a torch file ({error}); {unreadable_fix}") from None
+
+
 def read_checkpoint(path: Path | str) -> dict[str, Any]:
     path = Path(path)
-    if not path.exists():
-        raise AkdgError(f"checkpoint {path} does not exist; train it first (its Snakemake rule makes it)")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as error:
-        raise AkdgError(f"checkpoint {path} is truncated or not a checkpoint ({error}); delete it and retrain") from None
+    payload = _load_tensors(path, "checkpoint", "train it first (its Snakemake rule makes it)", "delete it and retrain")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise AkdgError(f"checkpoint {path} is not an akdg generator checkpoint (format {FORMAT!r} expected)")
     return payload
@@ -60,3 +65,29 @@ def load_generator(path: Path | str, expect: dict[str, Any] | None = None) -> tu
         first_line = str(error).splitlines()[1] if len(str(error).splitlines()) > 1 else str(error)
         raise AkdgError(f"checkpoint {path} does not fit architecture {meta['generator']}: {first_line.strip()}") from None
     return generator.eval(), meta
+
+
+def import_generator(source: Path | str, spec: dict[str, Any], *, resolution: int, channels: int, z_dim: int) -> tuple[nn.Module, dict[str, Any]]:
+    """A generator trained elsewhere, checked against the config that will use it; returns (model, meta).
+
+    ``source`` is an akdg checkpoint (its recorded architecture must equal ``spec``) or a plain
+    ``state_dict`` saved from the ``spec`` architecture (how weights usually leave another code base).
+    """
+    source = Path(source)
+    expect = {"generator": spec, "resolution": resolution, "channels": channels, "z_dim": z_dim}
+    payload = _load_tensors(source, "teacher checkpoint", "fix teacher.checkpoint in the config", "point teacher.checkpoint at the right file")
+    if isinstance(payload, dict) and payload.get("format") == FORMAT:
+        generator, meta = load_generator(source, expect=expect)
+        return generator, {**meta, "training": {"imported_from": str(source), "original_training": meta.get("training")}}
+    if not isinstance(payload, dict) or not all(isinstance(value, torch.Tensor) for value in payload.values()):
+        raise AkdgError(f"teacher checkpoint {source} is neither an akdg checkpoint nor a plain state_dict of tensors")
+    generator = build_generator(spec, resolution=resolution, channels=channels, z_dim=z_dim)
+    try:
+        generator.load_state_dict(payload)
+    except RuntimeError as error:
+        detail = " ".join(line.strip() for line in str(error).splitlines()[1:3])
+        raise AkdgError(
+            f"teacher checkpoint {source} does not fit {spec} at {resolution}px, {channels} channels, z_dim {z_dim}: {detail}; "
+            "set teacher.generator (and z_dim, dataset.resolution) to what it was trained with"
+        ) from None
+    return generator.eval(), {**expect, "training": {"imported_from": str(source), "original_training": None}}

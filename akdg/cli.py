@@ -38,6 +38,12 @@ def _threads(requested: int | None) -> int:
     return threads
 
 
+def cmd_download_data(args: argparse.Namespace) -> None:
+    from akdg.steps import download_data
+
+    download_data(args.spec, args.out)
+
+
 def cmd_prepare_data(args: argparse.Namespace) -> None:
     from akdg.steps import prepare_data
 
@@ -58,6 +64,12 @@ def cmd_train(args: argparse.Namespace) -> None:
     train_generator(args.spec, args.data, args.out, teacher=args.teacher)
 
 
+def cmd_import_teacher(args: argparse.Namespace) -> None:
+    from akdg.steps import import_teacher
+
+    import_teacher(args.spec, args.data, args.checkpoint, args.out)
+
+
 def cmd_measure_cost(args: argparse.Namespace) -> None:
     from akdg.steps import measure_cost
 
@@ -68,14 +80,29 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from akdg.steps import evaluate
 
     _threads(args.threads)
-    evaluate(args.spec, args.data, args.extractor, args.cost)
+    evaluate(args.spec, args.data, args.extractor, args.cost, reference_cache=args.reference_cache)
+
+
+def cmd_fetch_extractor(args: argparse.Namespace) -> None:
+    from akdg.steps import fetch_extractor
+
+    fetch_extractor(args.spec, args.out)
+
+
+def cmd_reference_stats(args: argparse.Namespace) -> None:
+    from akdg.steps import reference_stats
+
+    _threads(args.threads)
+    reference_stats(args.spec, args.data, args.extractor, args.cache_dir, args.out)
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
     from akdg.plots import fid_vs_params
     from akdg.tables import aggregate
 
-    runs = aggregate(args.runs, args.method_order, args.tables_dir, args.metrics_dir, args.dataset)
+    runs, claims = aggregate(args.runs, args.method_order, args.tables_dir, args.metrics_dir, args.dataset)
+    for _, claim in claims.summary.iterrows():
+        log.info("claim %d (%s) on %s: %s [%s]", claim["claim"], claim["claim_text"], claim["dataset"], claim["verdict"], claim["rows"])
     fid_vs_params(runs, args.plots_dir / f"{args.dataset}_fid_vs_params.png", args.plots_dir / f"{args.dataset}_fid_vs_params.csv", args.dataset)
 
 
@@ -127,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(handler=handler)
         return command
 
+    command = step("download-data", cmd_download_data, "fetch or verify a dataset's official files under its root", data=False)
+    command.add_argument("--out", type=Path, required=True, help="a JSON record of what was fetched (the DAG's marker)")
+
     command = step("prepare-data", cmd_prepare_data, "load a dataset by name, split it, write an .npz and its protocol", data=False)
     command.add_argument("--out", type=Path, required=True)
 
@@ -137,12 +167,27 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--teacher", type=Path, default=None, help="teacher checkpoint, for distillation methods")
     command.add_argument("--out", type=Path, required=True)
 
+    command = step("import-teacher", cmd_import_teacher, "check a teacher trained elsewhere against the config and store it")
+    command.add_argument("--checkpoint", type=Path, required=True, help="akdg checkpoint or plain state_dict of spec's generator")
+    command.add_argument("--out", type=Path, required=True)
+
     command = step("measure-cost", cmd_measure_cost, "params, layers, mult-adds, images/s and latency of every generator, side by side", threads=True)
     command.add_argument("--out", type=Path, required=True)
 
     command = step("evaluate", cmd_evaluate, "IS/FID/KID of table rows (spec 'rows': kind, run, checkpoint, out) into run JSONs", threads=True)
-    command.add_argument("--extractor", type=Path, required=True, help="feature extractor weights")
+    command.add_argument("--extractor", type=Path, required=True, help="feature extractor protocol JSON (or the classifier's .pt beside it)")
     command.add_argument("--cost", type=Path, required=True, help="cost JSON from measure-cost")
+    command.add_argument(
+        "--reference-cache", type=Path, default=None, help="train-split feature cache filled by reference-stats (missing entries are filled); default: no cache"
+    )
+
+    command = step("fetch-extractor", cmd_fetch_extractor, "resolve Inception-v3 weights (local file or download), write their protocol and sha256", data=False)
+    command.add_argument("--out", type=Path, required=True, help="extractor protocol (.json)")
+
+    command = step("reference-stats", cmd_reference_stats, "compute the train split's features once into a cache keyed by content", threads=True)
+    command.add_argument("--extractor", type=Path, required=True, help="feature extractor protocol JSON (or the classifier's .pt beside it)")
+    command.add_argument("--cache-dir", type=Path, required=True, help="torch-fidelity cache folder the evaluations read")
+    command.add_argument("--out", type=Path, required=True, help="JSON: cache key, its fields, files and their sha256")
 
     command = step("aggregate", cmd_aggregate, "turn run JSONs into tables (md/csv/tex), DVC metrics and plots", spec=False, data=False)
     command.add_argument("--runs", type=Path, nargs="+", required=True)

@@ -40,10 +40,11 @@ def coerce_command_line_strings(config: Any, schema_path: Path = SCHEMA) -> Any:
             return [coerce(item, node["items"]) for item in value]
         elif isinstance(value, str):
             parsers = {"integer": int, "number": float, "boolean": {"true": True, "false": False}.__getitem__}
-            parser = parsers.get(node.get("type"))
+            kind = node.get("type")
+            parser = parsers.get(kind) if isinstance(kind, str) else None
             if parser is not None:
                 try:
-                    return parser(value.lower() if node.get("type") == "boolean" else value)
+                    return parser(value.lower() if kind == "boolean" else value)
                 except (ValueError, KeyError):
                     return value  # left for the validator to report
         return value
@@ -75,11 +76,16 @@ def check_names(config: dict[str, Any]) -> None:
     models = [config["teacher"]["generator"], config["teacher"]["discriminator"], config["student_discriminator"], *config["students"]]
     for model in models:
         ARCHITECTURES.get(model["arch"])
-    for name, options in config["methods"].items():
-        method = METHODS.get(name)
-        unknown = set(options or {}) - set(method.default_options)
+    for label, variant in method_variants(config).items():
+        method = METHODS.get(variant["method"])
+        unknown = set(variant["options"]) - set(method.default_options)
         if unknown:
-            raise AkdgError(f"methods.{name}: unknown option(s) {sorted(unknown)}; accepted: {sorted(method.default_options) or 'none'}")
+            raise AkdgError(f"methods.{label}: unknown option(s) {sorted(unknown)}; accepted: {sorted(method.default_options) or 'none'}")
+        for student in config["students"]:
+            method.check_generators(student, config["teacher"]["generator"] if method.requires_teacher else None)
+    checkpoint = config["teacher"].get("checkpoint")
+    if checkpoint and not Path(checkpoint).is_file():
+        raise AkdgError(f"teacher.checkpoint {checkpoint} does not exist; give the path of a trained teacher or remove the key to train one")
     keys = [student_key(model) for model in config["students"]]
     if len(set(keys)) != len(keys):
         raise AkdgError(f"students: duplicate entries {keys}; each (arch, width) may appear once")
@@ -110,6 +116,22 @@ def load_config(path: Path | str) -> dict[str, Any]:
     except yaml.YAMLError as error:
         raise AkdgError(f"config file {path} is not valid YAML: {error}") from None
     return validate_config(config)
+
+
+def method_variants(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each method label's registered method, options and training overrides, whichever form the config used.
+
+    Short form ``akdg: {kd_weight: 1.0}``: the label is the method. Long form
+    ``vanilla-b2048: {method: vanilla, training: {batch_size: 2048}}``: a variant of a registered method.
+    """
+    variants = {}
+    for label, value in config["methods"].items():
+        value = value or {}
+        if "method" in value:
+            variants[label] = {"method": value["method"], "options": value.get("options") or {}, "training": value.get("training") or {}}
+        else:
+            variants[label] = {"method": label, "options": value, "training": {}}
+    return variants
 
 
 def student_key(model: dict[str, Any]) -> str:

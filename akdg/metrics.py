@@ -1,11 +1,25 @@
 """IS, FID and KID through torch-fidelity, with generators passed in memory (no image files).
 
-Every call names its feature extractor explicitly and disables torch-fidelity's name-keyed cache,
-so a changed input can never be scored against stale statistics.
+Every call names its feature extractor and weights explicitly. torch-fidelity's cache is keyed by a
+name alone, so akdg uses it for the reference split only, under a name derived from everything that
+determines the reference features (:func:`reference_cache`): a changed input gets a new key, never
+stale statistics. Without a cache, nothing is cached.
+
+What torch-fidelity 0.4.0 caches for input2 (``utils.extract_featuresdict_from_input_id_cached`` and
+``metric_fid.fid_featuresdict_to_statistics_cached``): one file per requested feature layer (the
+features KID subsamples, and IS's layer, requested alongside) and the FID mean/covariance. Each file is
+written to a temporary name and renamed into place (``utils_torch.torch_atomic_save``), so a reader
+never sees half a file; a reader that finds only part of the group recomputes and rewrites all of it.
+
+Inception-v3 takes RGB: one-channel data (the digits default) is repeated to three channels here,
+in :class:`UInt8Images` (reference and real rows) and :class:`UInt8Generator` (generated rows).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,34 +29,103 @@ import torch.nn as nn
 import torch_fidelity
 from torch.utils.data import Dataset
 from torch_fidelity.generative_model_modulewrapper import GenerativeModelModuleWrapper
+from torch_fidelity.metric_fid import fid_featuresdict_to_statistics_cached
+from torch_fidelity.utils import create_feature_extractor, extract_featuresdict_from_input_id_cached
 
-from akdg.datasets import to_uint8
+from akdg.datasets import ImageSplits, to_uint8
 from akdg.feature_extractor_classifier import NAME as CLASSIFIER_NAME
 from akdg.feature_extractor_classifier import register_with_torch_fidelity
+from akdg.feature_extractors import feature_layers, input_channels
+
+
+def to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """uint8 (N, C, H, W) with C == channels, or C == 1 repeated to ``channels`` (grey -> RGB)."""
+    return images if images.shape[1] == channels else images.repeat(1, channels, 1, 1)
 
 
 class UInt8Images(Dataset):
     """uint8 NCHW array as the Dataset torch-fidelity reads (one image tensor per item)."""
 
-    def __init__(self, images: np.ndarray) -> None:
+    def __init__(self, images: np.ndarray, channels: int | None = None) -> None:
         self.images = torch.from_numpy(np.ascontiguousarray(images))
+        self.channels = channels or self.images.shape[1]
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        return self.images[index]
+        return to_channels(self.images[index : index + 1], self.channels)[0]
 
 
 class UInt8Generator(nn.Module):
     """Maps a -1..1 generator to the uint8 images torch-fidelity's extractors expect."""
 
-    def __init__(self, generator: nn.Module) -> None:
+    def __init__(self, generator: nn.Module, channels: int) -> None:
         super().__init__()
         self.generator = generator
+        self.channels = channels
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return to_uint8(self.generator(z))
+        return to_channels(to_uint8(self.generator(z)), self.channels)
+
+
+def metrics_device() -> str:
+    """CUDA when there is one (Inception at 299x299 is ~0.1 s per image on a CPU core), else CPU."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass(frozen=True)
+class ReferenceCache:
+    """Where torch-fidelity caches the reference split's features, and the content key they are filed under."""
+
+    root: Path
+    key: str
+    fields: dict[str, Any]
+
+    def files(self, extractor: str) -> list[Path]:
+        """The files torch-fidelity 0.4.0 looks up for input2 (its naming, see the module docstring)."""
+        layers = feature_layers(extractor)
+        names = [f"{self.key}-{extractor}-features-{layer}.pt" for layer in sorted(set(layers.values()))]
+        names.append(f"{self.key}-{extractor}-stat-fid-{layers['fid']}.pt")
+        return [self.root / name for name in names]
+
+    def is_filled(self, extractor: str) -> bool:
+        return all(path.is_file() for path in self.files(extractor))
+
+
+def reference_cache(root: Path | str, splits: ImageSplits, extractor: str, weights_sha256: str, split: str = "train") -> ReferenceCache:
+    """The cache entry for a split's features: keyed by the data's content, the split and its size,
+    the image shape, the extractor and its weights, and torch-fidelity's version."""
+    images = {"train": splits.x_train, "test": splits.x_test}[split]
+    fields = {
+        "data_content_sha256": splits.protocol["content_sha256"],
+        "split": split,
+        "samples": int(len(images)),
+        "resolution": int(images.shape[-1]),
+        "channels": int(images.shape[1]),
+        "feature_extractor": extractor,
+        "weights_sha256": weights_sha256,
+        "torch_fidelity": torch_fidelity.__version__,
+    }
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+    return ReferenceCache(root=Path(root), key=f"akdg-{split}-{digest[:32]}", fields=fields)
+
+
+def _fidelity_kwargs(extractor: str, extractor_weights: Path | str, options: dict[str, Any], cache: ReferenceCache | None) -> dict[str, Any]:
+    """The arguments every torch-fidelity call shares, so the cache filler and the metrics agree on file names."""
+    register_with_torch_fidelity()
+    kwargs: dict[str, Any] = {
+        "feature_extractor": extractor,
+        "feature_extractor_weights_path": str(extractor_weights),
+        "batch_size": options["batch_size"],
+        "cuda": metrics_device() == "cuda",
+        "save_cpu_ram": True,
+        "verbose": False,
+        "cache": cache is not None,
+    }
+    if cache is not None:
+        kwargs.update(cache_root=str(cache.root), input2_cache_name=cache.key)
+    return kwargs
 
 
 def fidelity_metrics(
@@ -52,34 +135,31 @@ def fidelity_metrics(
     z_dim: int,
     extractor_weights: Path | str,
     options: dict[str, Any],
+    extractor: str = CLASSIFIER_NAME,
+    cache: ReferenceCache | None = None,
 ) -> dict[str, float]:
     """Score a generator (or a uint8 image array) against uint8 reference images.
 
     ``options``: num_samples, isc_splits, kid_subsets, kid_subset_size, batch_size, rng_seed.
+    ``cache``: read the reference features from it, computing and filling them if absent.
     """
-    register_with_torch_fidelity()
+    channels = input_channels(extractor, int(reference.shape[1]))
     if isinstance(candidate, nn.Module):
-        input1: Any = GenerativeModelModuleWrapper(UInt8Generator(candidate), z_dim, "normal", 0)
+        input1: Any = GenerativeModelModuleWrapper(UInt8Generator(candidate, channels), z_dim, "normal", 0)
         extra = {"input1_model_num_samples": options["num_samples"]}
     else:
-        input1, extra = UInt8Images(candidate), {}
+        input1, extra = UInt8Images(candidate, channels), {}
     result = torch_fidelity.calculate_metrics(
         input1=input1,
-        input2=UInt8Images(reference),
+        input2=UInt8Images(reference, channels),
         isc=True,
         fid=True,
         kid=True,
-        feature_extractor=CLASSIFIER_NAME,
-        feature_extractor_weights_path=str(extractor_weights),
         isc_splits=options["isc_splits"],
         kid_subsets=options["kid_subsets"],
         kid_subset_size=options["kid_subset_size"],
-        batch_size=options["batch_size"],
         rng_seed=options["rng_seed"],
-        cuda=False,
-        cache=False,
-        save_cpu_ram=True,
-        verbose=False,
+        **_fidelity_kwargs(extractor, extractor_weights, options, cache),
         **extra,
     )
     return {
@@ -89,3 +169,22 @@ def fidelity_metrics(
         "kid_mean": result["kernel_inception_distance_mean"],
         "kid_std": result["kernel_inception_distance_std"],
     }
+
+
+def fill_reference_cache(reference: np.ndarray, *, extractor: str, extractor_weights: Path | str, batch_size: int, cache: ReferenceCache) -> list[Path]:
+    """Compute the reference features and FID statistics into ``cache`` (or find them there); returns its files.
+
+    Runs torch-fidelity's own cached functions for input2 with the layers :func:`fidelity_metrics`
+    requests, so the files are exactly those that ``calculate_metrics`` later looks up.
+    """
+    channels = input_channels(extractor, int(reference.shape[1]))
+    kwargs = _fidelity_kwargs(extractor, extractor_weights, {"batch_size": batch_size}, cache)
+    kwargs["input2"] = UInt8Images(reference, channels)
+    layers = feature_layers(extractor)
+    model = create_feature_extractor(extractor, sorted(set(layers.values())), **kwargs)
+    features = extract_featuresdict_from_input_id_cached(2, model, **kwargs)
+    fid_featuresdict_to_statistics_cached(features, cache.key, model, layers["fid"], **kwargs)
+    missing = [path for path in cache.files(extractor) if not path.is_file()]
+    if missing:  # torch-fidelity named its files otherwise: the evaluations would recompute, not read
+        raise RuntimeError(f"torch-fidelity did not write the expected cache files {missing}")
+    return cache.files(extractor)

@@ -23,11 +23,13 @@ def package_versions() -> dict[str, str | None]:
 def git_commit(start: Path | None = None) -> str | None:
     """The commit of the code that ran, with '-dirty' if tracked code or config had uncommitted changes.
 
-    The DAG's own outputs (``results/``, ``dvc.lock``) are tracked too and change on every run;
-    they say nothing about the code, so they don't count. None outside git.
+    The DAG's own outputs (``results/``, ``dvc.lock``) are tracked too and change on every run, and
+    the docs and tests never run in it: they say nothing about the code that ran, so they don't count.
+    None outside git.
     """
     where = start or Path(__file__).resolve().parent
-    status = ["git", "status", "--porcelain", "--untracked-files=no", "--", ":/", ":(exclude,top)results", ":(exclude,top)dvc.lock"]
+    ignored = ("results", "dvc.lock", "README.md", "docs", "tests")
+    status = ["git", "status", "--porcelain", "--untracked-files=no", "--", ":/", *(f":(exclude,top){path}" for path in ignored)]
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, check=True).stdout.strip()
         dirty = subprocess.run(status, cwd=where, capture_output=True, text=True, check=True).stdout.strip()

@@ -24,6 +24,12 @@ from akdg.training import TrainContext, train
 log = logging.getLogger(__name__)
 
 
+def download_data(spec: dict[str, Any], out: Path) -> None:
+    """Fetch or verify the dataset's official files, then record what was done (the DAG's marker)."""
+    datasets.download(spec)
+    write_json(out, {"dataset": spec, "downloader": spec["name"] in datasets.DOWNLOADERS.names()})
+
+
 def prepare_data(spec: dict[str, Any], out: Path) -> None:
     protocol = datasets.prepare(spec, out)
     write_json(Path(out).with_suffix(".json"), protocol)
@@ -53,7 +59,9 @@ def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path |
     ctx = TrainContext(
         generator=generator,
         teacher=teacher_model,
-        images=datasets.to_model_range(splits.x_train),
+        generator_spec=spec["generator"],
+        teacher_spec=teacher_meta["generator"] if teacher_meta else None,
+        images=torch.from_numpy(splits.x_train),
         z_dim=spec["z_dim"],
         batch_size=spec["batch_size"],
         loss=LOSSES.get(spec["loss"]),
@@ -81,6 +89,17 @@ def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path |
     log.info("saved %s after %d steps; final losses %s", out, spec["steps"], history[-1])
 
 
+def import_teacher(spec: dict[str, Any], data: Path, source: Path, out: Path) -> None:
+    """Bring a teacher trained elsewhere into the DAG, checked against this config's data and z size."""
+    splits = datasets.load_prepared(data)
+    generator, meta = checkpoint.import_generator(
+        source, spec["generator"], resolution=splits.resolution, channels=splits.channels, z_dim=spec["z_dim"]
+    )
+    meta["training"] = {**meta["training"], "method": "imported", "source_sha256": sha256_file(source)}
+    checkpoint.save_generator(out, generator, meta)
+    log.info("imported teacher %s (%s) -> %s", source, spec["generator"], out)
+
+
 def measure_cost(spec: dict[str, Any], data: Path, out: Path, threads: int) -> None:
     """Cost of every generator in the grid, measured side by side in one process.
 
@@ -105,28 +124,32 @@ def measure_cost(spec: dict[str, Any], data: Path, out: Path, threads: int) -> N
     write_json(out, figures)
 
 
-def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path) -> None:
+def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path, reference_cache: Path | None = None) -> None:
     """Score table rows and write one JSON per row with its metrics, cost and full protocol.
 
     Each row's ``kind``: ``trained`` (needs ``checkpoint``), ``untrained`` (a freshly initialised
     generator: the sanity row) or ``real`` (the test split itself: the best attainable row).
+    ``extractor``: the extractor's protocol JSON (or the classifier's .pt beside it).
+    ``reference_cache``: folder of train-split features (``reference_stats`` fills it once, so parallel
+    evaluations only read it); absent entries are computed and filled; None computes without caching.
     """
     from akdg import metrics  # torch-fidelity (and torchvision) cost seconds to import: only here
-    from akdg.feature_extractor_classifier import NAME as EXTRACTOR_NAME
 
     splits = datasets.load_prepared(data)
     options = spec["evaluation"]
     costs = read_json(cost_path)
-    extractor_protocol = {
-        "name": EXTRACTOR_NAME,
-        "weights_sha256": sha256_file(extractor),
-        "test_accuracy": read_json(Path(extractor).with_suffix(".json"))["test_accuracy"],
-        "features": {"is": "logits", "fid": "features", "kid": "features"},
-    }
+    fe = _configured_extractor(options, extractor)
+    cache = metrics.reference_cache(reference_cache, splits, fe.name, fe.weights_sha256) if reference_cache else None
+    device = metrics.metrics_device()
     for row in spec["rows"]:
         kind, run = row["kind"], row["run"]
+        row_options = options
+        if kind == "real" and options["kid_subset_size"] > len(splits.x_test):
+            # A small test split (LSUN's 300 val images) is scored whole; its KID subsets shrink to fit, as recorded.
+            row_options = {**options, "kid_subset_size": len(splits.x_test)}
+            log.warning("real-data row: KID subset size %d -> %d (the test split's size)", options["kid_subset_size"], len(splits.x_test))
         available = len(splits.x_test) if kind == "real" else options["num_samples"]
-        if options["kid_subset_size"] > min(available, len(splits.x_train)):
+        if row_options["kid_subset_size"] > min(available, len(splits.x_train)):
             raise AkdgError(f"evaluation.kid_subset_size={options['kid_subset_size']} exceeds the {available} samples of row {run}; lower it")
         training, checkpoint_path = None, row.get("checkpoint")
         if kind == "real":
@@ -140,7 +163,13 @@ def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path)
                 torch.manual_seed(run["seed"])
                 candidate = build_generator(run["generator"], resolution=splits.resolution, channels=splits.channels, z_dim=spec["z_dim"]).eval()
             samples = {"generated": options["num_samples"], "candidate": options["num_samples"]}
-        scores = metrics.fidelity_metrics(candidate, splits.x_train, z_dim=spec["z_dim"], extractor_weights=extractor, options=options)
+        cache_use = None
+        if cache is not None:
+            cache_use = {"root": str(cache.root), "key": cache.key, "fields": cache.fields, "hit": cache.is_filled(fe.name)}
+            log.info("reference features %s in %s (key %s)", "read" if cache_use["hit"] else "computed and filled", cache.root, cache.key)
+        scores = metrics.fidelity_metrics(
+            candidate, splits.x_train, z_dim=spec["z_dim"], extractor=fe.name, extractor_weights=fe.weights, options=row_options, cache=cache
+        )
         result = {
             "run": {**run, "kind": kind},
             "metrics": scores,
@@ -148,8 +177,10 @@ def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path)
             "protocol": {
                 "dataset": {**splits.protocol, "reference_split": "train", "reference_samples": len(splits.x_train)},
                 "samples": samples,
-                "feature_extractor": extractor_protocol,
-                "evaluation": options,
+                "feature_extractor": fe.protocol,
+                "evaluation": row_options,
+                "metrics_device": device,
+                "reference_cache": cache_use,
                 "noise": "torch-fidelity 'normal' noise from numpy RandomState(rng_seed): the same z for every generator",
                 "checkpoint_sha256": sha256_file(checkpoint_path) if checkpoint_path else None,
                 "training": training,
@@ -169,3 +200,50 @@ def sample_grid_images(checkpoints: dict[str, Path], z_dim: int, count: int, see
         with torch.no_grad():
             images[label] = datasets.to_uint8(generator(z)).numpy()
     return images
+
+
+def fetch_extractor(spec: dict[str, Any], out: Path) -> None:
+    """Resolve a pretrained feature extractor's weights (downloading them if needed) and write its protocol JSON."""
+    from akdg.feature_extractors import fetch_extractor as fetch
+
+    protocol = fetch(spec)
+    write_json(out, protocol)
+    log.info("%s: weights %s (sha256 %s) -> %s", protocol["name"], protocol["weights"], protocol["weights_sha256"][:16], out)
+
+
+def reference_stats(spec: dict[str, Any], data: Path, extractor: Path, cache_dir: Path, out: Path) -> None:
+    """Fill the reference (train split) feature cache once, so parallel evaluations only read it.
+
+    ``spec``: the evaluation block. ``out`` records the cache key, what it is made of, and each file's sha256.
+    """
+    from akdg import metrics
+
+    splits = datasets.load_prepared(data)
+    fe = _configured_extractor(spec, extractor)
+    cache = metrics.reference_cache(cache_dir, splits, fe.name, fe.weights_sha256)
+    hit = cache.is_filled(fe.name)
+    files = metrics.fill_reference_cache(splits.x_train, extractor=fe.name, extractor_weights=fe.weights, batch_size=spec["batch_size"], cache=cache)
+    write_json(
+        out,
+        {
+            "key": cache.key,
+            "fields": cache.fields,
+            "cache_dir": str(cache.root),
+            "files": {path.name: sha256_file(path) for path in files},
+            "already_filled": hit,
+            "metrics_device": metrics.metrics_device(),
+            "feature_extractor": fe.protocol,
+        },
+    )
+    log.info("reference features %s in %s (key %s)", "were already" if hit else "computed", cache.root, cache.key)
+
+
+def _configured_extractor(options: dict[str, Any], path: Path) -> Any:
+    """The extractor at ``path`` (see ``feature_extractors.load_extractor``), checked to be the one the config names."""
+    from akdg.feature_extractors import CLASSIFIER, load_extractor
+
+    fe = load_extractor(path)
+    wanted = options.get("feature_extractor", CLASSIFIER)  # no schema default: old configs keep their exact spec
+    if fe.name != wanted:
+        raise AkdgError(f"evaluation.feature_extractor is {wanted!r} but {path} describes {fe.name!r}; pass the extractor the config names")
+    return fe

@@ -3,6 +3,8 @@
 Layout follows the paper's Table I: the teacher, then for each student family its untrained
 (sanity), vanilla, MSE and AKDG rows (any registered method, in config order), then the test split
 as the "real data" row. Cells are mean ± std over seeds; the protocol is printed under the table.
+For a dataset the paper has (cifar10, lsun_bedroom), each cell the paper reports gets the paper's
+number and ours − paper beside it; the paper's claims are tested in a second table (akdg.claims).
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pandas as pd
 
+from akdg.claims import ClaimsReport, evaluate_claims, write_claims
 from akdg.io import atomic_write, read_json, write_json
+from akdg.paper import load_paper, match_paper
 from akdg.registry import AkdgError
 
 log = logging.getLogger(__name__)
@@ -24,21 +28,24 @@ COST_COLUMNS = ("layers", "params", "mult_adds", "images_per_s", "latency_ms")
 
 
 def load_runs(paths: Iterable[Path | str]) -> pd.DataFrame:
-    """One row per run JSON: identity, metrics, cost."""
+    """One row per run JSON: identity (with the base method a label trains with), metrics, cost."""
     rows = []
     for path in paths:
         result = read_json(path)
         run, cost = result["run"], result.get("cost") or {}
         rows.append(
             {
+                "dataset": run["dataset"],
                 "student": run.get("generator_label", ""),
                 "arch": (run.get("generator") or {}).get("arch", ""),
                 "role": run["role"],
                 "method": run.get("method", ""),
+                "base_method": (result["protocol"].get("training") or {}).get("method"),
                 "kind": run["kind"],
                 "seed": run.get("seed"),
                 **{key: result["metrics"][key] for key in (*METRIC_COLUMNS, "is_std", "kid_std")},
                 **{key: cost.get(key) for key in COST_COLUMNS},
+                "images_per_s_blocks": cost.get("images_per_s_blocks"),
                 "samples": result["protocol"]["samples"]["candidate"],
             }
         )
@@ -61,7 +68,7 @@ def summarise(runs: pd.DataFrame, method_order: list[str]) -> pd.DataFrame:
     grouped = runs.groupby("row", sort=False)
     summary = grouped[[*METRIC_COLUMNS, *COST_COLUMNS]].mean()
     spread = grouped[list(METRIC_COLUMNS)].std(ddof=1).add_suffix("_seed_std")
-    first = grouped[["role", "student", "method", "kind", "samples"]].first()
+    first = grouped[["role", "student", "arch", "method", "kind", "samples"]].first()
     summary = pd.concat([first, summary, spread, grouped.size().rename("seeds")], axis=1).reset_index()
     order = {name: index for index, name in enumerate(["untrained", *method_order])}
     summary["_block"] = summary["role"].map({"teacher": 0, "student": 1, "reference": 2})
@@ -76,18 +83,45 @@ def _mean_std(mean: float, std: float, seeds: int, digits: int) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}" if seeds > 1 else f"{mean:.{digits}f}"
 
 
-def _count(value: float) -> str:
+def _count(value: float, spec: str = ".2f") -> str:
+    """1234567 -> 1.23M; ``spec`` "g" prints the paper's rounded counts as printed (4.1M, not 4.10M)."""
     if pd.isna(value):
         return "–"
     for threshold, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if value >= threshold:
-            return f"{value / threshold:.2f}{suffix}"
+        if abs(value) >= threshold:
+            return f"{value / threshold:{spec}}{suffix}"
     return f"{value:.0f}"
 
 
-def display_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Human-readable cells, as in the paper's tables."""
-    return pd.DataFrame(
+def _signed(value: float, spec: str) -> str:
+    return "–" if pd.isna(value) else f"{value:+{spec}}"
+
+
+def _signed_count(value: float) -> str:
+    return "–" if pd.isna(value) else ("+" if value >= 0 else "-") + _count(abs(value))
+
+
+# Display column -> (summary column, paper cell, ours - paper cell) for the cells the paper reports.
+PAPER_CELLS: dict[str, tuple[str, Callable[[pd.Series], str], Callable[[float], str]]] = {
+    "layers": ("layers", lambda row: _number(row["paper_layers"], ".0f"), lambda v: _signed(v, ".0f")),
+    "params": ("params", lambda row: _count(row["paper_params"], "g"), _signed_count),
+    "mult-adds": ("mult_adds", lambda row: _count(row["paper_mult_adds"], "g"), _signed_count),
+    "IS": ("is_mean", lambda row: "–" if pd.isna(row["paper_is_mean"]) else f"{row['paper_is_mean']:.2f} ({row['paper_is_std']:.2f})", lambda v: _signed(v, ".2f")),
+    "FID": ("fid", lambda row: _number(row["paper_fid"], ".2f"), lambda v: _signed(v, ".2f")),
+}
+
+
+def _number(value: float, spec: str) -> str:
+    return "–" if pd.isna(value) else f"{value:{spec}}"
+
+
+def display_table(summary: pd.DataFrame, paper: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Human-readable cells, as in the paper's tables.
+
+    ``paper`` (from :func:`akdg.paper.match_paper`) adds "<cell> paper" and "<cell> Δ" (ours − paper)
+    beside each cell it has numbers for; "–" where the paper has no such row.
+    """
+    table = pd.DataFrame(
         {
             "Method": summary["row"],
             "layers": summary["layers"].map(lambda v: "–" if pd.isna(v) else f"{v:.0f}"),
@@ -100,21 +134,46 @@ def display_table(summary: pd.DataFrame) -> pd.DataFrame:
             "seeds": summary["seeds"],
         }
     )
+    if paper is None:
+        return table
+    columns = {}
+    for name, cells in table.items():
+        columns[name] = cells
+        metric, paper_cell, diff_cell = PAPER_CELLS.get(name, (None, None, None))
+        if metric and f"paper_{metric}" in paper:
+            columns[f"{name} paper"] = paper.apply(paper_cell, axis=1)
+            columns[f"{name} Δ"] = paper[f"{metric}_minus_paper"].map(diff_cell)
+    return pd.DataFrame(columns)
+
+
+def paper_note(paper: pd.DataFrame) -> list[str]:
+    """What the paper columns are, or nothing when the dataset has none."""
+    sources = sorted(paper["paper_source"].dropna().unique()) if "paper_source" in paper else []
+    if not sources:
+        return []
+    return [
+        f"paper: {', '.join(sources)} of Tsunashima et al., ICPR 2020 (akdg/data/akdg_icpr2020.csv), matched by "
+        "teacher role or by (student family, method label); 'paper' cells as printed there (params and mult-adds "
+        "rounded; its IS spread in brackets is the paper's, not over seeds); Δ = ours − paper; – where the paper "
+        "has no such row"
+    ]
 
 
 def protocol_lines(example: dict[str, Any]) -> list[str]:
     """The protocol every number in the table was produced under, from one run's JSON."""
     protocol = example["protocol"]
     dataset, extractor, evaluation = protocol["dataset"], protocol["feature_extractor"], protocol["evaluation"]
-    environment = protocol["environment"]
+    environment, layers = protocol["environment"], extractor["features"]
+    # Only a classifier trained here has a test accuracy; Inception's weights come as they are.
+    accuracy = f", test accuracy {extractor['test_accuracy']:.4f}" if "test_accuracy" in extractor else ""
     return [
         f"dataset: {dataset['name']} ({dataset['source']}); {dataset['preprocessing']}; split: {dataset['split']}; "
         f"content sha256 {dataset['content_sha256'][:16]}…",
         f"reference statistics: {dataset['reference_split']} split, {dataset['reference_samples']} images; "
         f"generated samples per run: {evaluation['num_samples']} (real-data row: the whole test split)",
-        f"feature extractor: {extractor['name']} (weights sha256 {extractor['weights_sha256'][:16]}…, "
-        f"test accuracy {extractor['test_accuracy']:.4f}); IS on logits with {evaluation['isc_splits']} splits; "
-        f"FID/KID on penultimate features; KID {evaluation['kid_subsets']} subsets of {evaluation['kid_subset_size']}",
+        f"feature extractor: {extractor['name']} (weights sha256 {extractor['weights_sha256'][:16]}…{accuracy}); "
+        f"IS on '{layers['is']}' with {evaluation['isc_splits']} splits; FID on '{layers['fid']}'; KID on "
+        f"'{layers['kid']}', {evaluation['kid_subsets']} subsets of {evaluation['kid_subset_size']}",
         "cells: mean ± sample std over seeds (a single value where one seed); speed: images/s at the batch size in "
         "each run's JSON, CPU threads as recorded there",
         f"code: git {environment['git_commit']}; "
@@ -140,19 +199,26 @@ def write_run_metrics(runs: pd.DataFrame, metrics_dir: Path) -> None:
         write_json(metrics_dir / f"{run_id(row)}.json", values)
 
 
-def aggregate(run_paths: list[Path], method_order: list[str], tables_dir: Path, metrics_dir: Path, dataset: str) -> pd.DataFrame:
-    """Write ``<dataset>.md/.csv/.tex`` under ``tables_dir`` and per-run DVC metrics; return the runs (for plots)."""
+def aggregate(run_paths: list[Path], method_order: list[str], tables_dir: Path, metrics_dir: Path, dataset: str) -> tuple[pd.DataFrame, ClaimsReport]:
+    """Write ``<dataset>.md/.csv/.tex`` and ``<dataset>_claims.md/.csv`` under ``tables_dir`` and per-run DVC
+    metrics; return the runs (for plots) and the claims report (for the log)."""
     runs = load_runs(run_paths)
+    found = sorted(set(runs["dataset"]))
+    if found != [dataset]:
+        raise AkdgError(f"the runs are of dataset(s) {found}, not {dataset!r}; pass one dataset's run JSONs and its name as --dataset")
     summary = summarise(runs, method_order)
-    table = display_table(summary)
-    notes = protocol_lines(read_json(run_paths[0]))
+    paper = match_paper(summary, dataset, load_paper())
+    table = display_table(summary, paper)  # no paper columns for a dataset the paper lacks
+    notes = protocol_lines(read_json(run_paths[0])) + paper_note(paper)
     tables_dir = Path(tables_dir)
     with atomic_write(tables_dir / f"{dataset}.csv") as tmp:
-        summary.to_csv(tmp, index=False)
+        pd.concat([summary, paper], axis=1).to_csv(tmp, index=False)
     with atomic_write(tables_dir / f"{dataset}.md") as tmp:
         tmp.write_text(f"# {dataset}\n\n{table.to_markdown(index=False)}\n\n" + "".join(f"- {line}\n" for line in notes))
     with atomic_write(tables_dir / f"{dataset}.tex") as tmp:
         tmp.write_text(table.to_latex(index=False, caption=f"{dataset}: " + "; ".join(notes[:3]), label=f"tab:{dataset}"))
     write_run_metrics(runs, metrics_dir)
-    log.info("wrote %s tables for %d rows from %d runs", dataset, len(summary), len(runs))
-    return runs
+    claims = evaluate_claims(runs, dataset)
+    write_claims(claims, tables_dir)
+    log.info("wrote %s tables for %d rows from %d runs (paper columns: %s)", dataset, len(summary), len(runs), "yes" if len(paper.columns) else "none")
+    return runs, claims

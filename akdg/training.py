@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -18,6 +18,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from akdg.architectures import build_discriminator
+from akdg.datasets import to_model_range
 from akdg.losses import LOSSES, GanLoss
 from akdg.registry import AkdgError, Registry
 
@@ -30,7 +31,7 @@ class TrainContext:
 
     generator: nn.Module
     teacher: nn.Module | None
-    images: torch.Tensor  # the train split, float in -1..1, already on ``device``
+    images: torch.Tensor  # the train split, uint8 0..255 (a float copy of LSUN at 256 px would not fit in memory)
     z_dim: int
     batch_size: int
     loss: GanLoss
@@ -39,6 +40,9 @@ class TrainContext:
     n_dis: int
     device: torch.device
     rng: torch.Generator
+    generator_spec: dict[str, Any] | None = None  # the {arch, width} specs, for methods' compatibility checks
+    teacher_spec: dict[str, Any] | None = None
+    discriminators: list[nn.Module] = field(default_factory=list)  # every one new_discriminator built
 
     @property
     def resolution(self) -> int:
@@ -49,9 +53,9 @@ class TrainContext:
         return int(self.images.shape[1])
 
     def real_batch(self) -> torch.Tensor:
-        """A batch of real images, drawn with replacement from the train split."""
+        """A batch of real images, drawn with replacement from the train split, as float -1..1 on ``device``."""
         index = torch.randint(len(self.images), (self.batch_size,), generator=self.rng, device="cpu")
-        return self.images[index.to(self.images.device)]
+        return to_model_range(self.images[index.to(self.images.device)]).to(self.device)
 
     def noise(self, count: int | None = None) -> torch.Tensor:
         """A fresh N(0, I) draw; every call is independent of the previous ones."""
@@ -59,7 +63,10 @@ class TrainContext:
         return z.to(self.device)
 
     def new_discriminator(self) -> nn.Module:
-        return build_discriminator(self.discriminator_spec, resolution=self.resolution, channels=self.channels).to(self.device)
+        """A fresh discriminator, remembered so that the loop can grow it along with the generator."""
+        discriminator = build_discriminator(self.discriminator_spec, resolution=self.resolution, channels=self.channels)
+        self.discriminators.append(discriminator.to(self.device))
+        return discriminator
 
     def adam(self, parameters: Any, lr_key: str) -> torch.optim.Optimizer:
         return torch.optim.Adam(parameters, lr=self.optimizer[lr_key], betas=tuple(self.optimizer["betas"]))
@@ -80,9 +87,19 @@ class Method:
             )
         if self.requires_teacher and ctx.teacher is None:
             raise AkdgError(f"{type(self).__name__} distils from a teacher, but none was given")
+        if ctx.generator_spec is not None and (ctx.teacher_spec is not None or not self.requires_teacher):
+            self.check_generators(ctx.generator_spec, ctx.teacher_spec)
         self.ctx = ctx
         self.options = {**self.default_options, **options}
         self.generator_optimizer = ctx.adam(ctx.generator.parameters(), "lr_g")
+
+    @classmethod
+    def check_generators(cls, student_spec: dict[str, Any], teacher_spec: dict[str, Any] | None) -> None:
+        """Raise AkdgError for a student/teacher pair ({arch, width} specs) this method cannot train.
+
+        Config validation calls it for every student of the grid, so that a method that needs, e.g.,
+        residual generators fails before any job runs, not after the teacher's hours of training.
+        """
 
     def train_step(self) -> dict[str, float]:
         """One update of the generator (and the method's discriminators); returns named losses."""
@@ -94,11 +111,16 @@ class Method:
     ) -> torch.Tensor:
         """One step teaching ``discriminator`` to score ``positive`` above ``negative``.
 
-        Both batches go through in one forward pass (half the spectral-norm power iterations);
-        the built-in discriminators have no batch statistics, so this equals two passes.
+        Both batches go through in one forward pass (half the spectral-norm power iterations),
+        which equals two passes for discriminators without batch statistics. One that mixes the
+        batch (``mixes_batch = True``, e.g. PGGAN's minibatch stddev) gets two separate passes, so
+        that real and generated images never share a statistic.
         """
-        scores = discriminator(torch.cat([positive, negative]))
-        loss = self.ctx.loss.discriminator(scores[: len(positive)], scores[len(positive) :])
+        if getattr(discriminator, "mixes_batch", False):
+            loss = self.ctx.loss.discriminator(discriminator(positive), discriminator(negative))
+        else:
+            scores = discriminator(torch.cat([positive, negative]))
+            loss = self.ctx.loss.discriminator(scores[: len(positive)], scores[len(positive) :])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -136,13 +158,19 @@ def train(
 
     With ``ema_decay`` > 0 the generator left in ``ctx`` is the exponential moving average of its
     weights (and BN statistics) over training: GAN end points are noisy, the average much less so.
+    Models that grow (``set_progress``: the generator and every discriminator the context built)
+    are set to (step - 1) / steps before each step and the generator to 1.0 at the end; progress is
+    a plain attribute, not state, so the EMA copy and the checkpoint never carry a stale one.
     """
     method = METHODS.get(method_name)(ctx, **method_options)
     ctx.generator.train()
     average = AveragedModel(ctx.generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True) if ema_decay else None
     history: list[dict[str, float]] = []
     progress = tqdm(range(1, steps + 1), desc=method_name, unit="step", mininterval=2.0, disable=None)
+    growing = [model for model in (ctx.generator, *ctx.discriminators) if hasattr(model, "set_progress")]
     for step in progress:
+        for model in growing:
+            model.set_progress((step - 1) / steps)
         losses = method.train_step()
         check_finite(losses, step)
         if average is not None:
@@ -153,6 +181,8 @@ def train(
             log.info("step %d/%d: %s", step, steps, ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
     if average is not None:
         ctx.generator.load_state_dict(average.module.state_dict())
+    if hasattr(ctx.generator, "set_progress"):
+        ctx.generator.set_progress(1.0)
     ctx.generator.eval()
     return history
 

@@ -73,3 +73,70 @@ def test_generator_in_memory_path_is_deterministic_and_scores_worse_than_real(di
     real = fidelity_metrics(digits.x_test, digits.x_train, z_dim=16, extractor_weights=extractor, options=OPTIONS)
     assert first == second
     assert first["fid"] > 10 * real["fid"]
+
+
+def test_reference_cache_key_changes_with_each_thing_the_reference_features_depend_on(digits, monkeypatch):
+    from dataclasses import replace
+
+    import torch_fidelity
+
+    from akdg import metrics
+
+    def key(splits=digits, extractor="akdg-classifier", weights="a" * 64, split="train") -> str:
+        return metrics.reference_cache("cache", splits, extractor, weights, split).key
+
+    base = key()
+    other_content = replace(digits, protocol={**digits.protocol, "content_sha256": "0" * 64})
+    variants = [
+        key(splits=other_content),
+        key(split="test"),
+        key(splits=replace(digits, x_train=digits.x_train[:-1])),
+        key(splits=replace(digits, x_train=digits.x_train[..., :8, :8])),
+        key(splits=replace(digits, x_train=np.repeat(digits.x_train, 3, axis=1))),
+        key(extractor="inception-v3-compat"),
+        key(weights="b" * 64),
+    ]
+    assert base == metrics.reference_cache("elsewhere", digits, "akdg-classifier", "a" * 64).key  # the folder is no part of it
+    monkeypatch.setattr(torch_fidelity, "__version__", "9.9.9")
+    variants.append(key())
+    assert len({base, *variants}) == len(variants) + 1, variants
+
+
+def test_classifier_reference_features_are_read_from_the_cache_not_recomputed(digits, extractor, tmp_path: Path, monkeypatch):
+    import torch_fidelity.utils
+
+    from akdg import metrics
+    from akdg.io import sha256_file
+
+    cache = metrics.reference_cache(tmp_path, digits, "akdg-classifier", sha256_file(extractor))
+    files = metrics.fill_reference_cache(digits.x_train, extractor="akdg-classifier", extractor_weights=extractor, batch_size=100, cache=cache)
+    assert sorted(path.name for path in files) == sorted(path.name for path in tmp_path.iterdir())
+    computed = []
+    original = torch_fidelity.utils.get_featuresdict_from_dataset
+
+    def spy(input, *args, **kwargs):
+        computed.append(len(input))
+        return original(input, *args, **kwargs)
+
+    monkeypatch.setattr(torch_fidelity.utils, "get_featuresdict_from_dataset", spy)
+    cached = fidelity_metrics(digits.x_test, digits.x_train, z_dim=1, extractor_weights=extractor, options=OPTIONS, cache=cache)
+    assert computed == [len(digits.x_test)]  # only the candidate: the reference came from the cache
+    fresh = fidelity_metrics(digits.x_test, digits.x_train, z_dim=1, extractor_weights=extractor, options=OPTIONS)
+    assert computed == [len(digits.x_test), len(digits.x_test), len(digits.x_train)]
+    assert cached == fresh
+
+
+def test_grey_images_are_repeated_to_rgb_for_inception_only(digits):
+    from akdg.feature_extractors import input_channels
+    from akdg.metrics import UInt8Generator, UInt8Images
+    from akdg.registry import AkdgError
+
+    assert input_channels("inception-v3-compat", 1) == 3 and input_channels("akdg-classifier", 1) == 1
+    rgb = UInt8Images(digits.x_train[:4], channels=3)[2]
+    assert rgb.shape == (3, 16, 16) and all(torch.equal(rgb[c], torch.from_numpy(digits.x_train[2, 0])) for c in range(3))
+    generator = build_generator({"arch": "dcgan", "width": 4}, resolution=16, channels=1, z_dim=8).eval()
+    with torch.no_grad():
+        images = UInt8Generator(generator, channels=3)(torch.randn(2, 8))
+    assert images.dtype == torch.uint8 and images.shape == (2, 3, 16, 16) and torch.equal(images[:, 0], images[:, 2])
+    with pytest.raises(AkdgError, match="1- or 3-channel"):
+        input_channels("inception-v3-compat", 2)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from akdg.config import student_key, validate_config
+from akdg.config import method_variants, student_key, validate_config
+from akdg.datasets import DOWNLOADERS
 from akdg.registry import AkdgError
 from akdg.training import METHODS as METHOD_REGISTRY
 
@@ -23,12 +24,20 @@ os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.envir
 OUT = config["outdir"]
 DATASET = config["dataset"]["name"]
 STUDENTS = {student_key(model): model for model in config["students"]}
-METHODS = list(config["methods"])
+VARIANTS = method_variants(config)  # method label -> registered method, options, training overrides
+METHODS = list(VARIANTS)
 SEEDS = config["seeds"]
 
 DATA = f"{OUT}/data/{DATASET}.npz"
-EXTRACTOR = f"{OUT}/models/{DATASET}/extractor.pt"
+NEEDS_DOWNLOAD = DATASET in DOWNLOADERS.names()  # official files fetched (or placed) under dataset.root
+DOWNLOAD_RECORD = f"{OUT}/data/{DATASET}.download.json"
+FEATURE_EXTRACTOR = config["evaluation"].get("feature_extractor", "akdg-classifier")
+EXTRACTOR_WEIGHTS = f"{OUT}/models/{DATASET}/extractor.pt"  # the classifier's, trained by the DAG
+EXTRACTOR = f"{OUT}/models/{DATASET}/extractor.json"  # the extractor's protocol: name, weights, sha256
+REFERENCE_CACHE = f"{OUT}/cache/{DATASET}/fidelity"  # torch-fidelity's cache, keyed by content
+REFERENCE_STATS = f"{OUT}/cache/{DATASET}/reference.json"
 TEACHER = f"{OUT}/models/{DATASET}/teacher.pt"
+TEACHER_METHOD = "imported" if config["teacher"]["checkpoint"] else "vanilla"
 COST = f"{OUT}/cost/{DATASET}.json"
 LOGS = f"{OUT}/logs/{DATASET}"
 BENCHMARKS = f"{OUT}/logs/{DATASET}/benchmark"  # per-job wall time and memory (Snakemake benchmark files)
@@ -40,6 +49,7 @@ UNTRAINED_RUNS = {name: f"{OUT}/runs/{DATASET}/{name}/untrained/seed{SEEDS[0]}.j
 STUDENT_RUNS = expand(STUDENT_RUN, student=STUDENTS, method=METHODS, seed=SEEDS)
 ALL_RUNS = [TEACHER_RUN, *STUDENT_RUNS, *UNTRAINED_RUNS.values(), REAL_RUN]
 TABLES = expand(f"{OUT}/tables/{DATASET}.{{ext}}", ext=["md", "csv", "tex"])
+CLAIMS = expand(f"{OUT}/tables/{DATASET}_claims.{{ext}}", ext=["md", "csv"])  # the paper's five claims, tested
 PLOTS = [f"{OUT}/plots/{DATASET}_fid_vs_params.png", f"{OUT}/plots/{DATASET}_samples.png"]
 
 
@@ -48,23 +58,38 @@ def as_json(value):
     return json.dumps(value, sort_keys=True)
 
 
-def training_spec(generator, discriminator, method, seed, steps, ema_decay):
-    training = config["training"]
+def training_spec(generator, discriminator, method, options, seed, training):
+    """Everything one training job depends on; ``training`` is the config's training block, overrides applied."""
     return {
         "generator": generator,
         "discriminator": discriminator,
         "method": method,
-        "method_options": config["methods"].get(method) or {},
+        "method_options": options,
         "seed": seed,
-        "steps": steps,
+        "steps": training["steps"],
         "z_dim": config["z_dim"],
         "loss": config["loss"],
         "batch_size": training["batch_size"],
         "n_dis": training["n_dis"],
         "log_every": training["log_every"],
-        "ema_decay": ema_decay,
+        "ema_decay": training["ema_decay"],
         "optimizer": training["optimizer"],
     }
+
+
+def with_overrides(overrides):
+    """The config's training block with some keys changed (a method label's, or the teacher's)."""
+    optimizer = {**config["training"]["optimizer"], **overrides.get("optimizer", {})}
+    return {**config["training"], **overrides, "optimizer": optimizer}
+
+
+def student_training(label):
+    return with_overrides(VARIANTS[label]["training"])
+
+
+def teacher_training():
+    teacher = config["teacher"]
+    return with_overrides({**teacher.get("training", {}), "steps": teacher["steps"], "ema_decay": teacher["ema_decay"]})
 
 
 def run_identity(role, label, generator, method, seed):
@@ -76,14 +101,15 @@ def evaluation_spec(rows):
 
 
 def student_training_spec(wildcards):
+    variant = VARIANTS[wildcards.method]
     return as_json(
         training_spec(
             STUDENTS[wildcards.student],
             config["student_discriminator"],
-            wildcards.method,
+            variant["method"],
+            variant["options"],
             int(wildcards.seed),
-            config["training"]["steps"],
-            config["training"]["ema_decay"],
+            student_training(wildcards.method),
         )
     )
 
@@ -91,6 +117,21 @@ def student_training_spec(wildcards):
 def student_inputs(wildcards):
     """Only distillation methods wait for the teacher; vanilla students train alongside it."""
     inputs = {"data": DATA}
-    if METHOD_REGISTRY.get(wildcards.method).requires_teacher:
+    if METHOD_REGISTRY.get(VARIANTS[wildcards.method]["method"]).requires_teacher:
         inputs["teacher"] = TEACHER
     return inputs
+
+
+# What each job group asks a cluster scheduler for; the config's `resources` block overrides any of it.
+DEFAULT_RESOURCES = {
+    "data": {"gpu": 0, "mem_mb": 8000, "runtime": 120},
+    "teacher": {"gpu": 1, "mem_mb": 16000, "runtime": 1440},
+    "student": {"gpu": 1, "mem_mb": 16000, "runtime": 720},
+    "cost": {"gpu": 1, "mem_mb": 8000, "runtime": 60},
+    "evaluate": {"gpu": 1, "mem_mb": 16000, "runtime": 240},
+    "report": {"gpu": 0, "mem_mb": 4000, "runtime": 30},
+}
+
+
+def job_resources(group):
+    return {**DEFAULT_RESOURCES[group], **config["resources"].get(group, {})}

@@ -16,6 +16,8 @@ rule measure_cost:
         ),
     threads: workflow.cores  # alone on the machine, so speed figures are not disturbed by other jobs
     priority: 100  # first, so that evaluations (which embed its figures) never wait for it
+    resources:
+        **job_resources("cost"),
     conda:
         "../envs/akdg.yaml"
     log:
@@ -28,7 +30,7 @@ rule measure_cost:
 
 EVALUATE_SHELL = (
     "akdg evaluate --spec {params.spec:q} --data {input.data} --extractor {input.extractor}"
-    " --cost {input.cost} --threads {threads} > {log} 2>&1"
+    " --cost {input.cost} --reference-cache {params.cache} --threads {threads} > {log} 2>&1"
 )
 
 
@@ -36,11 +38,13 @@ rule evaluate_teacher:
     input:
         data=DATA,
         extractor=EXTRACTOR,
+        stats=REFERENCE_STATS,
         cost=COST,
         checkpoint=TEACHER,
     output:
         TEACHER_RUN,
     params:
+        cache=REFERENCE_CACHE,
         spec=lambda wildcards, input, output: as_json(
             evaluation_spec(
                 [
@@ -48,12 +52,14 @@ rule evaluate_teacher:
                         "kind": "trained",
                         "checkpoint": input.checkpoint,
                         "out": output[0],
-                        "run": run_identity("teacher", "teacher", config["teacher"]["generator"], "vanilla", config["teacher"]["seed"]),
+                        "run": run_identity("teacher", "teacher", config["teacher"]["generator"], TEACHER_METHOD, config["teacher"]["seed"]),
                     }
                 ]
             )
         ),
     threads: 1
+    resources:
+        **job_resources("evaluate"),
     conda:
         "../envs/akdg.yaml"
     log:
@@ -69,11 +75,13 @@ rule evaluate_student:
     input:
         data=DATA,
         extractor=EXTRACTOR,
+        stats=REFERENCE_STATS,
         cost=COST,
         checkpoints=expand(STUDENT_CHECKPOINT, seed=SEEDS, allow_missing=True),
     output:
         expand(STUDENT_RUN, seed=SEEDS, allow_missing=True),
     params:
+        cache=REFERENCE_CACHE,
         spec=lambda wildcards, input, output: as_json(
             evaluation_spec(
                 [
@@ -88,6 +96,8 @@ rule evaluate_student:
             )
         ),
     threads: 1
+    resources:
+        **job_resources("evaluate"),
     conda:
         "../envs/akdg.yaml"
     log:
@@ -103,11 +113,13 @@ rule evaluate_references:
     input:
         data=DATA,
         extractor=EXTRACTOR,
+        stats=REFERENCE_STATS,
         cost=COST,
     output:
         real=REAL_RUN,
         untrained=list(UNTRAINED_RUNS.values()),
     params:
+        cache=REFERENCE_CACHE,
         spec=as_json(
             evaluation_spec(
                 [{"kind": "real", "out": REAL_RUN, "run": run_identity("reference", "", None, "", None)}]
@@ -118,6 +130,8 @@ rule evaluate_references:
             )
         ),
     threads: 1
+    resources:
+        **job_resources("evaluate"),
     conda:
         "../envs/akdg.yaml"
     log:

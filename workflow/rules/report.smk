@@ -1,4 +1,4 @@
-# Tables (Markdown, CSV, LaTeX), the DVC metrics file and the plots, all from the run JSONs.
+# Tables (Markdown, CSV, LaTeX), the claims table, the DVC metrics and the plots, all from the run JSONs.
 
 
 rule aggregate:
@@ -6,6 +6,7 @@ rule aggregate:
         ALL_RUNS,
     output:
         tables=TABLES,
+        claims=CLAIMS,
         metrics=directory(f"{OUT}/metrics/{DATASET}"),
         plot=f"{OUT}/plots/{DATASET}_fid_vs_params.png",
         plot_data=f"{OUT}/plots/{DATASET}_fid_vs_params.csv",
@@ -14,6 +15,8 @@ rule aggregate:
         dataset=DATASET,
         tables_dir=lambda wildcards, output: os.path.dirname(output.tables[0]),
         plots_dir=lambda wildcards, output: os.path.dirname(output.plot),
+    resources:
+        **job_resources("report"),
     conda:
         "../envs/akdg.yaml"
     log:
@@ -38,6 +41,8 @@ rule plot_samples:
             + [f"{name}/{method}={path}" for (name, method), path in zip([(n, m) for n in STUDENTS for m in METHODS], input.students)]
         ),
         z_dim=config["z_dim"],
+    resources:
+        **job_resources("report"),
     conda:
         "../envs/akdg.yaml"
     log:

@@ -1,31 +1,57 @@
 # The teacher (vanilla, on real data) and every student: methods x student generators x seeds.
 
 
-rule train_teacher:
-    input:
-        DATA,
-    output:
-        TEACHER,
-    params:
-        spec=as_json(
-            training_spec(
-                config["teacher"]["generator"],
-                config["teacher"]["discriminator"],
-                "vanilla",
-                config["teacher"]["seed"],
-                config["teacher"]["steps"],
-                config["teacher"]["ema_decay"],
-            )
-        ),
-    threads: 2  # the teacher is the DAG's critical path; students and evaluations take 1 thread each
-    conda:
-        "../envs/akdg.yaml"
-    log:
-        f"{LOGS}/train_teacher.log",
-    benchmark:
-        f"{BENCHMARKS}/train_teacher.tsv"
-    shell:
-        "akdg train --spec {params.spec:q} --data {input} --threads {threads} --out {output} > {log} 2>&1"
+if config["teacher"]["checkpoint"]:
+
+    rule import_teacher:
+        """A teacher trained elsewhere (teacher.checkpoint): checked against the config, stored in akdg's format."""
+        input:
+            data=DATA,
+            checkpoint=config["teacher"]["checkpoint"],
+        output:
+            TEACHER,
+        params:
+            spec=as_json({"generator": config["teacher"]["generator"], "z_dim": config["z_dim"]}),
+        resources:
+            **job_resources("teacher"),
+        conda:
+            "../envs/akdg.yaml"
+        log:
+            f"{LOGS}/import_teacher.log",
+        benchmark:
+            f"{BENCHMARKS}/import_teacher.tsv"
+        shell:
+            "akdg import-teacher --spec {params.spec:q} --data {input.data} --checkpoint {input.checkpoint:q} --out {output} > {log} 2>&1"
+
+else:
+
+    rule train_teacher:
+        input:
+            DATA,
+        output:
+            TEACHER,
+        params:
+            spec=as_json(
+                training_spec(
+                    config["teacher"]["generator"],
+                    config["teacher"]["discriminator"],
+                    "vanilla",
+                    {},
+                    config["teacher"]["seed"],
+                    teacher_training(),
+                )
+            ),
+        threads: 2  # the teacher is the DAG's critical path; students and evaluations take 1 thread each
+        resources:
+            **job_resources("teacher"),
+        conda:
+            "../envs/akdg.yaml"
+        log:
+            f"{LOGS}/train_teacher.log",
+        benchmark:
+            f"{BENCHMARKS}/train_teacher.tsv"
+        shell:
+            "akdg train --spec {params.spec:q} --data {input} --threads {threads} --out {output} > {log} 2>&1"
 
 
 rule train_student:
@@ -37,6 +63,8 @@ rule train_student:
         spec=student_training_spec,
         teacher=lambda wildcards, input: f"--teacher {input.teacher}" if "teacher" in input.keys() else "",
     threads: 1
+    resources:
+        **job_resources("student"),
     conda:
         "../envs/akdg.yaml"
     log:

@@ -1,0 +1,174 @@
+"""The grid a config describes: method variants, an imported teacher, and the jobs `snakemake -n` plans."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from akdg import checkpoint, datasets, steps
+from akdg.architectures import build_generator
+from akdg.config import method_variants, validate_config
+from akdg.registry import AkdgError
+
+from conftest import REPO, copy_project
+
+TEST_CONFIG = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+
+
+def dry_run(workdir: Path, *configfiles: str, extra: list[str] = ()) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "2", "all_tables", *extra, "--configfile", *configfiles]
+    return subprocess.run(command, cwd=workdir, capture_output=True, text=True)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run, as {rule: count}."""
+    table = output.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    return {match[1]: int(match[2]) for match in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE) if match[1] != "total"}
+
+
+def test_short_and_long_method_forms():
+    config = copy.deepcopy(TEST_CONFIG)
+    config["methods"] = {
+        "vanilla-b64": {"method": "vanilla", "training": {"batch_size": 64}},
+        "vanilla-b2048": {"method": "vanilla", "training": {"batch_size": 2048}},
+        "akdg": {"kd_weight": 0.5},
+    }
+    variants = method_variants(validate_config(config))
+    assert variants["vanilla-b2048"] == {"method": "vanilla", "options": {}, "training": {"batch_size": 2048}}
+    assert variants["akdg"] == {"method": "akdg", "options": {"kd_weight": 0.5}, "training": {}}
+
+
+@pytest.mark.parametrize(
+    "methods, message",
+    [
+        ({"big": {"method": "vanila"}}, "unknown method 'vanila'"),
+        ({"big": {"method": "vanilla", "training": {"batchsize": 8}}}, "'batchsize' was unexpected"),
+        ({"big": {"method": "akdg", "kd_weight": 2}}, "'kd_weight' was unexpected"),
+        ({"big": {"method": "akdg", "options": {"kd_wieght": 2}}}, r"methods.big: unknown option\(s\) \['kd_wieght'\]"),
+        ({"a/b": {}}, "does not match"),
+    ],
+)
+def test_bad_method_variants_are_named(methods, message):
+    config = copy.deepcopy(TEST_CONFIG)
+    config["methods"] = methods
+    with pytest.raises(AkdgError, match=message):
+        validate_config(config)
+
+
+def test_variant_overrides_reach_the_training_jobs(tmp_path: Path):
+    """Table II's vanilla at two batch sizes: each label's jobs train with its own batch size."""
+    workdir = copy_project(tmp_path)
+    variants = {"methods": {"vanilla-b4": {"method": "vanilla", "training": {"batch_size": 4}}, "vanilla-b8": {"method": "vanilla", "training": {"batch_size": 8}}}}
+    (workdir / "variants.yaml").write_text(yaml.safe_dump(variants))
+    result = dry_run(workdir, "config/test.yaml", "variants.yaml")
+    assert result.returncode == 0, result.stderr
+    specs = [json.loads(match) for match in re.findall(r"akdg train --spec '(\{.*?\})'", result.stdout)]
+    students = [spec for spec in specs if spec["generator"] in TEST_CONFIG["students"]]
+    # merged over test.yaml, whose methods stay: 2 students x 5 labels x 2 seeds
+    assert len(students) == 2 * 5 * 2
+    sizes = {(spec["method"], spec["batch_size"]) for spec in students}
+    assert ("vanilla", 4) in sizes and ("vanilla", 8) in sizes and ("vanilla", TEST_CONFIG["training"]["batch_size"]) in sizes
+
+
+@pytest.fixture
+def teacher_state(digits: datasets.ImageSplits) -> tuple[dict, dict]:
+    spec = {"arch": "sngan", "width": 8}
+    torch.manual_seed(3)
+    generator = build_generator(spec, resolution=digits.resolution, channels=digits.channels, z_dim=16)
+    return spec, generator.state_dict()
+
+
+def test_import_a_plain_state_dict(tmp_path: Path, digits_npz: Path, teacher_state):
+    spec, state = teacher_state
+    torch.save(state, tmp_path / "elsewhere.pt")
+    steps.import_teacher({"generator": spec, "z_dim": 16}, digits_npz, tmp_path / "elsewhere.pt", tmp_path / "teacher.pt")
+    generator, meta = checkpoint.load_generator(tmp_path / "teacher.pt")
+    assert meta["training"]["method"] == "imported"
+    assert all(torch.equal(generator.state_dict()[key], value) for key, value in state.items())
+
+
+def test_import_an_akdg_checkpoint_keeps_its_history(tmp_path: Path, digits_npz: Path, digits, teacher_state):
+    spec, state = teacher_state
+    generator = build_generator(spec, resolution=digits.resolution, channels=digits.channels, z_dim=16)
+    generator.load_state_dict(state)
+    meta = {"generator": spec, "resolution": digits.resolution, "channels": digits.channels, "z_dim": 16, "training": {"steps": 7}}
+    checkpoint.save_generator(tmp_path / "ours.pt", generator, meta)
+    steps.import_teacher({"generator": spec, "z_dim": 16}, digits_npz, tmp_path / "ours.pt", tmp_path / "teacher.pt")
+    _, imported = checkpoint.load_generator(tmp_path / "teacher.pt")
+    assert imported["training"]["original_training"] == {"steps": 7}
+
+
+@pytest.mark.parametrize(
+    "spec, z_dim, message",
+    [
+        ({"arch": "sngan", "width": 16}, 16, r"does not fit \{'arch': 'sngan', 'width': 16\}"),
+        ({"arch": "dcgan", "width": 8}, 16, "does not fit"),
+        ({"arch": "sngan", "width": 8}, 32, "z_dim 32"),
+    ],
+)
+def test_import_rejects_a_mismatched_teacher(tmp_path: Path, digits_npz: Path, teacher_state, spec, z_dim, message):
+    _, state = teacher_state
+    torch.save(state, tmp_path / "elsewhere.pt")
+    with pytest.raises(AkdgError, match=message):
+        steps.import_teacher({"generator": spec, "z_dim": z_dim}, digits_npz, tmp_path / "elsewhere.pt", tmp_path / "teacher.pt")
+    assert not (tmp_path / "teacher.pt").exists()
+
+
+def test_import_rejects_a_file_that_is_not_a_checkpoint(tmp_path: Path, digits_npz: Path):
+    (tmp_path / "notes.pt").write_text("not a checkpoint")
+    with pytest.raises(AkdgError, match="notes.pt is truncated or not a torch file"):
+        steps.import_teacher({"generator": {"arch": "sngan", "width": 8}, "z_dim": 16}, digits_npz, tmp_path / "notes.pt", tmp_path / "t.pt")
+
+
+def test_dag_imports_instead_of_training_the_teacher(tmp_path: Path, teacher_state):
+    workdir = copy_project(tmp_path / "project")
+    _, state = teacher_state
+    torch.save(state, tmp_path / "elsewhere.pt")
+    (workdir / "import.yaml").write_text(yaml.safe_dump({"teacher": {"checkpoint": str(tmp_path / "elsewhere.pt")}}))
+    result = dry_run(workdir, "config/test.yaml", "import.yaml")
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout)
+    assert counts.get("import_teacher") == 1 and "train_teacher" not in counts
+    missing = dry_run(workdir, "config/test.yaml", "import.yaml", extra=["--config", "teacher={checkpoint: /nowhere/g.pt}"])
+    assert missing.returncode != 0 and "teacher.checkpoint /nowhere/g.pt does not exist" in missing.stderr + missing.stdout
+
+
+PAPER_JOBS = {
+    "cifar10": {"train_student": 2 * 3 * 3, "evaluate_student": 2 * 3},  # 2 students x (vanilla, mse, akdg) x 3 seeds
+    "lsun_bedroom": {"train_student": 1 * 4 * 3, "evaluate_student": 1 * 4},  # 1 student x (vanilla-b64, -b2048, mse, akdg)
+}
+ONCE = (
+    "download_data", "fetch_extractor", "prepare_data", "reference_stats", "train_teacher", "measure_cost",
+    "evaluate_teacher", "evaluate_references", "aggregate", "plot_samples", "all_tables",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("dataset", sorted(PAPER_JOBS))
+def test_paper_config_plans_exactly_the_expected_jobs(tmp_path: Path, dataset: str):
+    """`snakemake -n` on a paper config: the full grid with Inception, downloads, and per-job resources."""
+    workdir = copy_project(tmp_path)
+    result = dry_run(workdir, f"config/paper/{dataset}.yaml")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert job_counts(result.stdout) == {**dict.fromkeys(ONCE, 1), **PAPER_JOBS[dataset]}
+    config = yaml.safe_load((workdir / "config" / "paper" / f"{dataset}.yaml").read_text())
+    for rule, group in (("train_teacher", "teacher"), ("train_student", "student"), ("evaluate_student", "evaluate"), ("aggregate", "report")):
+        block = result.stdout.split(f"rule {rule}:", 1)[1].split("\n\n", 1)[0]
+        wanted = config["resources"][group]
+        asked = dict(re.findall(r"(gpu|runtime|mem_mb)=(\d+)", block.split("resources:", 1)[1].splitlines()[0]))
+        assert asked == {key: str(value) for key, value in wanted.items()}, (rule, asked)
+
+
+def test_a_configfile_is_a_whole_grid_not_merged_into_the_default(tmp_path: Path):
+    """LSUN's method labels replace the default's: no stray 'vanilla' label from config/config.yaml."""
+    workdir = copy_project(tmp_path)
+    result = dry_run(workdir, "config/paper/lsun_bedroom.yaml")
+    labels = set(re.findall(r"results/paper/models/lsun_bedroom/dcgan-w5/([\w-]+)/seed0\.pt", result.stdout))
+    assert labels == {"vanilla-b64", "vanilla-b2048", "mse", "akdg"}

@@ -1,0 +1,168 @@
+"""aggregate: paper columns and ours − paper for the paper's datasets, none for others, claims files beside."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from scipy.stats import ttest_ind
+
+from akdg.claims import HOLDS, NOT_TESTED
+from akdg.paper import load_paper, match_paper, paper_datasets
+from akdg.registry import AkdgError
+from akdg.tables import aggregate, load_runs
+
+REPO = Path(__file__).resolve().parent.parent
+DIGITS_RUNS = sorted((REPO / "results" / "runs" / "digits").rglob("*.json"))
+TEMPLATE = json.loads((REPO / "results" / "runs" / "digits" / "dcgan-w8" / "akdg" / "seed0.json").read_text())
+TEACHER_COST = {"layers": 8, "params": 4_000_000, "mult_adds": 800_000_000, "images_per_s": 50.0}
+STUDENT_COST = {"layers": 5, "params": 2_630_000, "mult_adds": 229_000_000, "images_per_s": 400.0}
+# The paper datasets are scored with Inception, whose protocol has no test accuracy.
+INCEPTION = {"name": "inception-v3-compat", "weights_sha256": "ab" * 32, "features": {"is": "logits_unbiased", "fid": "2048", "kid": "2048"}}
+
+
+def write_run(directory: Path, dataset: str, role: str, label: str, arch: str | None, method: str, base: str | None, seed: int, fid: float, is_mean: float, cost: dict[str, float] | None) -> Path:
+    """A run JSON as the evaluate step writes it, from the committed digits one with these values."""
+    result = copy.deepcopy(TEMPLATE)
+    kind = {"untrained": "untrained", "": "real"}.get(method, "trained")
+    result["run"] = {"dataset": dataset, "role": role, "generator_label": label, "generator": {"arch": arch, "width": 8} if arch else None, "method": method, "seed": seed if arch else None, "kind": kind}
+    result["metrics"] = {"fid": fid, "is_mean": is_mean, "is_std": 0.1, "kid_mean": 1.0, "kid_std": 0.1}
+    result["cost"] = cost
+    result["protocol"]["dataset"]["name"] = dataset
+    if dataset != "digits":
+        result["protocol"]["feature_extractor"] = INCEPTION
+    result["protocol"]["training"] = {**result["protocol"]["training"], "method": base} if base else None
+    path = directory / dataset / label / method / f"seed{seed}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result))
+    return path
+
+
+def grid(directory: Path, dataset: str, methods: dict[str, tuple[str, list[float]]], teacher_arch: str = "sngan") -> list[Path]:
+    """Teacher, an untrained and trained dcgan student ({label: (base, fid per seed)}), and the real-data row."""
+    paths = [
+        write_run(directory, dataset, "teacher", "teacher", teacher_arch, "vanilla", "vanilla", 0, 15.0, 8.0, TEACHER_COST),
+        write_run(directory, dataset, "student", "dcgan-w8", "dcgan", "untrained", None, 0, 300.0, 1.0, STUDENT_COST),
+        write_run(directory, dataset, "reference", "", None, "", None, 0, 2.0, 11.0, None),
+    ]
+    for label, (base, fids) in methods.items():
+        for seed, fid in enumerate(fids):
+            paths.append(write_run(directory, dataset, "student", "dcgan-w8", "dcgan", label, base, seed, fid, 7.0 + seed / 10, STUDENT_COST))
+    return paths
+
+
+def run_aggregate(paths: list[Path], tmp_path: Path, dataset: str, methods: list[str]) -> tuple[pd.DataFrame, Any]:
+    return aggregate(paths, methods, tmp_path / "tables", tmp_path / "metrics", dataset)
+
+
+def markdown_rows(path: Path) -> pd.DataFrame:
+    """The first Markdown table of a file, cells stripped."""
+    lines = [line for line in path.read_text().splitlines() if line.startswith("|")]
+    table = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines if not set(line) <= set("|:- ")]
+    return pd.DataFrame(table[1:], columns=table[0])
+
+
+def test_paper_data_has_every_number_of_tables_one_and_two() -> None:
+    paper = load_paper()
+    assert paper_datasets(paper) == ["cifar10", "lsun_bedroom"]
+    assert (paper["source"] == "Table I").sum() == 7 and (paper["source"] == "Table II").sum() == 5
+    keyed = paper.set_index(["dataset", "role", "arch", "method"])
+    assert keyed.loc[("cifar10", "student", "mlp", "mse"), "fid"] == 108.92
+    assert keyed.loc[("cifar10", "teacher", "sngan", ""), ["is_mean", "is_std", "mult_adds"]].tolist() == [8.49, 0.13, 793e6]
+    assert keyed.loc[("lsun_bedroom", "teacher", "pggan", ""), "mult_adds"] == 8.9e9
+    assert keyed.loc[("lsun_bedroom", "student", "dcgan", "vanilla-b2048"), "fid"] == 37.89
+    assert paper.loc[paper["dataset"] == "lsun_bedroom", "is_mean"].isna().all()
+
+
+def test_cifar10_tables_show_paper_numbers_and_differences(tmp_path: Path) -> None:
+    paths = grid(tmp_path / "runs", "cifar10", {"vanilla": ("vanilla", [33.0, 35.0]), "mse": ("mse", [45.0, 47.0]), "akdg": ("akdg", [28.0, 29.0])})
+    run_aggregate(paths, tmp_path, "cifar10", ["vanilla", "mse", "akdg"])
+    csv = pd.read_csv(tmp_path / "tables" / "cifar10.csv").set_index("row")
+    assert csv.loc["dcgan-w8 vanilla", "paper_fid"] == 31.58
+    assert csv.loc["dcgan-w8 vanilla", "fid_minus_paper"] == pytest.approx(34.0 - 31.58)
+    assert csv.loc["dcgan-w8 akdg", "is_mean_minus_paper"] == pytest.approx(7.05 - 7.05)
+    assert csv.loc["Teacher (sngan)", "params_minus_paper"] == pytest.approx(4_000_000 - 4_100_000)
+    assert csv.loc["Teacher (sngan)", "paper_source"] == "Table I"
+    assert csv.loc[["dcgan-w8 untrained", "Real data (test split)"], "paper_fid"].isna().all()
+
+    table = markdown_rows(tmp_path / "tables" / "cifar10.md").set_index("Method")
+    columns = list(table.columns)
+    for cell in ("layers", "params", "mult-adds", "IS", "FID"):
+        assert columns[columns.index(cell) + 1 : columns.index(cell) + 3] == [f"{cell} paper", f"{cell} Δ"]
+    assert table.loc["dcgan-w8 vanilla", ["FID", "FID paper", "FID Δ"]].tolist() == ["34.00 ± 1.41", "31.58", "+2.42"]
+    assert table.loc["dcgan-w8 mse", ["IS paper", "IS Δ"]].tolist() == ["6.45 (0.07)", "+0.60"]
+    assert table.loc["Teacher (sngan)", ["params paper", "params Δ", "mult-adds paper", "layers Δ"]].tolist() == ["4.1M", "-100.00K", "793M", "+0"]
+    assert table.loc["Real data (test split)", ["FID paper", "FID Δ"]].tolist() == ["–", "–"]
+    assert table.loc["dcgan-w8 untrained", "IS paper"] == "–"
+    latex = (tmp_path / "tables" / "cifar10.tex").read_text()
+    assert "FID paper" in latex and "31.58" in latex and "+2.42" in latex
+    notes = (tmp_path / "tables" / "cifar10.md").read_text()
+    assert "Table I of Tsunashima" in notes and "FID on '2048'" in notes and "test accuracy" not in notes
+
+
+def test_lsun_tables_have_only_the_columns_the_paper_reports(tmp_path: Path) -> None:
+    methods = {"vanilla-b64": ("vanilla", [40.0, 42.0]), "vanilla-b2048": ("vanilla", [36.0, 37.0]), "mse": ("mse", [90.0, 95.0]), "akdg": ("akdg", [26.0, 27.0])}
+    paths = grid(tmp_path / "runs", "lsun_bedroom", methods, teacher_arch="pggan")
+    _, claims = run_aggregate(paths, tmp_path, "lsun_bedroom", list(methods))
+    table = markdown_rows(tmp_path / "tables" / "lsun_bedroom.md").set_index("Method")
+    assert "FID paper" in table.columns and "IS paper" not in table.columns and "IS Δ" not in table.columns
+    assert table.loc["dcgan-w8 vanilla-b2048", ["FID paper", "FID Δ"]].tolist() == ["37.89", "-1.39"]
+    assert table.loc["Teacher (pggan)", "mult-adds paper"] == "8.9B"
+    vanilla_rows = claims.rows[claims.rows["claim"] == 2]
+    assert list(vanilla_rows["comparison"]) == ["akdg vs vanilla-b64", "akdg vs vanilla-b2048"]
+    assert list(vanilla_rows["verdict"]) == [HOLDS, HOLDS]
+
+
+def test_digits_has_no_paper_columns(tmp_path: Path) -> None:
+    paths = grid(tmp_path / "runs", "digits", {"vanilla": ("vanilla", [33.0, 35.0]), "akdg": ("akdg", [28.0, 29.0])})
+    run_aggregate(paths, tmp_path, "digits", ["vanilla", "akdg"])
+    header = markdown_rows(tmp_path / "tables" / "digits.md").columns
+    assert list(header) == ["Method", "layers", "params", "mult-adds", "IS", "FID", "KID", "images/s", "seeds"]
+    assert not [name for name in pd.read_csv(tmp_path / "tables" / "digits.csv").columns if "paper" in name]
+    assert "paper" not in (tmp_path / "tables" / "digits.tex").read_text()
+
+
+def test_missing_method_is_reported_not_tested(tmp_path: Path) -> None:
+    paths = grid(tmp_path / "runs", "cifar10", {"vanilla": ("vanilla", [33.0, 35.0]), "akdg": ("akdg", [28.0, 29.0])})
+    _, claims = run_aggregate(paths, tmp_path, "cifar10", ["vanilla", "akdg"])
+    written = pd.read_csv(tmp_path / "tables" / "cifar10_claims.csv")
+    first = written[written["claim"] == 1].iloc[0]
+    assert first["verdict"] == NOT_TESTED and "mse" in first["reason"]
+    assert claims.summary.set_index("claim").loc[1, "verdict"] == NOT_TESTED
+    assert "not tested" in (tmp_path / "tables" / "cifar10_claims.md").read_text()
+
+
+def test_runs_of_another_dataset_are_refused(tmp_path: Path) -> None:
+    paths = grid(tmp_path / "runs", "cifar10", {"akdg": ("akdg", [28.0, 29.0])})
+    with pytest.raises(AkdgError, match="--dataset"):
+        run_aggregate(paths, tmp_path, "digits", ["akdg"])
+
+
+def test_match_paper_by_family_and_label() -> None:
+    summary = pd.DataFrame(
+        {"role": ["teacher", "student", "student", "student"], "arch": ["resnet", "mlp", "mlp", "dcgan"], "method": ["vanilla", "akdg", "akdg-w2", "akdg"]}
+        | {name: [1.0] * 4 for name in ("layers", "params", "mult_adds", "is_mean", "fid")}
+    )
+    matched = match_paper(summary, "cifar10")
+    assert matched["paper_fid"].tolist()[:2] == [16.50, 53.73] and pd.isna(matched["paper_fid"].iloc[2])
+    assert matched["paper_fid"].iloc[3] == 29.52
+    assert match_paper(summary, "digits").columns.empty
+
+
+def test_committed_digits_runs_aggregate_with_claims(tmp_path: Path) -> None:
+    assert len(DIGITS_RUNS) > 10, "the committed digits run JSONs are missing"
+    runs, claims = run_aggregate(DIGITS_RUNS, tmp_path, "digits", ["vanilla", "mse", "akdg"])
+    names = sorted(path.name for path in (tmp_path / "tables").iterdir())
+    assert names == ["digits.csv", "digits.md", "digits.tex", "digits_claims.csv", "digits_claims.md"]
+    assert claims.summary["claim"].tolist() == [1, 2, 3, 4, 5]
+    students = sorted(set(runs.loc[(runs["role"] == "student") & (runs["kind"] == "trained"), "student"]))
+    row = claims.rows[(claims.rows["claim"] == 1) & (claims.rows["student"] == students[0])].iloc[0]
+    loaded = load_runs(DIGITS_RUNS)
+    fid = {method: loaded.loc[(loaded["student"] == students[0]) & (loaded["method"] == method), "fid"] for method in ("akdg", "mse")}
+    assert row["p_value"] == pytest.approx(ttest_ind(fid["akdg"], fid["mse"], equal_var=False, alternative="less").pvalue)
+    markdown = (tmp_path / "tables" / "digits_claims.md").read_text()
+    assert "# digits: the paper's claims" in markdown and "alpha = 0.05" in markdown
