@@ -1,5 +1,6 @@
 # The AKDG reproduction DAG: data -> feature extractor -> teacher -> students (methods x seeds)
 # -> cost + evaluation -> tables and plots. `snakemake --cores 2` runs the default target all_tables.
+import os
 import re
 
 from snakemake.utils import min_version
@@ -15,8 +16,14 @@ if not workflow.overwrite_configfiles:
     configfile: f"{workflow.basedir}/config/config.yaml"  # found from any working directory (akdg run)
 
 
+# Jobs import the config's plugins too (the akdg command reads AKDG_PLUGINS), so that the datasets,
+# architectures and methods a plugin registers exist in every job, not only here.
+os.environ["AKDG_PLUGINS"] = ",".join(config.get("plugins") or [])
+
+
 envvars:
     "PATH",
+    "AKDG_PLUGINS",
 
 
 include: "workflow/rules/common.smk"

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from akdg.registry import AkdgError
+from akdg.registry import AkdgError, import_plugins
 
 log = logging.getLogger("akdg")
 
@@ -219,6 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        import_plugins(name for name in os.environ.get("AKDG_PLUGINS", "").split(",") if name)  # set by the Snakefile
         args.handler(args)
     except AkdgError as error:
         log.error("%s", error)

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real digits split and a quickly trained classifier feature extractor."""
+"""Shared fixtures: the real digits split, a quickly trained classifier, a stand-in for Inception's weights."""
 
 from __future__ import annotations
 
@@ -6,9 +6,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
+import torch.nn as nn
+from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
 from akdg import datasets
 from akdg.feature_extractor_classifier import train_classifier
+from akdg.feature_extractors import INCEPTION
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECT_FILES = ("Snakefile", "workflow", "config", "profiles", "dvc.yaml", "akdg", "baselines")
@@ -46,3 +50,23 @@ def extractor(digits: datasets.ImageSplits, tmp_path_factory: pytest.TempPathFac
     out = tmp_path_factory.mktemp("extractor") / "extractor.pt"
     train_classifier(digits, {"epochs": 3, "width": 64, "lr": 1e-3, "batch_size": 64, "seed": 0}, out)
     return out
+
+
+class _ShapesOnly(FeatureExtractorInceptionV3):
+    """torch-fidelity's Inception-v3 that keeps its random initialisation instead of loading weights."""
+
+    def load_state_dict(self, *args, **kwargs):
+        return None
+
+
+def standin_weights(path: Path, seed: int) -> Path:
+    """torch-fidelity's Inception-v3 state dict with seeded random weights: right shapes, offline."""
+    empty = path.with_name("empty.pt")
+    torch.save({}, empty)
+    torch.manual_seed(seed)
+    model = _ShapesOnly(INCEPTION, ["2048"], feature_extractor_weights_path=str(empty))
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):  # He init keeps the features O(0.1) through the 94 layers (default: ~1e-8)
+            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+    torch.save(model.state_dict(), path)
+    return path

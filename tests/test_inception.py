@@ -18,14 +18,14 @@ from urllib.error import URLError
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
 import torch_fidelity.utils
-from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
 from akdg import cli, datasets, metrics
 from akdg.feature_extractors import INCEPTION, INCEPTION_URL, default_inception_weights_path, fetch_extractor, load_extractor
 from akdg.io import read_json, write_json
 from akdg.registry import AkdgError
+
+from conftest import standin_weights
 
 TRAIN, TEST, GENERATED = 8, 4, 8
 OPTIONS = {
@@ -46,25 +46,6 @@ def tiny_digits(options: dict) -> datasets.ImageSplits:
     full = datasets.DATASETS.get("digits")({**options, "test_fraction": 0.2, "split_seed": 0})
     train = slice(options["offset"], options["offset"] + TRAIN)
     return datasets.ImageSplits(full.x_train[train], full.x_test[:TEST], full.y_train[train], full.y_test[:TEST], {"source": "digits slice"})
-
-
-class _ShapesOnly(FeatureExtractorInceptionV3):
-    """torch-fidelity's Inception-v3 that keeps its random initialisation instead of loading weights."""
-
-    def load_state_dict(self, *args, **kwargs):
-        return None
-
-
-def standin_weights(path: Path, seed: int) -> Path:
-    empty = path.with_name("empty.pt")
-    torch.save({}, empty)
-    torch.manual_seed(seed)
-    model = _ShapesOnly(INCEPTION, ["2048"], feature_extractor_weights_path=str(empty))
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):  # He init keeps the features O(0.1) through the 94 layers (default: ~1e-8)
-            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-    torch.save(model.state_dict(), path)
-    return path
 
 
 @pytest.fixture(scope="module")
