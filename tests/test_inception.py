@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 import torch_fidelity.utils
+from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
 from akdg import cli, datasets, metrics
 from akdg.feature_extractors import INCEPTION, INCEPTION_URL, default_inception_weights_path, fetch_extractor, load_extractor
