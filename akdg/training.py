@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from akdg.architectures import build_discriminator
 from akdg.datasets import to_model_range
-from akdg.losses import LOSSES, GanLoss
+from akdg.losses import GanLoss
 from akdg.registry import AkdgError, Registry
 
 log = logging.getLogger(__name__)
