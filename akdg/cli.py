@@ -61,7 +61,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from akdg.steps import train_generator
 
     _threads(args.threads)
-    train_generator(args.spec, args.data, args.out, teacher=args.teacher)
+    train_generator(args.spec, args.data, args.out, teacher=args.teacher, checkpoint_every=args.checkpoint_every)
 
 
 def cmd_import_teacher(args: argparse.Namespace) -> None:
@@ -165,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     command = step("train", cmd_train, "train one generator (teacher or student) with one method and seed", threads=True)
     command.add_argument("--teacher", type=Path, default=None, help="teacher checkpoint, for distillation methods")
+    command.add_argument("--checkpoint-every", type=int, default=0, help="write the training state every N steps (to OUT.state) and resume from it; 0: never")
     command.add_argument("--out", type=Path, required=True)
 
     command = step("import-teacher", cmd_import_teacher, "check a teacher trained elsewhere against the config and store it")

@@ -6,6 +6,8 @@ step depends on, so that Snakemake reruns a step exactly when its part of the pr
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from akdg.io import read_json, sha256_file, write_json
 from akdg.losses import LOSSES
 from akdg.protocol import environment
 from akdg.registry import AkdgError
+from akdg.resume import Resumable
 from akdg.training import TrainContext, train
 
 log = logging.getLogger(__name__)
@@ -45,8 +48,12 @@ def train_extractor(spec: dict[str, Any], data: Path, out: Path) -> None:
     write_json(Path(out).with_suffix(".json"), protocol)
 
 
-def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path | None = None) -> None:
-    """Train one generator (teacher or student) with one method and seed, then save it."""
+def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path | None = None, checkpoint_every: int = 0) -> None:
+    """Train one generator (teacher or student) with one method and seed, then save it.
+
+    With ``checkpoint_every`` > 0 the training state goes to ``<out>.state`` every that many steps
+    and a rerun resumes from it; it is removed once ``out`` is written.
+    """
     splits = datasets.load_prepared(data)
     torch.manual_seed(spec["seed"])
     generator = build_generator(spec["generator"], resolution=splits.resolution, channels=splits.channels, z_dim=spec["z_dim"])
@@ -71,7 +78,11 @@ def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path |
         device=torch.device("cpu"),
         rng=torch.Generator().manual_seed(spec["seed"]),
     )
-    history = train(spec["method"], spec["method_options"], ctx, spec["steps"], log_every=spec["log_every"], ema_decay=spec["ema_decay"])
+    identity = {"spec": spec, "data_sha256": splits.protocol["content_sha256"], "teacher_sha256": sha256_file(teacher) if teacher else None}
+    resume = Resumable(Path(f"{out}.state"), hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest(), checkpoint_every)
+    history = train(
+        spec["method"], spec["method_options"], ctx, spec["steps"], log_every=spec["log_every"], ema_decay=spec["ema_decay"], resume=resume
+    )
     meta = {
         "generator": spec["generator"],
         "resolution": splits.resolution,
@@ -86,6 +97,7 @@ def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path |
         },
     }
     checkpoint.save_generator(out, generator, meta)
+    resume.discard()
     log.info("saved %s after %d steps; final losses %s", out, spec["steps"], history[-1])
 
 

@@ -21,6 +21,7 @@ from akdg.architectures import build_discriminator
 from akdg.datasets import to_model_range
 from akdg.losses import GanLoss
 from akdg.registry import AkdgError, Registry
+from akdg.resume import Resumable
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,14 @@ class Method:
         residual generators fails before any job runs, not after the teacher's hours of training.
         """
 
+    def state_dict(self) -> dict[str, Any]:
+        """Every module and optimiser the method holds (discriminators, adapters, optimisers), for resuming."""
+        return {name: value.state_dict() for name, value in sorted(vars(self).items()) if isinstance(value, (nn.Module, torch.optim.Optimizer))}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            getattr(self, name).load_state_dict(value)
+
     def train_step(self) -> dict[str, float]:
         """One update of the generator (and the method's discriminators); returns named losses."""
         raise NotImplementedError
@@ -153,6 +162,7 @@ def train(
     *,
     log_every: int = 50,
     ema_decay: float = 0.0,
+    resume: Resumable | None = None,
 ) -> list[dict[str, float]]:
     """Run ``steps`` updates of a registered method; returns the loss history sampled every ``log_every``.
 
@@ -161,12 +171,24 @@ def train(
     Models that grow (``set_progress``: the generator and every discriminator the context built)
     are set to (step - 1) / steps before each step and the generator to 1.0 at the end; progress is
     a plain attribute, not state, so the EMA copy and the checkpoint never carry a stale one.
+    With ``resume``, the full training state is written every ``resume.every`` steps and a run
+    that finds one continues after its step (a NaN stop leaves the last good one in place).
     """
     method = METHODS.get(method_name)(ctx, **method_options)
     ctx.generator.train()
     average = AveragedModel(ctx.generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True) if ema_decay else None
     history: list[dict[str, float]] = []
-    progress = tqdm(range(1, steps + 1), desc=method_name, unit="step", mininterval=2.0, disable=None)
+    first = 1
+    state = resume.load() if resume is not None else None
+    if state is not None:
+        ctx.generator.load_state_dict(state["generator"])
+        method.load_state_dict(state["method"])
+        if average is not None:
+            average.load_state_dict(state["average"])
+        ctx.rng.set_state(state["rng"])
+        history, first = state["history"], state["step"] + 1
+        log.info("resuming from %s at step %d of %d", resume.path, first, steps)
+    progress = tqdm(range(first, steps + 1), desc=method_name, unit="step", mininterval=2.0, disable=None)
     growing = [model for model in (ctx.generator, *ctx.discriminators) if hasattr(model, "set_progress")]
     for step in progress:
         for model in growing:
@@ -179,6 +201,17 @@ def train(
             history.append({"step": step, **losses})
             progress.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
             log.info("step %d/%d: %s", step, steps, ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
+        if resume is not None and resume.due(step, steps):
+            resume.save(
+                step,
+                {
+                    "generator": ctx.generator.state_dict(),
+                    "method": method.state_dict(),
+                    "average": average.state_dict() if average is not None else None,
+                    "rng": ctx.rng.get_state(),
+                    "history": history,
+                },
+            )
     if average is not None:
         ctx.generator.load_state_dict(average.module.state_dict())
     if hasattr(ctx.generator, "set_progress"):

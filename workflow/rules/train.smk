@@ -41,6 +41,7 @@ else:
                     teacher_training(),
                 )
             ),
+            every=config["training"]["checkpoint_every"],
         threads: 2  # the teacher is the DAG's critical path; students and evaluations take 1 thread each
         resources:
             **job_resources("teacher"),
@@ -51,7 +52,7 @@ else:
         benchmark:
             f"{BENCHMARKS}/train_teacher.tsv"
         shell:
-            "akdg train --spec {params.spec:q} --data {input} --threads {threads} --out {output} > {log} 2>&1"
+            "akdg train --spec {params.spec:q} --data {input} --threads {threads} --checkpoint-every {params.every} --out {output} > {log} 2>&1"
 
 
 rule train_student:
@@ -62,6 +63,7 @@ rule train_student:
     params:
         spec=student_training_spec,
         teacher=lambda wildcards, input: f"--teacher {input.teacher}" if "teacher" in input.keys() else "",
+        every=config["training"]["checkpoint_every"],
     threads: 1
     resources:
         **job_resources("student"),
@@ -73,4 +75,4 @@ rule train_student:
         f"{BENCHMARKS}/train/{{student}}_{{method}}_seed{{seed}}.tsv"
     shell:
         "akdg train --spec {params.spec:q} --data {input.data} {params.teacher}"
-        " --threads {threads} --out {output} > {log} 2>&1"
+        " --threads {threads} --checkpoint-every {params.every} --out {output} > {log} 2>&1"

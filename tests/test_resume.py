@@ -1,0 +1,108 @@
+"""A killed training job resumes where its last state left it, and ends with the uninterrupted weights."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from akdg import checkpoint, steps
+from akdg.architectures import build_generator
+from akdg.registry import AkdgError
+
+SPEC = {
+    "generator": {"arch": "dcgan", "width": 4},
+    "discriminator": {"arch": "dcgan", "width": 4},
+    "method": "akdg",
+    "method_options": {"kd_weight": 1.0},
+    "seed": 3,
+    "steps": 400,
+    "z_dim": 8,
+    "loss": "hinge",
+    "batch_size": 8,
+    "n_dis": 1,
+    "log_every": 50,
+    "ema_decay": 0.9,
+    "optimizer": {"lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]},
+}
+
+
+@pytest.fixture(scope="module")
+def teacher(digits, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    generator = build_generator({"arch": "sngan", "width": 4}, resolution=digits.resolution, channels=digits.channels, z_dim=8)
+    path = tmp_path_factory.mktemp("teacher") / "teacher.pt"
+    meta = {"generator": {"arch": "sngan", "width": 4}, "resolution": digits.resolution, "channels": digits.channels, "z_dim": 8, "training": {}}
+    checkpoint.save_generator(path, generator, meta)
+    return path
+
+
+def train_command(out: Path, data: Path, teacher: Path, every: int) -> list[str]:
+    return [sys.executable, "-m", "akdg", "train", "--spec", json.dumps(SPEC), "--data", str(data), "--teacher", str(teacher), "--threads", "1", "--checkpoint-every", str(every), "--out", str(out)]
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def test_sigkill_midway_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path: Path, digits_npz: Path, teacher: Path):
+    killed, whole = tmp_path / "killed.pt", tmp_path / "whole.pt"
+    state = Path(f"{killed}.state")
+    job = subprocess.Popen(train_command(killed, digits_npz, teacher, every=20), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not state.exists() and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(job.pid, signal.SIGKILL)
+    job.wait()
+    assert not killed.exists(), "the job finished before it could be killed; raise SPEC['steps']"
+    saved_step = torch.load(state, weights_only=True)["step"]
+    assert 0 < saved_step < SPEC["steps"]
+
+    rerun = subprocess.run(train_command(killed, digits_npz, teacher, every=20), capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    resumed_at = [line for line in rerun.stderr.splitlines() if "resuming from" in line]
+    assert resumed_at and f"at step {saved_step + 1} of {SPEC['steps']}" in resumed_at[0], rerun.stderr[-2000:]
+    assert not state.exists(), "the state of a finished run must be removed"
+
+    uninterrupted_run = subprocess.run(train_command(whole, digits_npz, teacher, every=0), capture_output=True, text=True)  # same threads
+    assert uninterrupted_run.returncode == 0, uninterrupted_run.stderr[-3000:]
+    resumed, uninterrupted = weights(killed), weights(whole)
+    assert resumed.keys() == uninterrupted.keys()
+    assert all(torch.equal(resumed[key], uninterrupted[key]) for key in resumed), "resumed weights differ from the uninterrupted run's"
+
+
+def test_a_nan_stop_keeps_the_last_good_state(tmp_path: Path, digits_npz: Path, teacher: Path, monkeypatch: pytest.MonkeyPatch):
+    from baselines.vanilla import Vanilla
+
+    calls = {"steps": 0}
+    original = Vanilla.train_step
+
+    def poisoned(self):
+        calls["steps"] += 1
+        losses = original(self)
+        return {**losses, "d": float("nan")} if calls["steps"] == 7 else losses
+
+    monkeypatch.setattr(Vanilla, "train_step", poisoned)
+    out = tmp_path / "student.pt"
+    with pytest.raises(AkdgError, match="loss 'd' became nan at step 7"):
+        steps.train_generator({**SPEC, "method": "vanilla", "method_options": {}, "steps": 20}, digits_npz, out, checkpoint_every=3)
+    assert not out.exists()
+    assert torch.load(Path(f"{out}.state"), weights_only=True)["step"] == 6
+
+
+def test_a_corrupt_state_is_named_and_a_finished_run_leaves_none(tmp_path: Path, digits_npz: Path):
+    out = tmp_path / "student.pt"
+    spec = {**SPEC, "method": "vanilla", "method_options": {}, "steps": 6}
+    Path(f"{out}.state").write_bytes(b"not a state")
+    with pytest.raises(AkdgError, match=r"student\.pt\.state is truncated or not a torch file.*delete it"):
+        steps.train_generator(spec, digits_npz, out, checkpoint_every=2)
+    Path(f"{out}.state").unlink()
+    steps.train_generator(spec, digits_npz, out, checkpoint_every=4)  # leaves nothing behind once done
+    assert not Path(f"{out}.state").exists()
