@@ -78,7 +78,8 @@ def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path |
         device=torch.device("cpu"),
         rng=torch.Generator().manual_seed(spec["seed"]),
     )
-    identity = {"spec": spec, "data_sha256": splits.protocol["content_sha256"], "teacher_sha256": sha256_file(teacher) if teacher else None}
+    teacher_sha256 = sha256_file(teacher) if teacher else None
+    identity = {"spec": spec, "data_sha256": splits.protocol["content_sha256"], "teacher_sha256": teacher_sha256}
     resume = Resumable(Path(f"{out}.state"), hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest(), checkpoint_every)
     history = train(
         spec["method"], spec["method_options"], ctx, spec["steps"], log_every=spec["log_every"], ema_decay=spec["ema_decay"], resume=resume
@@ -91,7 +92,7 @@ def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path |
         "training": {
             **spec,
             "data_sha256": splits.protocol["content_sha256"],
-            "teacher_sha256": sha256_file(teacher) if teacher else None,
+            "teacher_sha256": teacher_sha256,
             "teacher_training": teacher_meta["training"] if teacher_meta else None,
             "final_losses": history[-1],
         },
