@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 
 from akdg.architectures import build_generator
-from akdg.io import atomic_write
+from akdg.io import save_torch
 from akdg.registry import AkdgError
 
 FORMAT = "akdg-generator-v1"
@@ -23,8 +23,7 @@ FORMAT = "akdg-generator-v1"
 
 def save_generator(path: Path | str, generator: nn.Module, meta: dict[str, Any]) -> None:
     """Write weights plus ``meta`` (spec, resolution, channels, z_dim, protocol) atomically."""
-    with atomic_write(path) as tmp:
-        torch.save({"format": FORMAT, "meta": meta, "state_dict": generator.state_dict()}, tmp)
+    save_torch({"format": FORMAT, "meta": meta, "state_dict": generator.state_dict()}, path)
 
 
 def _load_tensors(path: Path, what: str, missing_fix: str, unreadable_fix: str) -> Any:

@@ -72,11 +72,12 @@ def measure_speed(
     so that student and teacher speeds can be compared with a statistical test, not by two medians.
     """
     generator = generator.eval()
+    device = next(generator.parameters()).device  # z is drawn where the generator is; Timer syncs CUDA itself
     figures: dict[str, float | int | str | list[float]] = {}
     for label, size in (("batch", batch_size), ("single", 1)):
         timer = Timer(
             stmt="with torch.no_grad(): generator(z)",
-            globals={"generator": generator, "z": torch.randn(size, z_dim), "torch": torch},
+            globals={"generator": generator, "z": torch.randn(size, z_dim, device=device), "torch": torch},
             num_threads=threads,
         )
         timer.timeit(3)  # warm-up
@@ -91,7 +92,7 @@ def measure_speed(
             figures["latency_ms"] = statistics.median(times) * 1000.0
     figures.update(
         speed_batch_size=batch_size,
-        speed_device="cpu",
+        speed_device=str(device),
         speed_threads=threads,
         speed_processor=platform.processor() or platform.machine(),
     )

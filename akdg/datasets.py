@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -141,7 +142,7 @@ def load_prepared(path: Path) -> ImageSplits:
             return ImageSplits(
                 data["x_train"], data["x_test"], data["y_train"], data["y_test"], json.loads(str(data["protocol"]))
             )
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:  # truncated: BadZipFile, empty: EOFError
         raise AkdgError(f"prepared dataset {path} is unreadable ({error}); delete it and rerun 'akdg prepare-data'") from error
 
 

@@ -19,7 +19,7 @@ import torch_fidelity
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 
 from akdg.datasets import ImageSplits, to_model_range
-from akdg.io import atomic_write
+from akdg.io import save_torch
 from akdg.registry import AkdgError
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,6 @@ def train_classifier(splits: ImageSplits, options: dict[str, Any], out: Path) ->
     with torch.no_grad():
         predictions = model(to_model_range(splits.x_test)).argmax(1).numpy()
     accuracy = float(np.mean(predictions == splits.y_test))
-    with atomic_write(out) as tmp:
-        torch.save({"format": FORMAT, "config": config, "state_dict": model.state_dict()}, tmp)
+    save_torch({"format": FORMAT, "config": config, "state_dict": model.state_dict()}, out)
     log.info("classifier test accuracy %.4f -> %s", accuracy, out)
     return {"name": NAME, "test_accuracy": accuracy, "architecture": config, "training": dict(options)}

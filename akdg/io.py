@@ -3,22 +3,62 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Iterator
+
+from akdg.registry import AkdgError
+
+DISK_FULL = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "the disk quota is exceeded"}
+
+
+def _disk_full(error: BaseException) -> int | None:
+    """The ENOSPC/EDQUOT errno behind ``error``, also where a library wrapped it (torch raises RuntimeError around it)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in DISK_FULL:
+            return seen.errno
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _free_space(folder: Path) -> str:
+    try:
+        free = float(shutil.disk_usage(folder).free)
+    except OSError:
+        return "unknown"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if free < 1024:
+            return f"{free:.0f} {unit}" if unit == "B" else f"{free:.1f} {unit}"
+        free /= 1024
+    return f"{free:.1f} TiB"
 
 
 @contextlib.contextmanager
 def atomic_write(path: Path | str) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it into place only if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it into place only if the block succeeds.
+
+    Whatever fails, the temporary file is removed and an existing ``path`` is left as it was. A full
+    disk or exhausted quota becomes an AkdgError naming the file and the free space, not a traceback.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
         os.replace(tmp, path)
+    except Exception as error:
+        code = _disk_full(error)
+        if code is None:
+            raise
+        raise AkdgError(
+            f"could not write {path}: {DISK_FULL[code]} ({_free_space(path.parent)} free on the filesystem of {path.parent}); "
+            "make room there (or raise the quota), or point the config's outdir at a larger disk, then rerun"
+        ) from None
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -29,9 +69,20 @@ def write_json(path: Path | str, payload: dict[str, Any]) -> None:
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
-def read_json(path: Path | str) -> dict[str, Any]:
-    from akdg.registry import AkdgError
+def save_torch(payload: Any, path: Path | str) -> None:
+    """``torch.save`` atomically, through a Python file handle.
 
+    Saved to a path, torch reports a full disk as an errno-less RuntimeError; through a handle the
+    OSError(ENOSPC) surfaces, so ``atomic_write`` can name the problem.
+    """
+    import torch  # akdg.io is imported by light modules (tables, claims) that need no torch
+
+    with atomic_write(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(payload, handle)
+
+
+def read_json(path: Path | str) -> dict[str, Any]:
+    """A step's JSON input, with an error naming the step to (re)run instead of a decoder traceback."""
     path = Path(path)
     try:
         return json.loads(path.read_text())
@@ -42,6 +93,7 @@ def read_json(path: Path | str) -> dict[str, Any]:
 
 
 def sha256_file(path: Path | str) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks so that checkpoints of any size fit in memory."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

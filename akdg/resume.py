@@ -1,9 +1,12 @@
 """Training state written every N steps (write, then rename), so that a killed job resumes, not restarts.
 
 The state is everything the next step depends on: the generator, every module and optimiser the
-method holds, the EMA, the loss history, the step count and the data/noise RNG. Resuming from it
-gives, on CPU, the very weights an uninterrupted run would have. A state written for another spec
-(a changed config) is never resumed: its identity is a hash of the spec it was trained under.
+method holds, the EMA, the loss history, the step count, the data/noise RNG and torch's global
+generators (the CPU's, and the GPU's when training on CUDA). Resuming from it gives, on CPU, the very
+weights an uninterrupted run would have. A state written for another spec (a changed config) or on
+another kind of device is never resumed: its identity is a hash of the spec and the device type.
+It is always read onto the CPU; loading it into the context's models and optimisers puts each
+tensor back on the training device.
 """
 
 from __future__ import annotations
@@ -17,12 +20,12 @@ from typing import Any
 
 import torch
 
-from akdg.io import atomic_write
+from akdg.io import save_torch
 from akdg.registry import AkdgError
 
 log = logging.getLogger(__name__)
 
-FORMAT = "akdg-train-state-v1"
+FORMAT = "akdg-train-state-v2"  # v2: torch's global CPU/CUDA RNG states beside the data/noise RNG
 
 
 @dataclass(frozen=True)
@@ -37,12 +40,11 @@ class Resumable:
         return self.every > 0 and step % self.every == 0 and step < steps
 
     def save(self, step: int, state: dict[str, Any]) -> None:
-        with atomic_write(self.path) as tmp:
-            torch.save({"format": FORMAT, "identity": self.identity, "step": step, **state}, tmp)
+        save_torch({"format": FORMAT, "identity": self.identity, "step": step, **state}, self.path)
         log.info("step %d: training state -> %s", step, self.path)
 
     def load(self) -> dict[str, Any] | None:
-        """The saved state, or None where there is none or it belongs to another spec."""
+        """The saved state, or None where there is none or it belongs to another spec or device type."""
         if not self.path.is_file():
             return None
         try:
@@ -50,10 +52,14 @@ class Resumable:
         except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as error:
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise AkdgError(f"training state {self.path} is truncated or not a torch file ({reason}); delete it to train from step 1") from None
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
-            raise AkdgError(f"training state {self.path} is not an akdg training state; delete it to train from step 1")
+        found = state.get("format") if isinstance(state, dict) else None
+        if found != FORMAT:
+            raise AkdgError(
+                f"training state {self.path} has format {found!r}, not {FORMAT!r} (another akdg version, or not a training state); "
+                "delete it to train from step 1"
+            )
         if state["identity"] != self.identity:
-            log.warning("training state %s was written for another spec; training from step 1", self.path)
+            log.warning("training state %s was written for another spec or device type; training from step 1", self.path)
             return None
         return state
 

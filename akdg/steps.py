@@ -22,7 +22,7 @@ from akdg.losses import LOSSES
 from akdg.protocol import environment
 from akdg.registry import AkdgError
 from akdg.resume import Resumable
-from akdg.training import TrainContext, train
+from akdg.training import TrainContext, describe_device, resolve_device, train
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,13 @@ def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path |
     """Train one generator (teacher or student) with one method and seed, then save it.
 
     With ``checkpoint_every`` > 0 the training state goes to ``<out>.state`` every that many steps
-    and a rerun resumes from it; it is removed once ``out`` is written.
+    and a rerun resumes from it; it is removed once ``out`` is written. The spec's ``device`` is the
+    one asked for (``auto`` on every machine, so Snakemake's params do not depend on where it runs);
+    the device it resolved to goes into the checkpoint's meta and the resume identity, so a state
+    written on a GPU is never continued on a CPU.
     """
+    spec = {"device": "auto", "amp": False, **spec}  # a spec without them (by hand, or older) means the schema's defaults
+    device = resolve_device(spec["device"])
     splits = datasets.load_prepared(data)
     torch.manual_seed(spec["seed"])
     generator = build_generator(spec["generator"], resolution=splits.resolution, channels=splits.channels, z_dim=spec["z_dim"])
@@ -75,11 +80,12 @@ def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path |
         discriminator_spec=spec["discriminator"],
         optimizer=spec["optimizer"],
         n_dis=spec["n_dis"],
-        device=torch.device("cpu"),
+        device=device,
         rng=torch.Generator().manual_seed(spec["seed"]),
+        amp=spec["amp"],
     )
     teacher_sha256 = sha256_file(teacher) if teacher else None
-    identity = {"spec": spec, "data_sha256": splits.protocol["content_sha256"], "teacher_sha256": teacher_sha256}
+    identity = {"spec": spec, "data_sha256": splits.protocol["content_sha256"], "teacher_sha256": teacher_sha256, "device": device.type}
     resume = Resumable(Path(f"{out}.state"), hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest(), checkpoint_every)
     history = train(
         spec["method"], spec["method_options"], ctx, spec["steps"], log_every=spec["log_every"], ema_decay=spec["ema_decay"], resume=resume
@@ -91,13 +97,14 @@ def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path |
         "z_dim": spec["z_dim"],
         "training": {
             **spec,
+            "resolved_device": describe_device(device),
             "data_sha256": splits.protocol["content_sha256"],
             "teacher_sha256": teacher_sha256,
             "teacher_training": teacher_meta["training"] if teacher_meta else None,
             "final_losses": history[-1],
         },
     }
-    checkpoint.save_generator(out, generator, meta)
+    checkpoint.save_generator(out, generator.cpu(), meta)  # CPU tensors: the checkpoint loads anywhere
     resume.discard()
     log.info("saved %s after %d steps; final losses %s", out, spec["steps"], history[-1])
 
@@ -170,7 +177,8 @@ def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path,
             samples = {"generated": 0, "candidate_split": "test", "candidate": len(splits.x_test)}
         else:
             if kind == "trained":
-                candidate, meta = checkpoint.load_generator(checkpoint_path, expect={"generator": run["generator"], "resolution": splits.resolution})
+                expect = {"generator": run["generator"], "resolution": splits.resolution, "channels": splits.channels, "z_dim": spec["z_dim"]}
+                candidate, meta = checkpoint.load_generator(checkpoint_path, expect=expect)
                 training = meta["training"]
             else:
                 torch.manual_seed(run["seed"])
@@ -209,7 +217,7 @@ def sample_grid_images(checkpoints: dict[str, Path], z_dim: int, count: int, see
     z = torch.randn(count, z_dim, generator=torch.Generator().manual_seed(seed))
     images = {}
     for label, path in checkpoints.items():
-        generator, _ = checkpoint.load_generator(path)
+        generator, _ = checkpoint.load_generator(path, expect={"z_dim": z_dim})  # the z drawn above must fit it
         with torch.no_grad():
             images[label] = datasets.to_uint8(generator(z)).numpy()
     return images

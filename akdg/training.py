@@ -2,7 +2,8 @@
 
 A method is a small class registered in :data:`METHODS`: it owns its discriminators and optimisers
 and implements one ``train_step``. The loop owns everything else: seeding, batches, noise, progress,
-NaN checks and the final checkpoint, so methods differ only where the paper says they do.
+NaN checks, the device and mixed precision, and the final checkpoint, so methods differ only where
+the paper says they do.
 """
 
 from __future__ import annotations
@@ -25,10 +26,59 @@ from akdg.resume import Resumable
 
 log = logging.getLogger(__name__)
 
+DEVICES = ("auto", "cpu", "cuda")  # training.device in the config schema
+DATA_ON_DEVICE_FRACTION = 0.25  # of the GPU's free memory; the rest is left to models, activations and optimiser state
+
+
+def resolve_device(requested: str) -> torch.device:
+    """The device ``training.device`` names: ``auto`` is CUDA where there is one, else the CPU."""
+    if requested not in DEVICES:
+        raise AkdgError(f"training.device is {requested!r}; set it to one of {', '.join(DEVICES)}")
+    if requested == "cpu" or (requested == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise AkdgError(
+            "training.device is 'cuda' but torch sees no CUDA device here (no GPU, a CPU-only torch build, or "
+            "CUDA_VISIBLE_DEVICES hides it); set training.device: auto (CUDA where there is one) or cpu"
+        )
+    return torch.device("cuda", torch.cuda.current_device())
+
+
+def describe_device(device: torch.device) -> str:
+    """The device as the run protocol records it: ``cpu``, or ``cuda:0 (<GPU name>)``."""
+    return f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
+
+
+def place_images(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The train split where batches are drawn from: on the GPU when it fits, else in host memory.
+
+    On the GPU, drawing a batch is an index on the device: no host-to-device copy per step. A split
+    above :data:`DATA_ON_DEVICE_FRACTION` of the free GPU memory (LSUN at 256 px: ~20 GB of uint8)
+    stays in host memory and each batch is copied over (see :meth:`TrainContext.real_batch`). The
+    split itself is not pinned: page-locking that much host memory starves the machine, and indexing
+    a pinned tensor gives unpinned memory anyway; each gathered uint8 batch is pinned instead.
+    """
+    if device.type != "cuda" or images.device == device:
+        return images
+    free, _ = torch.cuda.mem_get_info(device)
+    size = images.numel() * images.element_size()
+    if size < DATA_ON_DEVICE_FRACTION * free:
+        log.info("train split (%.1f MiB of uint8) moved to %s once; batches are drawn there", size / 2**20, device)
+        return images.to(device)
+    log.info(
+        "train split (%.1f MiB of uint8) exceeds %d%% of %s's free memory (%.1f MiB): kept in host memory, each batch copied over",
+        size / 2**20, round(100 * DATA_ON_DEVICE_FRACTION), device, free / 2**20,
+    )
+    return images
+
 
 @dataclass
 class TrainContext:
-    """What a method may use: the generator it trains, an optional frozen teacher, data and settings."""
+    """What a method may use: the generator it trains, an optional frozen teacher, data and settings.
+
+    Building one puts the generator, the teacher and (where it fits) the train split on ``device``.
+    ``amp`` runs every method's forward passes under bfloat16 autocast (see :meth:`autocast`).
+    """
 
     generator: nn.Module
     teacher: nn.Module | None
@@ -44,6 +94,20 @@ class TrainContext:
     generator_spec: dict[str, Any] | None = None  # the {arch, width} specs, for methods' compatibility checks
     teacher_spec: dict[str, Any] | None = None
     discriminators: list[nn.Module] = field(default_factory=list)  # every one new_discriminator built
+    amp: bool = False
+
+    def __post_init__(self) -> None:
+        if self.amp and self.device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
+            raise AkdgError(
+                f"training.amp autocasts to bfloat16, which {torch.cuda.get_device_name(self.device)} does not support "
+                "natively (it needs an Ampere or newer GPU); set training.amp: false"
+            )
+        if self.amp and self.device.type == "cpu":
+            log.info("training.amp on the CPU: bfloat16 autocast, as on a GPU (usually slower than float32 without AVX-512 BF16/AMX)")
+        self.generator.to(self.device)
+        if self.teacher is not None:
+            self.teacher.to(self.device)
+        self.images = place_images(self.images, self.device)
 
     @property
     def resolution(self) -> int:
@@ -54,9 +118,17 @@ class TrainContext:
         return int(self.images.shape[1])
 
     def real_batch(self) -> torch.Tensor:
-        """A batch of real images, drawn with replacement from the train split, as float -1..1 on ``device``."""
+        """A batch of real images, drawn with replacement from the train split, as float -1..1 on ``device``.
+
+        The index comes from ``rng`` on the CPU wherever the data is, so a run draws the same
+        images on every device. A split kept in host memory sends its uint8 batch (4x smaller
+        than float) through pinned memory, so that the copy overlaps the GPU's work.
+        """
         index = torch.randint(len(self.images), (self.batch_size,), generator=self.rng, device="cpu")
-        return to_model_range(self.images[index.to(self.images.device)]).to(self.device)
+        batch = self.images[index.to(self.images.device)]
+        if batch.device.type == "cpu" and self.device.type != "cpu":
+            batch = batch.pin_memory().to(self.device, non_blocking=True)
+        return to_model_range(batch)
 
     def noise(self, count: int | None = None) -> torch.Tensor:
         """A fresh N(0, I) draw; every call is independent of the previous ones."""
@@ -71,6 +143,14 @@ class TrainContext:
 
     def adam(self, parameters: Any, lr_key: str) -> torch.optim.Optimizer:
         return torch.optim.Adam(parameters, lr=self.optimizer[lr_key], betas=tuple(self.optimizer["betas"]))
+
+    def autocast(self, enabled: bool = True) -> torch.autocast:
+        """bfloat16 autocast on ``device`` where ``amp`` is on; ``enabled=False`` suspends it (for backward passes).
+
+        bfloat16 keeps float32's exponent range, so GAN losses need no loss scaling (fp16's
+        GradScaler, one per optimiser); weights, optimiser state and the EMA stay float32.
+        """
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp and enabled)
 
 
 class Method:
@@ -130,15 +210,18 @@ class Method:
         else:
             scores = discriminator(torch.cat([positive, negative]))
             loss = self.ctx.loss.discriminator(scores[: len(positive)], scores[len(positive) :])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        self._step(optimizer, loss)
         return loss.detach()
 
     def generator_update(self, loss: torch.Tensor) -> None:
-        self.generator_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.generator_optimizer.step()
+        self._step(self.generator_optimizer, loss)
+
+    def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        # The loop runs train_step under autocast; the backward pass and the update run outside it, as torch advises.
+        with self.ctx.autocast(enabled=False):
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
 
 
 METHODS: Registry[type[Method]] = Registry("method")
@@ -152,6 +235,21 @@ def check_finite(losses: dict[str, float], step: int) -> None:
                 f"loss {name!r} became {value} at step {step}; lower the learning rates in "
                 "'training.optimizer' or change 'loss', then rerun"
             )
+
+
+def global_rng(device: torch.device) -> dict[str, torch.Tensor | None]:
+    """torch's global generators (the CPU's and, training on CUDA, the device's), for the resume state.
+
+    The built-in methods draw only from ``ctx.rng``; these cover whatever else draws during training
+    (dropout, a plugin method's own noise), so that a resumed run still continues the same streams.
+    """
+    return {"torch_rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+
+
+def restore_global_rng(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"] is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
 
 
 def train(
@@ -173,6 +271,7 @@ def train(
     a plain attribute, not state, so the EMA copy and the checkpoint never carry a stale one.
     With ``resume``, the full training state is written every ``resume.every`` steps and a run
     that finds one continues after its step (a NaN stop leaves the last good one in place).
+    Each ``train_step`` runs under ``ctx.autocast()`` (a no-op unless ``ctx.amp``).
     """
     method = METHODS.get(method_name)(ctx, **method_options)
     ctx.generator.train()
@@ -181,11 +280,18 @@ def train(
     first = 1
     state = resume.load() if resume is not None else None
     if state is not None:
-        ctx.generator.load_state_dict(state["generator"])
-        method.load_state_dict(state["method"])
-        if average is not None:
-            average.load_state_dict(state["average"])
-        ctx.rng.set_state(state["rng"])
+        try:
+            ctx.generator.load_state_dict(state["generator"])
+            method.load_state_dict(state["method"])
+            if average is not None:
+                average.load_state_dict(state["average"])
+            ctx.rng.set_state(state["rng"])
+            restore_global_rng(state, ctx.device)
+        except (RuntimeError, KeyError, ValueError, AttributeError, TypeError) as error:
+            raise AkdgError(
+                f"training state {resume.path} was written for this run but does not fit its models ({type(error).__name__}: "
+                f"{str(error).splitlines()[0]}); the code changed since it was saved? Delete it to train from step 1"
+            ) from error
         history, first = state["history"], state["step"] + 1
         log.info("resuming from %s at step %d of %d", resume.path, first, steps)
     progress = tqdm(range(first, steps + 1), desc=method_name, unit="step", mininterval=2.0, disable=None)
@@ -193,7 +299,8 @@ def train(
     for step in progress:
         for model in growing:
             model.set_progress((step - 1) / steps)
-        losses = method.train_step()
+        with ctx.autocast():
+            losses = method.train_step()
         check_finite(losses, step)
         if average is not None:
             average.update_parameters(ctx.generator)
@@ -209,6 +316,7 @@ def train(
                     "method": method.state_dict(),
                     "average": average.state_dict() if average is not None else None,
                     "rng": ctx.rng.get_state(),
+                    **global_rng(ctx.device),
                     "history": history,
                 },
             )

@@ -13,9 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from akdg import checkpoint, steps
+from akdg import checkpoint, datasets, steps
 from akdg.architectures import build_generator
+from akdg.losses import LOSSES
 from akdg.registry import AkdgError
+from akdg.resume import Resumable
+from akdg.training import TrainContext, train
 
 SPEC = {
     "generator": {"arch": "dcgan", "width": 4},
@@ -106,3 +109,25 @@ def test_a_corrupt_state_is_named_and_a_finished_run_leaves_none(tmp_path: Path,
     Path(f"{out}.state").unlink()
     steps.train_generator(spec, digits_npz, out, checkpoint_every=4)  # leaves nothing behind once done
     assert not Path(f"{out}.state").exists()
+
+
+def test_a_state_that_does_not_fit_the_models_is_named(tmp_path: Path, digits: datasets.ImageSplits):
+    """Same identity, other tensors (the architecture code changed): an AkdgError, not load_state_dict's traceback."""
+    ctx = TrainContext(
+        generator=build_generator({"arch": "dcgan", "width": 4}, resolution=digits.resolution, channels=digits.channels, z_dim=8),
+        teacher=None,
+        images=torch.from_numpy(digits.x_train),
+        z_dim=8,
+        batch_size=8,
+        loss=LOSSES.get("hinge"),
+        discriminator_spec={"arch": "dcgan", "width": 4},
+        optimizer=SPEC["optimizer"],
+        n_dis=1,
+        device=torch.device("cpu"),
+        rng=torch.Generator().manual_seed(0),
+    )
+    other = build_generator({"arch": "dcgan", "width": 8}, resolution=digits.resolution, channels=digits.channels, z_dim=8)
+    path = tmp_path / "student.pt.state"
+    Resumable(path, "same-run", 1).save(1, {"generator": other.state_dict()})
+    with pytest.raises(AkdgError, match=r"student\.pt\.state was written for this run but does not fit its models.*Delete it"):
+        train("vanilla", {}, ctx, 4, resume=Resumable(path, "same-run", 1))

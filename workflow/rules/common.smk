@@ -74,6 +74,8 @@ def training_spec(generator, discriminator, method, options, seed, training):
         "log_every": training["log_every"],
         "ema_decay": training["ema_decay"],
         "optimizer": training["optimizer"],
+        "device": training["device"],  # as asked (auto by default), not as resolved: the spec is the same on every machine
+        "amp": training["amp"],
     }
 
 
@@ -127,11 +129,22 @@ DEFAULT_RESOURCES = {
     "data": {"gpu": 0, "mem_mb": 8000, "runtime": 120},
     "teacher": {"gpu": 1, "mem_mb": 16000, "runtime": 1440},
     "student": {"gpu": 1, "mem_mb": 16000, "runtime": 720},
-    "cost": {"gpu": 1, "mem_mb": 8000, "runtime": 60},
+    "cost": {"gpu": 1, "mem_mb": 8000, "runtime": 60, "threads": 8},
     "evaluate": {"gpu": 1, "mem_mb": 16000, "runtime": 240},
     "report": {"gpu": 0, "mem_mb": 4000, "runtime": 30},
 }
 
 
 def job_resources(group):
-    return {**DEFAULT_RESOURCES[group], **config["resources"].get(group, {})}
+    """Scheduler resources of a job group: gpu, mem_mb, runtime (threads are the rule's own)."""
+    merged = {**DEFAULT_RESOURCES[group], **config["resources"].get(group, {})}
+    merged.pop("threads", None)
+    return merged
+
+
+def cost_threads():
+    """measure_cost runs alone: every core of this machine, or on a cluster (no --cores) the threads its job asks for."""
+    try:
+        return workflow.cores
+    except WorkflowError:
+        return config["resources"].get("cost", {}).get("threads", DEFAULT_RESOURCES["cost"]["threads"])

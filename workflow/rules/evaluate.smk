@@ -14,7 +14,7 @@ rule measure_cost:
                 "speed": config["speed"],
             }
         ),
-    threads: workflow.cores  # alone on the machine, so speed figures are not disturbed by other jobs
+    threads: cost_threads()  # alone on the machine, so speed figures are not disturbed by other jobs
     priority: 100  # first, so that evaluations (which embed its figures) never wait for it
     resources:
         **job_resources("cost"),

@@ -1,0 +1,183 @@
+"""Training runs where the config says: the device it resolves to, bfloat16 autocast, data on the GPU, resume there."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from akdg import checkpoint, datasets, steps, training
+from akdg.architectures import build_generator
+from akdg.config import validate_config
+from akdg.losses import LOSSES
+from akdg.registry import AkdgError
+from akdg.training import TrainContext, describe_device, resolve_device, train
+
+from conftest import REPO, copy_project
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
+TEST_CONFIG = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+SPEC = {
+    "generator": {"arch": "dcgan", "width": 4},
+    "discriminator": {"arch": "dcgan", "width": 4},
+    "method": "vanilla",
+    "method_options": {},
+    "seed": 5,
+    "steps": 6,
+    "z_dim": 8,
+    "loss": "hinge",
+    "batch_size": 8,
+    "n_dis": 1,
+    "log_every": 3,
+    "ema_decay": 0.0,
+    "optimizer": {"lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]},
+}
+
+
+def context(splits: datasets.ImageSplits, device: str, *, amp: bool = False) -> TrainContext:
+    torch.manual_seed(0)
+    generator = build_generator(SPEC["generator"], resolution=splits.resolution, channels=splits.channels, z_dim=SPEC["z_dim"])
+    return TrainContext(
+        generator=generator,
+        teacher=None,
+        images=torch.from_numpy(splits.x_train),
+        z_dim=SPEC["z_dim"],
+        batch_size=SPEC["batch_size"],
+        loss=LOSSES.get("hinge"),
+        discriminator_spec=SPEC["discriminator"],
+        optimizer=SPEC["optimizer"],
+        n_dis=1,
+        device=resolve_device(device),
+        rng=torch.Generator().manual_seed(0),
+        amp=amp,
+    )
+
+
+def test_auto_is_the_cpu_where_torch_sees_no_gpu(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == resolve_device("cpu") == torch.device("cpu")
+
+
+def test_cuda_without_cuda_fails_before_any_work_and_names_the_fix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(AkdgError, match=r"training.device is 'cuda' but torch sees no CUDA device.*set training.device: auto .* or cpu"):
+        steps.train_generator({**SPEC, "device": "cuda"}, tmp_path / "not-read.npz", tmp_path / "g.pt")
+
+
+def test_the_schema_defaults_to_auto_without_amp_and_rejects_other_devices():
+    config = validate_config(copy.deepcopy(TEST_CONFIG))
+    assert (config["training"]["device"], config["training"]["amp"]) == ("auto", False)
+    bad = copy.deepcopy(TEST_CONFIG)
+    bad["training"]["device"] = "gpu"
+    with pytest.raises(AkdgError, match="'gpu' is not one of"):
+        validate_config(bad)
+
+
+def test_every_training_job_gets_the_device_and_amp_asked_for_not_the_resolved_device(tmp_path: Path):
+    """The spec says 'auto' on every machine, so Snakemake's params (and what reruns) do not depend on the GPU."""
+    workdir = copy_project(tmp_path)
+    (workdir / "amp.yaml").write_text(yaml.safe_dump({"training": {"amp": True}}))
+    command = [sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "2", "all_tables", "--configfile", "config/test.yaml", "amp.yaml"]
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    specs = [json.loads(match) for match in re.findall(r"akdg train --spec '(\{.*?\})'", result.stdout)]
+    assert len(specs) == 1 + 2 * 3 * 2  # the teacher, then 2 students x 3 methods x 2 seeds
+    assert {(spec["device"], spec["amp"]) for spec in specs} == {("auto", True)}
+
+
+def test_the_checkpoint_records_the_device_asked_for_and_the_one_used(digits_npz: Path, tmp_path: Path):
+    out, used = tmp_path / "g.pt", resolve_device("auto")
+    amp = used.type == "cpu" or torch.cuda.is_bf16_supported(including_emulation=False)  # bfloat16 on the CPU, or a GPU with it
+    steps.train_generator({**SPEC, "amp": amp, "steps": 2}, digits_npz, out)  # no 'device': a hand-written spec gets the schema's default
+    recorded = checkpoint.read_checkpoint(out)["meta"]["training"]
+    assert (recorded["device"], recorded["amp"]) == ("auto", amp)
+    assert recorded["resolved_device"] == describe_device(used)
+    assert all(value.device.type == "cpu" for value in torch.load(out, weights_only=True)["state_dict"].values())
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("amp", [False, True])
+def test_amp_runs_forward_passes_in_bfloat16_and_backward_passes_outside_autocast(digits: datasets.ImageSplits, device: str, amp: bool):
+    if amp and device == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
+        pytest.skip("this GPU has no native bfloat16")
+    ctx = context(digits, device, amp=amp)
+    forward_dtypes, autocast_in_backward = set(), set()
+
+    def record(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> None:
+        forward_dtypes.add(output.dtype)
+        if output.requires_grad:  # the generator's own update: note whether its backward pass runs under autocast
+            output.register_hook(lambda grad: autocast_in_backward.add(torch.is_autocast_enabled(ctx.device.type)))
+
+    ctx.generator.register_forward_hook(record)
+    history = train("vanilla", {}, ctx, steps=2, log_every=1)
+    assert forward_dtypes == {torch.bfloat16 if amp else torch.float32}
+    assert autocast_in_backward == {False}
+    assert all(parameter.dtype == torch.float32 and parameter.device.type == device for parameter in ctx.generator.parameters())
+    assert ctx.images.device.type == device  # the digits fit any GPU: drawn there
+    assert len(history) == 2
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_resumed_run_continues_every_random_stream(digits_npz: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, device: str):
+    """A plugin method may draw from torch's global generators (CPU, and the GPU's on CUDA): resuming restores them too."""
+    from baselines.vanilla import Vanilla
+
+    original, calls = Vanilla.train_step, {"steps": 0, "poisoned": 5}
+
+    def drawing(self: Vanilla) -> dict[str, float]:
+        losses = original(self)
+        calls["steps"] += 1
+        draws = {"cpu_draw": float(torch.rand(())), "device_draw": float(torch.rand((), device=self.ctx.device))}
+        return {**losses, **draws, **({"d": float("nan")} if calls["steps"] == calls["poisoned"] else {})}
+
+    monkeypatch.setattr(Vanilla, "train_step", drawing)
+    spec, resumed, whole = {**SPEC, "device": device}, tmp_path / "resumed.pt", tmp_path / "whole.pt"
+    with pytest.raises(AkdgError, match="became nan at step 5"):
+        steps.train_generator(spec, digits_npz, resumed, checkpoint_every=2)  # leaves the state of step 4
+    calls["poisoned"] = None
+    steps.train_generator(spec, digits_npz, resumed, checkpoint_every=2)
+    steps.train_generator(spec, digits_npz, whole)
+    (resumed_meta, resumed_weights), (whole_meta, whole_weights) = (
+        (payload["meta"]["training"], payload["state_dict"]) for payload in map(checkpoint.read_checkpoint, (resumed, whole))
+    )
+    assert resumed_meta["resolved_device"].startswith(device)
+    for key in ("cpu_draw", "device_draw"):
+        assert resumed_meta["final_losses"][key] == whole_meta["final_losses"][key], f"the {key} stream was not restored"
+    for key, value in resumed_weights.items():
+        if device == "cpu":
+            assert torch.equal(value, whole_weights[key]), key
+        else:  # CUDA kernels may reorder float sums: the same run to rounding, not to the bit
+            torch.testing.assert_close(value, whole_weights[key], rtol=1e-4, atol=1e-5)
+
+
+def test_a_state_of_the_previous_format_is_named_with_the_fix(tmp_path: Path):
+    from akdg.resume import Resumable
+
+    path = tmp_path / "g.pt.state"
+    torch.save({"format": "akdg-train-state-v1", "identity": "x", "step": 3}, path)
+    with pytest.raises(AkdgError, match=r"format 'akdg-train-state-v1', not 'akdg-train-state-v2'.*delete it to train from step 1"):
+        Resumable(path, "x", 3).load()
+
+
+@needs_cuda
+def test_on_cuda_the_split_is_drawn_on_the_gpu_or_copied_per_batch_alike(digits: datasets.ImageSplits, monkeypatch: pytest.MonkeyPatch):
+    on_device = context(digits, "cuda")
+    monkeypatch.setattr(training, "DATA_ON_DEVICE_FRACTION", 0.0)  # as if the split did not fit
+    on_host = context(digits, "cuda")
+    assert on_device.images.is_cuda and not on_host.images.is_cuda
+    for _ in range(3):
+        from_device, from_host = on_device.real_batch(), on_host.real_batch()
+        assert from_device.is_cuda and from_host.is_cuda and torch.equal(from_device, from_host)
+
+
+@needs_cuda
+def test_auto_is_cuda_where_there_is_one():
+    assert resolve_device("auto").type == "cuda"
