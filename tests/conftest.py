@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,3 +73,14 @@ def standin_weights(path: Path, seed: int) -> Path:
             nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
     torch.save(model.state_dict(), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def test_grid_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """config/test.yaml's whole DAG, run once through profiles/local and shared by the end-to-end tests."""
+    workdir = copy_project(tmp_path_factory.mktemp("test_grid"))
+    command = [sys.executable, "-m", "snakemake", "--profile", "profiles/local", "--cores", "2", "all_tables", "--configfile", "config/test.yaml"]
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])  # our snakemake and akdg first
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env={**os.environ, "PATH": path})
+    assert result.returncode == 0, f"{command} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return workdir
