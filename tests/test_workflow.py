@@ -1,7 +1,9 @@
-"""End to end: the Snakemake DAG and `dvc repro` on the tiny config make the paper-style tables."""
+"""End to end: the Snakemake DAG and `dvc repro` on the tiny config make the paper-style tables,
+and a clone gets them back from a DVC remote with nothing left to run."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from conftest import REPO, copy_project
 
@@ -24,17 +27,21 @@ def environment() -> dict[str, str]:
     return {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
 
 
-def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=environment())
+def user_environment() -> dict[str, str]:
+    """Like a user's shell: Python writes bytecode next to the code it imports (akdg/, baselines/: DVC deps)."""
+    return {name: value for name, value in environment().items() if name != "PYTHONDONTWRITEBYTECODE"}
+
+
+def run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env or environment())
     assert result.returncode == 0, f"{command} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
 
 
 @pytest.fixture(scope="module")
-def snakemake_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    workdir = copy_project(tmp_path_factory.mktemp("snakemake"))
-    run([sys.executable, "-m", "snakemake", "--cores", "2", "all_tables", "--configfile", "config/test.yaml"], workdir)
-    return workdir
+def snakemake_run(test_grid_run: Path) -> Path:
+    """The test grid's DAG through profiles/local (run once per session; the SLURM test compares with it)."""
+    return test_grid_run
 
 
 def test_snakemake_makes_the_tables_with_the_expected_rows(snakemake_run: Path):
@@ -78,16 +85,81 @@ def test_a_rerun_finds_nothing_to_do(snakemake_run: Path):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-def test_dvc_repro_makes_the_same_rows(snakemake_run: Path, tmp_path: Path):
-    workdir = copy_project(tmp_path / "dvc")
+@pytest.fixture(scope="module")
+def dvc_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`dvc repro` of the tiny config in a git repository that ignores what this one does."""
+    workdir = copy_project(tmp_path_factory.mktemp("dvc"))
     shutil.copy(workdir / "config" / "test.yaml", workdir / "config" / "config.yaml")
-    run(["dvc", "init", "--no-scm", "-q"], workdir)
+    run(["git", "init", "-q"], workdir)
+    run(["dvc", "init", "-q"], workdir)
+    for name in (".gitignore", ".dvcignore"):  # after dvc init, which writes a .dvcignore of its own
+        shutil.copy(REPO / name, workdir / name)
     run(["dvc", "repro"], workdir)
-    ours = pd.read_csv(workdir / "results" / "tables" / "digits.csv")
+    return workdir
+
+
+def test_dvc_repro_makes_the_same_rows(snakemake_run: Path, dvc_run: Path):
+    ours = pd.read_csv(dvc_run / "results" / "tables" / "digits.csv")
     theirs = pd.read_csv(snakemake_run / "results" / "tables" / "digits.csv")
     assert ours["row"].tolist() == theirs["row"].tolist() == EXPECTED_ROWS
     # Same seeds, one thread per job: training and evaluation are deterministic on CPU.
     pd.testing.assert_series_equal(ours["fid"], theirs["fid"], rtol=1e-6)
-    shown = run(["dvc", "metrics", "show", "--json"], workdir).stdout
+    shown = run(["dvc", "metrics", "show", "--json"], dvc_run).stdout
     for run_name in ("teacher", "real", "dcgan-w4/akdg/seed1", "mlp-w32/untrained/seed0"):
         assert f"results/metrics/digits/{run_name}.json" in shown
+
+
+def dvc_outs(workdir: Path) -> dict[str, bool]:
+    """Each output of the DVC stage -> whether DVC caches it, i.e. whether a remote stores it."""
+    outs = {}
+    for out in yaml.safe_load((workdir / "dvc.yaml").read_text())["stages"]["all_tables"]["outs"]:
+        path, options = (out, {}) if isinstance(out, str) else next(iter(out.items()))
+        outs[path] = options.get("cache", True)
+    return outs
+
+
+def file_hashes(workdir: Path, paths: list[str]) -> dict[str, str]:
+    """sha256 of every file under ``paths``, keyed by its path relative to ``workdir``."""
+    return {
+        file.relative_to(workdir).as_posix(): hashlib.sha256(file.read_bytes()).hexdigest()
+        for path in paths
+        for file in sorted((workdir / path).rglob("*"))
+        if file.is_file()
+    }
+
+
+def test_a_clone_pulls_the_outputs_from_a_dvc_remote_and_finds_nothing_to_run(dvc_run: Path, tmp_path: Path):
+    """The README's sequence on another machine: clone, dvc pull, then neither DVC nor Snakemake reruns anything."""
+    outs = dvc_outs(dvc_run)
+    cached = [path for path, is_cached in outs.items() if is_cached]
+    run(["dvc", "remote", "add", "-d", "store", str(tmp_path / "remote")], dvc_run)
+    run(["dvc", "push"], dvc_run)
+    git = ["git", "-c", "user.name=akdg", "-c", "user.email=akdg@localhost", "-c", "commit.gpgsign=false"]
+    run([*git, "add", "-A"], dvc_run)
+    run([*git, "commit", "-q", "-m", "tiny run"], dvc_run)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(dvc_run), str(clone)], tmp_path)
+    # git brings the code, dvc.lock, the remote's address and the uncached outputs (tables, plots, metrics,
+    # which no remote stores); everything cached must come from the remote, into an empty cache.
+    assert [path for path in cached if (clone / path).exists()] == []
+    assert [path for path, is_cached in outs.items() if not is_cached and not (clone / path).is_dir()] == []
+    assert not (clone / ".dvc" / "cache").exists() and not (clone / ".snakemake").exists()
+
+    shell = user_environment()
+    run(["dvc", "pull"], clone, shell)
+    pulled = file_hashes(clone, cached)
+    assert {"results/models/digits/teacher.pt", "results/runs/digits/dcgan-w4/akdg/seed1.json"} <= set(pulled)
+    assert pulled == file_hashes(dvc_run, cached)
+
+    # Pulled files are dated now, after the tables git wrote and in no particular order among themselves,
+    # and a clone has no .snakemake with checksums to excuse them: Snakemake wants to rerun what DVC
+    # proves (by content, against dvc.lock) unchanged. `snakemake --touch` re-dates them in DAG order.
+    stale = run([sys.executable, "-m", "snakemake", "-n", "all_tables"], clone, shell)
+    assert "reason: Updated input files" in stale.stdout + stale.stderr
+    repro = run(["dvc", "repro"], clone, shell).stdout
+    assert "Stage 'all_tables' didn't change, skipping" in repro and "Data and pipelines are up to date." in repro
+    run([sys.executable, "-m", "snakemake", "--touch", "all_tables"], clone, shell)
+    after = run([sys.executable, "-m", "snakemake", "-n", "all_tables"], clone, shell)
+    assert "Nothing to be done" in after.stdout + after.stderr
+    assert "Data and pipelines are up to date." in run(["dvc", "status"], clone, shell).stdout
+    assert run(["git", "status", "--porcelain"], clone, shell).stdout == ""  # dates changed, no committed byte
