@@ -52,7 +52,8 @@ SelectTypeParameters=CR_Core_Memory
 ReturnToService=2
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
-MinJobAge=600
+# Finished jobs stay in squeue/scontrol for 2 h: the plugin's squeue status route and the test read them.
+MinJobAge=7200
 StateSaveLocation={work}/state
 SlurmdSpoolDir={work}/spool
 SlurmctldPidFile={work}/slurmctld.pid

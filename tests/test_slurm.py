@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import copy_project
+from conftest import REPO, copy_project
 from slurm_cluster import loopback_cluster, missing_requirements
 
 CONFIG = os.environ.get("AKDG_SLURM_CONFIG", "config/test.yaml")
@@ -57,7 +57,14 @@ def slurm_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict
 
 @pytest.fixture(scope="module")
 def local_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The same config through profiles/local (for the test grid: the run the other end-to-end tests share)."""
+    """A local run of the same config.
+
+    The embedded default's is the one committed under results/ (`dvc repro`, recorded in dvc.lock
+    against this code); the test grid's is the run the other end-to-end tests share; any other
+    config runs here through profiles/local.
+    """
+    if CONFIG == "config/config.yaml":
+        return REPO
     if CONFIG == "config/test.yaml":
         return request.getfixturevalue("test_grid_run")
     workdir = copy_project(tmp_path_factory.mktemp("local"))
