@@ -77,10 +77,18 @@ def standin_weights(path: Path, seed: int) -> Path:
 
 @pytest.fixture(scope="session")
 def test_grid_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """config/test.yaml's whole DAG, run once through profiles/local and shared by the end-to-end tests."""
+    """config/test.yaml's whole DAG, run once per session and shared by the end-to-end tests.
+
+    `dvc repro` in a git repository (the config in place of config/config.yaml), so one run serves
+    the table and protocol checks, the DVC remote round trip and the SLURM comparison. DVC's stage
+    runs Snakemake through profiles/local.
+    """
     workdir = copy_project(tmp_path_factory.mktemp("test_grid"))
-    command = [sys.executable, "-m", "snakemake", "--profile", "profiles/local", "--cores", "2", "all_tables", "--configfile", "config/test.yaml"]
-    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])  # our snakemake and akdg first
-    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env={**os.environ, "PATH": path})
-    assert result.returncode == 0, f"{command} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    shutil.copy(workdir / "config" / "test.yaml", workdir / "config" / "config.yaml")
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])  # our snakemake, dvc and akdg first
+    env = {**os.environ, "PATH": path}
+    for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["cp", str(REPO / ".gitignore"), str(REPO / ".dvcignore"), "."], ["dvc", "repro"]):
+        # .gitignore and .dvcignore after dvc init, which writes a .dvcignore of its own
+        result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=env)
+        assert result.returncode == 0, f"{command} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return workdir
