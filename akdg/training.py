@@ -148,9 +148,11 @@ class TrainContext:
         """bfloat16 autocast on ``device`` where ``amp`` is on; ``enabled=False`` suspends it (for backward passes).
 
         bfloat16 keeps float32's exponent range, so GAN losses need no loss scaling (fp16's
-        GradScaler, one per optimiser); weights, optimiser state and the EMA stay float32.
+        GradScaler, one per optimiser); weights, optimiser state and the EMA stay float32. The cast
+        cache is off: a train_step updates D in place and then uses it for G's loss, and cached
+        bfloat16 copies would still hold D's weights from before that update.
         """
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp and enabled)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp and enabled, cache_enabled=False)
 
 
 class Method:
