@@ -149,9 +149,20 @@ def fidelity_metrics(
         extra = {"input1_model_num_samples": options["num_samples"]}
     else:
         input1, extra = UInt8Images(candidate, channels), {}
+    return score(input1, UInt8Images(reference, channels), extractor, extractor_weights, options, cache, **extra)
+
+
+def score(
+    input1: Any, input2: Any, extractor: str, extractor_weights: Path | str, options: dict[str, Any], cache: ReferenceCache | None, **extra: Any
+) -> dict[str, float]:
+    """IS, FID and KID of ``input1`` against ``input2`` through torch-fidelity, with the arguments every akdg score uses.
+
+    One place for the call, so that another input (a folder of PNGs in benchmarks/eval_paths.py)
+    is scored exactly as an evaluation scores a generator.
+    """
     result = torch_fidelity.calculate_metrics(
         input1=input1,
-        input2=UInt8Images(reference, channels),
+        input2=input2,
         isc=True,
         fid=True,
         kid=True,

@@ -53,13 +53,6 @@ from akdg.training import TrainContext, train
 
 log = logging.getLogger("eval_paths")
 FROM_RGB = "akdg-classifier-from-rgb"  # the classifier on torch-fidelity's RGB file images (grey repeated)
-METRIC_NAMES = {  # torch-fidelity's keys -> akdg's, as fidelity_metrics returns them
-    "inception_score_mean": "is_mean",
-    "inception_score_std": "is_std",
-    "frechet_inception_distance": "fid",
-    "kernel_inception_distance_mean": "kid_mean",
-    "kernel_inception_distance_std": "kid_std",
-}
 
 
 class FirstChannelClassifier(ClassifierFeatureExtractor):
@@ -106,20 +99,8 @@ def write_pngs(generator: nn.Module, z_dim: int, options: dict[str, Any], folder
 def from_files(folder: Path, splits: datasets.ImageSplits, extractor: str, weights: Path, options: dict[str, Any], cache: metrics.ReferenceCache) -> dict[str, float]:
     """torch-fidelity on a folder of image files, with the arguments akdg passes it (same batch size, cache, device)."""
     name = file_extractor(extractor, splits.channels)
-    result = torch_fidelity.calculate_metrics(
-        input1=str(folder),
-        input2=metrics.UInt8Images(splits.x_train, 3),  # files are read as RGB: the reference goes in as RGB too
-        samples_find_ext="png",
-        isc=True,
-        fid=True,
-        kid=True,
-        isc_splits=options["isc_splits"],
-        kid_subsets=options["kid_subsets"],
-        kid_subset_size=options["kid_subset_size"],
-        rng_seed=options["rng_seed"],
-        **metrics._fidelity_kwargs(name, weights, options, cache),
-    )
-    return {ours: result[theirs] for theirs, ours in METRIC_NAMES.items()}
+    # files are read as RGB: the reference goes in as RGB too
+    return metrics.score(str(folder), metrics.UInt8Images(splits.x_train, 3), name, weights, options, cache, samples_find_ext="png")
 
 
 def via_png(
