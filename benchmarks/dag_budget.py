@@ -46,6 +46,30 @@ def tree_memory(root: psutil.Process) -> tuple[int, int]:
     return pss, rss
 
 
+class PeakTreeMemory:
+    """Peak summed PSS and RSS of a process and its descendants, sampled in a thread while the block runs."""
+
+    def __init__(self, pid: int, interval: float) -> None:
+        self.root, self.interval = psutil.Process(pid), interval
+        self.pss = self.rss = 0
+        self._done = threading.Event()
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._done.is_set():
+            pss, rss = tree_memory(self.root)
+            self.pss, self.rss = max(self.pss, pss), max(self.rss, rss)
+            time.sleep(self.interval)
+
+    def __enter__(self) -> "PeakTreeMemory":
+        self._sampler.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._sampler.join()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cores", type=int, default=2)
@@ -66,24 +90,11 @@ def main() -> int:
         command += ["--configfile", str(args.configfile.resolve())]
     log.info("running %s in %s", " ".join(command), workdir)
 
-    peak = {"pss": 0, "rss": 0}
     start = time.perf_counter()
     process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    root = psutil.Process(process.pid)
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            pss, rss = tree_memory(root)
-            peak["pss"], peak["rss"] = max(peak["pss"], pss), max(peak["rss"], rss)
-            time.sleep(0.5)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    _, stderr = process.communicate()
-    wall = time.perf_counter() - start
-    done.set()
-    sampler.join()
+    with PeakTreeMemory(process.pid, interval=0.5) as peak:
+        _, stderr = process.communicate()
+        wall = time.perf_counter() - start
     if process.returncode:
         log.error("snakemake failed (exit %d):\n%s", process.returncode, stderr[-4000:])
         return 1
@@ -99,9 +110,9 @@ def main() -> int:
         "wall_seconds": wall,
         "budget_seconds": args.budget_seconds,
         "wall_ratio_to_budget": wall / args.budget_seconds,
-        "peak_pss_bytes": peak["pss"],
-        "peak_rss_sum_bytes": peak["rss"],
-        "memory_ratio_to_budget": peak["pss"] / BUDGET_BYTES,
+        "peak_pss_bytes": peak.pss,
+        "peak_rss_sum_bytes": peak.rss,
+        "memory_ratio_to_budget": peak.pss / BUDGET_BYTES,
         "worst_trained_fid": float(trained_fid),
         "best_untrained_fid": float(untrained_fid),
         "learning_ratio": float(trained_fid / untrained_fid),
@@ -110,7 +121,7 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     log.info("wall time     %6.1f s   (budget %.0f s, ratio %.2f)", wall, args.budget_seconds, result["wall_ratio_to_budget"])
-    log.info("peak memory   %6.2f GB PSS, %.2f GB summed RSS   (budget 4 GB, PSS ratio %.2f)", peak["pss"] / 1024**3, peak["rss"] / 1024**3, result["memory_ratio_to_budget"])
+    log.info("peak memory   %6.2f GB PSS, %.2f GB summed RSS   (budget 4 GB, PSS ratio %.2f)", peak.pss / 1024**3, peak.rss / 1024**3, result["memory_ratio_to_budget"])
     log.info("learning      worst trained FID %.2f vs best untrained FID %.2f (ratio %.3f)", trained_fid, untrained_fid, result["learning_ratio"])
     log.info("wrote %s", out)
     if not args.keep:

@@ -29,17 +29,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
 import torch
 
 from benchlib import run, CONFIGS, RESULTS, choose_device, machine, setup_logging, table, write_result
-from dag_budget import tree_memory
+from dag_budget import PeakTreeMemory
 
 from akdg import checkpoint, datasets
 from akdg.architectures import build_generator
@@ -131,25 +129,13 @@ def loop_seconds(log_text: str) -> tuple[int, float] | None:
 
 def run_job(command: list[str], log_path: Path) -> dict[str, Any]:
     """Run the job, sampling its processes' memory every 0.25 s; wall time and peaks."""
-    peak = {"pss": 0, "rss": 0}
     start = time.perf_counter()
     with open(log_path, "w") as log_file:
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
-        root, done = psutil.Process(process.pid), threading.Event()
-
-        def sample() -> None:
-            while not done.is_set():
-                pss, rss = tree_memory(root)
-                peak["pss"], peak["rss"] = max(peak["pss"], pss), max(peak["rss"], rss)
-                time.sleep(0.25)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        status = process.wait()
-        wall = time.perf_counter() - start
-        done.set()
-        sampler.join()
-    return {"status": status, "wall_s": wall, "peak_pss_bytes": peak["pss"], "peak_rss_sum_bytes": peak["rss"],
+        with PeakTreeMemory(process.pid, interval=0.25) as peak:
+            status = process.wait()
+            wall = time.perf_counter() - start
+    return {"status": status, "wall_s": wall, "peak_pss_bytes": peak.pss, "peak_rss_sum_bytes": peak.rss,
             "peak_rss_exact_bytes": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024}
 
 
