@@ -48,6 +48,9 @@ def train_extractor(spec: dict[str, Any], data: Path, out: Path) -> None:
     write_json(Path(out).with_suffix(".json"), protocol)
 
 
+TRAINING_DEFAULTS = {"device": "auto", "amp": False, "channels_last": False, "compile": "off"}  # as in the config schema
+
+
 def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path | None = None, checkpoint_every: int = 0) -> None:
     """Train one generator (teacher or student) with one method and seed, then save it.
 
@@ -57,7 +60,7 @@ def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path |
     the device it resolved to goes into the checkpoint's meta and the resume identity, so a state
     written on a GPU is never continued on a CPU.
     """
-    spec = {"device": "auto", "amp": False, **spec}  # a spec without them (by hand, or older) means the schema's defaults
+    spec = {**TRAINING_DEFAULTS, **spec}  # a spec without them (by hand, or older) means the schema's defaults
     device = resolve_device(spec["device"])
     splits = datasets.load_prepared(data)
     torch.manual_seed(spec["seed"])
@@ -83,6 +86,8 @@ def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path |
         device=device,
         rng=torch.Generator().manual_seed(spec["seed"]),
         amp=spec["amp"],
+        channels_last=spec["channels_last"],
+        compile=spec["compile"],
     )
     teacher_sha256 = sha256_file(teacher) if teacher else None
     identity = {"spec": spec, "data_sha256": splits.protocol["content_sha256"], "teacher_sha256": teacher_sha256, "device": device.type}

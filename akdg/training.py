@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 import torch.nn as nn
@@ -27,6 +27,7 @@ from akdg.resume import Resumable
 log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")  # training.device in the config schema
+COMPILE_MODES = ("off", "default", "reduce-overhead")  # training.compile; reduce-overhead adds CUDA graphs on a GPU
 DATA_ON_DEVICE_FRACTION = 0.25  # of the GPU's free memory; the rest is left to models, activations and optimiser state
 
 
@@ -78,6 +79,8 @@ class TrainContext:
 
     Building one puts the generator, the teacher and (where it fits) the train split on ``device``.
     ``amp`` runs every method's forward passes under bfloat16 autocast (see :meth:`autocast`).
+    ``channels_last`` stores every model's conv weights and the real batches NHWC, the layout GPU
+    tensor cores and oneDNN prefer; ``compile`` is the ``torch.compile`` mode :func:`train` applies.
     """
 
     generator: nn.Module
@@ -95,8 +98,12 @@ class TrainContext:
     teacher_spec: dict[str, Any] | None = None
     discriminators: list[nn.Module] = field(default_factory=list)  # every one new_discriminator built
     amp: bool = False
+    channels_last: bool = False
+    compile: str = "off"
 
     def __post_init__(self) -> None:
+        if self.compile not in COMPILE_MODES:
+            raise AkdgError(f"training.compile is {self.compile!r}; set it to one of {', '.join(COMPILE_MODES)}")
         if self.amp and self.device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
             raise AkdgError(
                 f"training.amp autocasts to bfloat16, which {torch.cuda.get_device_name(self.device)} does not support "
@@ -104,10 +111,15 @@ class TrainContext:
             )
         if self.amp and self.device.type == "cpu":
             log.info("training.amp on the CPU: bfloat16 autocast, as on a GPU (usually slower than float32 without AVX-512 BF16/AMX)")
-        self.generator.to(self.device)
+        self.generator.to(self.device, memory_format=self.memory_format)
         if self.teacher is not None:
-            self.teacher.to(self.device)
+            self.teacher.to(self.device, memory_format=self.memory_format)
         self.images = place_images(self.images, self.device)
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        """What ``channels_last`` asks for; ``Module.to`` applies it to 4-d weights only, so MLPs are unchanged."""
+        return torch.channels_last if self.channels_last else torch.contiguous_format
 
     @property
     def resolution(self) -> int:
@@ -128,7 +140,7 @@ class TrainContext:
         batch = self.images[index.to(self.images.device)]
         if batch.device.type == "cpu" and self.device.type != "cpu":
             batch = batch.pin_memory().to(self.device, non_blocking=True)
-        return to_model_range(batch)
+        return to_model_range(batch).contiguous(memory_format=self.memory_format)
 
     def noise(self, count: int | None = None) -> torch.Tensor:
         """A fresh N(0, I) draw; every call is independent of the previous ones."""
@@ -138,7 +150,7 @@ class TrainContext:
     def new_discriminator(self) -> nn.Module:
         """A fresh discriminator, remembered so that the loop can grow it along with the generator."""
         discriminator = build_discriminator(self.discriminator_spec, resolution=self.resolution, channels=self.channels)
-        self.discriminators.append(discriminator.to(self.device))
+        self.discriminators.append(discriminator.to(self.device, memory_format=self.memory_format))
         return discriminator
 
     def adam(self, parameters: Any, lr_key: str) -> torch.optim.Optimizer:
@@ -263,6 +275,7 @@ def train(
     log_every: int = 50,
     ema_decay: float = 0.0,
     resume: Resumable | None = None,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
 ) -> list[dict[str, float]]:
     """Run ``steps`` updates of a registered method; returns the loss history sampled every ``log_every``.
 
@@ -273,11 +286,16 @@ def train(
     a plain attribute, not state, so the EMA copy and the checkpoint never carry a stale one.
     With ``resume``, the full training state is written every ``resume.every`` steps and a run
     that finds one continues after its step (a NaN stop leaves the last good one in place).
-    Each ``train_step`` runs under ``ctx.autocast()`` (a no-op unless ``ctx.amp``).
+    Each ``train_step`` runs under ``ctx.autocast()`` (a no-op unless ``ctx.amp``). With
+    ``ctx.compile`` the models are compiled (see :func:`compile_models`) once the method has built
+    its discriminators; the weights saved and averaged are the same tensors either way.
+    ``on_step(step, losses)`` is called after every step (its losses already read, so on CUDA the
+    step has finished): per-step timing or logging without copying the loop.
     """
     method = METHODS.get(method_name)(ctx, **method_options)
     ctx.generator.train()
     average = AveragedModel(ctx.generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True) if ema_decay else None
+    compile_models(ctx)
     history: list[dict[str, float]] = []
     first = 1
     state = resume.load() if resume is not None else None
@@ -299,6 +317,8 @@ def train(
     progress = tqdm(range(first, steps + 1), desc=method_name, unit="step", mininterval=2.0, disable=None)
     growing = [model for model in (ctx.generator, *ctx.discriminators) if hasattr(model, "set_progress")]
     for step in progress:
+        if ctx.compile == "reduce-overhead" and ctx.device.type == "cuda":
+            torch.compiler.cudagraph_mark_step_begin()  # a step's graph outputs may be overwritten by the next step's replay
         for model in growing:
             model.set_progress((step - 1) / steps)
         with ctx.autocast():
@@ -306,6 +326,8 @@ def train(
         check_finite(losses, step)
         if average is not None:
             average.update_parameters(ctx.generator)
+        if on_step is not None:
+            on_step(step, losses)
         if step % log_every == 0 or step == steps or step == 1:
             history.append({"step": step, **losses})
             progress.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
@@ -324,10 +346,32 @@ def train(
             )
     if average is not None:
         ctx.generator.load_state_dict(average.module.state_dict())
+    ctx.generator.to(memory_format=torch.contiguous_format)  # the checkpoint holds plain NCHW weights whatever the layout trained in
     if hasattr(ctx.generator, "set_progress"):
         ctx.generator.set_progress(1.0)
     ctx.generator.eval()
     return history
+
+
+def compile_models(ctx: TrainContext) -> None:
+    """``torch.compile`` the generator, teacher and discriminators in place, as ``ctx.compile`` asks.
+
+    ``Module.compile`` keeps each module's parameters and state-dict keys, so optimisers, the EMA,
+    resume states and checkpoints see the same tensors as without it. Models that grow
+    (``set_progress``, PGGAN's fade-in) are left eager: their progress is a Python float that
+    torch.compile would specialise on, recompiling every step. Compiling costs tens of seconds once
+    per process; new instances of the same architecture reuse the compiled code.
+    """
+    if ctx.compile == "off":
+        return
+    for model in (ctx.generator, ctx.teacher, *ctx.discriminators):
+        if model is None:
+            continue
+        if hasattr(model, "set_progress"):
+            log.info("training.compile: %s grows during training and stays eager", type(model).__name__)
+            continue
+        model.compile(mode=ctx.compile)
+    log.info("training.compile: models compiled with mode %r (first steps include compilation)", ctx.compile)
 
 
 def _register_builtin_methods() -> None:

@@ -138,8 +138,14 @@ def config_setups(name: str, methods: list[str], synthetic_images: int) -> list[
     return setups
 
 
-def prepare_ours(setup: Setup, steps: int, device: torch.device, amp: bool, seed: int) -> Callable[[], list[nn.Module]]:
-    """akdg's loop, exactly as ``train_generator`` calls it (without writing resume states)."""
+def prepare_ours(
+    setup: Setup, steps: int, device: torch.device, seed: int, on_step: Callable[[int, dict[str, float]], None] | None = None, **training: Any
+) -> Callable[[], list[nn.Module]]:
+    """akdg's loop, exactly as ``train_generator`` calls it (without writing resume states).
+
+    ``training`` holds TrainContext's switches (``amp``, ``channels_last``, ``compile``) as the config's
+    ``training`` block sets them; ``on_step`` goes to ``train``.
+    """
     ctx = TrainContext(
         generator=copy.deepcopy(setup.generator),
         teacher=setup.teacher,
@@ -152,12 +158,12 @@ def prepare_ours(setup: Setup, steps: int, device: torch.device, amp: bool, seed
         n_dis=setup.n_dis,
         device=device,
         rng=torch.Generator().manual_seed(seed),
-        amp=amp,
+        **training,
     )
 
     def run() -> list[nn.Module]:
         torch.manual_seed(seed)  # the discriminators' initial weights
-        train(setup.method, setup.options, ctx, steps, log_every=setup.log_every, ema_decay=setup.ema_decay)
+        train(setup.method, setup.options, ctx, steps, log_every=setup.log_every, ema_decay=setup.ema_decay, on_step=on_step)
         return [ctx.generator, *ctx.discriminators]
 
     return run
@@ -292,7 +298,7 @@ def measure(setup: Setup, steps: int, repeats: int, device: torch.device, amp: b
     """Interleaved timings of one setup, its ratio to the target and the weight comparison of every pair."""
     differences: list[float] = []
     runs = {
-        "ours": lambda: prepare_ours(setup, steps, device, amp, seed),
+        "ours": lambda: prepare_ours(setup, steps, device, seed, amp=amp),
         "bare": lambda: prepare_bare(setup, steps, device, amp, seed),
     }
     interleave(runs, 1, device)  # warm-up (first-call allocations, lazy initialisation), not kept
@@ -318,14 +324,24 @@ def measure(setup: Setup, steps: int, repeats: int, device: torch.device, amp: b
     }
 
 
+def add_step_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--steps`` and ``--paper-steps``: run lengths at the default config's and at paper sizes."""
+    parser.add_argument("--steps", type=int, default=None, help="per run at the default config's sizes (default: 50 on CPU, 500 on CUDA)")
+    parser.add_argument("--paper-steps", type=int, default=None, help="per run at paper sizes (default: 3 on CPU, 200 on CUDA)")
+
+
+def steps_per_config(args: argparse.Namespace, cuda: bool) -> dict[str, int]:
+    """The run lengths :func:`add_step_arguments` asked for, with the device's defaults (a CPU step at paper sizes takes seconds)."""
+    return {"default": args.steps or (500 if cuda else 50), "cifar10": args.paper_steps or (200 if cuda else 3)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1: what the DAG gives a student job)")
     parser.add_argument("--configs", nargs="+", default=["default", "cifar10"], choices=["default", "cifar10"])
     parser.add_argument("--methods", nargs="+", default=["vanilla", "mse", "akdg"], choices=sorted(DISCRIMINATORS))
-    parser.add_argument("--steps", type=int, default=None, help="per run at the default config's sizes (default: 50 on CPU, 500 on CUDA)")
-    parser.add_argument("--paper-steps", type=int, default=None, help="per run at paper sizes (default: 3 on CPU, 200 on CUDA)")
+    add_step_arguments(parser)
     parser.add_argument("--repeats", type=int, default=11, help="timed runs of each loop per setup at the default config's sizes, interleaved")
     parser.add_argument("--paper-repeats", type=int, default=None, help="the same at paper sizes (default: 3 on CPU, 5 on CUDA)")
     parser.add_argument("--amp", action="store_true", help="both loops under bfloat16 autocast (training.amp)")
@@ -336,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     device = choose_device(args.device, args.threads)
     info = machine(device)
     cuda = device.type == "cuda"
-    steps = {"default": args.steps or (500 if cuda else 50), "cifar10": args.paper_steps or (200 if cuda else 3)}
+    steps = steps_per_config(args, cuda)
     repeats = {"default": args.repeats, "cifar10": args.paper_repeats or (5 if cuda else 3)}
     results = []
     for name in args.configs:

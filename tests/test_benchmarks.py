@@ -21,6 +21,7 @@ from akdg.feature_extractor_classifier import NAME as CLASSIFIER
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import eval_paths  # noqa: E402
 import loop_overhead  # noqa: E402
+import train_options  # noqa: E402
 
 CPU = torch.device("cpu")
 STEPS = 3
@@ -61,7 +62,7 @@ def tiny_setup(method: str, loss: str = "hinge") -> loop_overhead.Setup:
 @pytest.mark.parametrize(("method", "loss"), [("vanilla", "hinge"), ("mse", "hinge"), ("akdg", "hinge"), ("akdg", "nonsaturating")])
 def test_bare_loop_ends_with_akdgs_weights(method: str, loss: str) -> None:
     setup = tiny_setup(method, loss)
-    ours = loop_overhead.prepare_ours(setup, STEPS, CPU, False, 0)()
+    ours = loop_overhead.prepare_ours(setup, STEPS, CPU, 0, amp=False)()
     bare = loop_overhead.prepare_bare(setup, STEPS, CPU, False, 0)()
     assert loop_overhead.largest_difference(ours, bare) == 0.0
     assert len(ours) == 1 + loop_overhead.DISCRIMINATORS[method]
@@ -72,7 +73,7 @@ def test_bare_loop_ends_with_akdgs_weights(method: str, loss: str) -> None:
 
 def test_bare_loop_ends_with_akdgs_weights_under_amp() -> None:
     setup = tiny_setup("vanilla")
-    ours = loop_overhead.prepare_ours(setup, STEPS, CPU, True, 0)()
+    ours = loop_overhead.prepare_ours(setup, STEPS, CPU, 0, amp=True)()
     bare = loop_overhead.prepare_bare(setup, STEPS, CPU, True, 0)()
     assert loop_overhead.largest_difference(ours, bare) == 0.0
 
@@ -99,3 +100,27 @@ def test_png_files_give_the_in_memory_metrics(digits: ImageSplits, extractor: Pa
     eval_paths.write_pngs(generator, 32, {**options, "rng_seed": 1}, other)
     cache = eval_paths.metrics.reference_cache(tmp_path / "cache", digits, eval_paths.FROM_RGB, result["weights_sha256"])
     assert eval_paths.from_files(other, digits, CLASSIFIER, extractor, options, cache) != result["metrics_ours"]
+
+
+def test_train_options_times_the_steps_after_the_warm_up_against_the_defaults() -> None:
+    result = train_options.measure(tiny_setup("akdg"), ["channels_last"], 2, 2, 2, CPU, 0)
+    variant = result["variants"]["channels_last"]
+    assert {len(seconds) for seconds in variant["seconds"].values()} == {2}
+    assert variant["speedup"] == pytest.approx(statistics.median(d / v for d, v in zip(variant["seconds"]["defaults"], variant["seconds"]["channels_last"])))
+    assert all(first > 0 for first in variant["first_steps_seconds"]["channels_last"])
+    # another layout, the same updates: the weights end close to the defaults'
+    assert 0.0 <= variant["max_abs_weight_difference"] < 1e-2
+
+
+def test_a_run_stamps_every_step_and_times_only_those_after_the_warm_up() -> None:
+    run = train_options.prepare(tiny_setup("vanilla"), "defaults", 5, CPU, 0)()()
+    assert len(run.stamps) == 5 and len(run.models) == 2
+    wall, cpu = run.steady(2)
+    assert wall == pytest.approx(run.stamps[-1][0] - run.stamps[1][0]) and wall > 0 and cpu > 0
+
+
+def test_host_data_keeps_the_split_off_the_gpu_and_restores_the_rule() -> None:
+    fraction = train_options.training.DATA_ON_DEVICE_FRACTION
+    with train_options.keep_data_on_host(True):
+        assert train_options.training.DATA_ON_DEVICE_FRACTION == 0.0
+    assert train_options.training.DATA_ON_DEVICE_FRACTION == fraction

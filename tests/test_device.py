@@ -5,9 +5,12 @@ from __future__ import annotations
 import copy
 import json
 import re
+import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -22,6 +25,10 @@ from akdg.training import TrainContext, describe_device, resolve_device, train
 
 from conftest import REPO, copy_project
 
+needs_cxx = pytest.mark.skipif(
+    not (shutil.which("c++") and (Path(sysconfig.get_paths()["include"]) / "Python.h").exists()),
+    reason="torch.compile on the CPU needs a C++ compiler and Python's headers (scripts/test.sh installs g++ on Debian)",
+)
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
 TEST_CONFIG = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
@@ -42,9 +49,9 @@ SPEC = {
 }
 
 
-def context(splits: datasets.ImageSplits, device: str, *, amp: bool = False) -> TrainContext:
+def context(splits: datasets.ImageSplits, device: str, *, amp: bool = False, generator: dict | None = None, discriminator: dict | None = None, **options: Any) -> TrainContext:
     torch.manual_seed(0)
-    generator = build_generator(SPEC["generator"], resolution=splits.resolution, channels=splits.channels, z_dim=SPEC["z_dim"])
+    generator = build_generator(generator or SPEC["generator"], resolution=splits.resolution, channels=splits.channels, z_dim=SPEC["z_dim"])
     return TrainContext(
         generator=generator,
         teacher=None,
@@ -52,12 +59,13 @@ def context(splits: datasets.ImageSplits, device: str, *, amp: bool = False) -> 
         z_dim=SPEC["z_dim"],
         batch_size=SPEC["batch_size"],
         loss=LOSSES.get("hinge"),
-        discriminator_spec=SPEC["discriminator"],
+        discriminator_spec=discriminator or SPEC["discriminator"],
         optimizer=SPEC["optimizer"],
         n_dis=1,
         device=resolve_device(device),
         rng=torch.Generator().manual_seed(0),
         amp=amp,
+        **options,
     )
 
 
@@ -181,3 +189,62 @@ def test_on_cuda_the_split_is_drawn_on_the_gpu_or_copied_per_batch_alike(digits:
 @needs_cuda
 def test_auto_is_cuda_where_there_is_one():
     assert resolve_device("auto").type == "cuda"
+
+
+def conv_weights(model: torch.nn.Module) -> list[torch.Tensor]:
+    return [parameter for parameter in model.parameters() if parameter.dim() == 4]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_channels_last_trains_nhwc_saves_nchw_and_computes_the_same_losses(digits: datasets.ImageSplits, device: str):
+    inputs = []
+    eager_ctx = context(digits, device)
+    eager = train("vanilla", {}, eager_ctx, steps=3, log_every=1)
+    ctx = context(digits, device, channels_last=True)  # the same seed for G, D (drawn when train builds it) and batches
+
+    def record(module: torch.nn.Module, args: tuple) -> None:
+        inputs.append(args[0].is_contiguous(memory_format=torch.channels_last))
+
+    original = ctx.new_discriminator
+
+    def hooked() -> torch.nn.Module:
+        discriminator = original()
+        discriminator.register_forward_pre_hook(record)
+        assert all(weight.is_contiguous(memory_format=torch.channels_last) for weight in conv_weights(discriminator))
+        return discriminator
+
+    ctx.new_discriminator = hooked
+    assert all(weight.is_contiguous(memory_format=torch.channels_last) for weight in conv_weights(ctx.generator))
+    nhwc = train("vanilla", {}, ctx, steps=3, log_every=1)
+    assert inputs and all(inputs)  # real and generated batches reach D in NHWC
+    assert all(weight.is_contiguous() for weight in conv_weights(ctx.generator))  # what the checkpoint gets
+    for ours, reference in zip(nhwc, eager):  # the same arithmetic in another layout: equal up to summation order
+        assert ours.keys() == reference.keys()
+        assert all(ours[key] == pytest.approx(reference[key], rel=1e-4, abs=1e-5) for key in ours)
+
+
+@needs_cxx
+def test_compile_trains_compiled_models_to_the_eager_losses(digits: datasets.ImageSplits):
+    torch.compiler.reset()
+    eager = train("vanilla", {}, context(digits, "cpu"), steps=3, log_every=1)
+    ctx = context(digits, "cpu", compile="default")  # the same seed for G, D (drawn when train builds it) and batches
+    compiled = train("vanilla", {}, ctx, steps=3, log_every=1)
+    assert all(getattr(model, "_compiled_call_impl", None) is not None for model in (ctx.generator, *ctx.discriminators))
+    for ours, reference in zip(compiled, eager):  # fused kernels may round differently, nothing more
+        assert all(ours[key] == pytest.approx(reference[key], rel=1e-4, abs=1e-5) for key in ours)
+    assert set(ctx.generator.state_dict()) == set(context(digits, "cpu").generator.state_dict())  # checkpoints keep their keys
+
+
+def test_compile_leaves_growing_models_eager_and_rejects_unknown_modes(digits: datasets.ImageSplits, caplog: pytest.LogCaptureFixture):
+    caplog.set_level("INFO", logger="akdg.training")
+    ctx = context(digits, "cpu", compile="default", generator={"arch": "pggan", "width": 8}, discriminator={"arch": "pggan", "width": 8})
+    ctx.new_discriminator()
+    training.compile_models(ctx)
+    assert all(getattr(model, "_compiled_call_impl", None) is None for model in (ctx.generator, *ctx.discriminators))
+    assert "grows during training and stays eager" in caplog.text
+    with pytest.raises(AkdgError, match=r"training.compile is 'fast'; set it to one of off, default, reduce-overhead"):
+        context(digits, "cpu", compile="fast")
+    bad = copy.deepcopy(TEST_CONFIG)
+    bad["training"]["compile"] = "fast"
+    with pytest.raises(AkdgError, match="'fast' is not one of"):
+        validate_config(bad)

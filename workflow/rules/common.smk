@@ -76,6 +76,8 @@ def training_spec(generator, discriminator, method, options, seed, training):
         "optimizer": training["optimizer"],
         "device": training["device"],  # as asked (auto by default), not as resolved: the spec is the same on every machine
         "amp": training["amp"],
+        "channels_last": training["channels_last"],
+        "compile": training["compile"],
     }
 
 
