@@ -9,13 +9,14 @@ parameters still are: they are part of the saved model).
 
 from __future__ import annotations
 
-import platform
 import statistics
 
 import torch
 import torch.nn as nn
 from torch.utils.benchmark import Timer
 from torch.utils.flop_counter import FlopCounterMode
+
+from akdg.protocol import cpu_model
 
 WEIGHT_LAYERS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
 MIN_SPEED_BLOCKS = 5  # timed blocks kept at least, so that speeds can be compared by a statistical test
@@ -92,9 +93,9 @@ def measure_speed(
             figures["latency_ms"] = statistics.median(times) * 1000.0
     figures.update(
         speed_batch_size=batch_size,
-        speed_device=str(device),
+        speed_device=f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device),
         speed_threads=threads,
-        speed_processor=platform.processor() or platform.machine(),
+        speed_processor=cpu_model(),
     )
     return figures
 

@@ -38,5 +38,16 @@ def git_commit(start: Path | None = None) -> str | None:
     return f"{commit}-dirty" if dirty else commit
 
 
+def cpu_model() -> str:
+    """The CPU's marketing name where Linux tells it (``platform.processor()`` is often empty or 'x86_64')."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment() -> dict[str, object]:
     return {"packages": package_versions(), "git_commit": git_commit(), "platform": platform.platform()}

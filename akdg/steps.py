@@ -129,15 +129,17 @@ def measure_cost(spec: dict[str, Any], data: Path, out: Path, threads: int) -> N
     """Cost of every generator in the grid, measured side by side in one process.
 
     Cost depends on the architecture only (not the weights), so it is measured once per generator,
-    not per seed, and in one job so that speed figures share the same machine state.
+    not per seed, and in one job so that speed figures share the same machine state. They are timed
+    on ``speed.device`` (``auto``: the GPU where there is one, as on a cluster's GPU node).
     """
     from akdg import cost
 
+    device = resolve_device(spec["speed"].get("device", "auto"))
     splits = datasets.load_prepared(data)
     figures = {}
     for label, generator_spec in spec["generators"].items():
         torch.manual_seed(0)
-        generator = build_generator(generator_spec, resolution=splits.resolution, channels=splits.channels, z_dim=spec["z_dim"])
+        generator = build_generator(generator_spec, resolution=splits.resolution, channels=splits.channels, z_dim=spec["z_dim"]).to(device)
         figures[label] = {
             "generator": generator_spec,
             "resolution": splits.resolution,

@@ -159,8 +159,12 @@ def paper_note(paper: pd.DataFrame) -> list[str]:
     ]
 
 
-def protocol_lines(example: dict[str, Any]) -> list[str]:
-    """The protocol every number in the table was produced under, from one run's JSON."""
+def protocol_lines(example: dict[str, Any], cost: dict[str, Any] | None) -> list[str]:
+    """The protocol every number in the table was produced under, from one run's JSON and one generator's cost.
+
+    Every run embeds the figures of the one ``measure_cost`` job, so one generator's cost says where
+    and how speed was timed for all of them.
+    """
     protocol = example["protocol"]
     dataset, extractor, evaluation = protocol["dataset"], protocol["feature_extractor"], protocol["evaluation"]
     environment, layers = protocol["environment"], extractor["features"]
@@ -174,11 +178,19 @@ def protocol_lines(example: dict[str, Any]) -> list[str]:
         f"feature extractor: {extractor['name']} (weights sha256 {extractor['weights_sha256'][:16]}…{accuracy}); "
         f"IS on '{layers['is']}' with {evaluation['isc_splits']} splits; FID on '{layers['fid']}'; KID on "
         f"'{layers['kid']}', {evaluation['kid_subsets']} subsets of {evaluation['kid_subset_size']}",
-        "cells: mean ± sample std over seeds (a single value where one seed); speed: images/s at the batch size in "
-        "each run's JSON, CPU threads as recorded there",
+        "cells: mean ± sample std over seeds (a single value where one seed); " + speed_line(cost),
         f"code: git {environment['git_commit']}; "
         + ", ".join(f"{name} {version}" for name, version in environment["packages"].items() if version),
     ]
+
+
+def speed_line(cost: dict[str, Any] | None) -> str:
+    if not cost or "speed_device" not in cost:
+        return "speed: not measured"
+    return (
+        f"images/s at batch {cost['speed_batch_size']} and latency at batch 1 (medians of timed blocks, every generator "
+        f"in one job), on {cost['speed_device']}; CPU {cost['speed_processor']}, {cost['speed_threads']} threads"
+    )
 
 
 def run_id(row: pd.Series) -> str:
@@ -209,7 +221,9 @@ def aggregate(run_paths: list[Path], method_order: list[str], tables_dir: Path, 
     summary = summarise(runs, method_order)
     paper = match_paper(summary, dataset, load_paper())
     table = display_table(summary, paper)  # no paper columns for a dataset the paper lacks
-    notes = protocol_lines(read_json(run_paths[0])) + paper_note(paper)
+    examples = [read_json(path) for path in run_paths]
+    cost = next((example["cost"] for example in examples if example.get("cost")), None)  # the real-data row has none
+    notes = protocol_lines(examples[0], cost) + paper_note(paper)
     tables_dir = Path(tables_dir)
     with atomic_write(tables_dir / f"{dataset}.csv") as tmp:
         pd.concat([summary, paper], axis=1).to_csv(tmp, index=False)

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 import psutil
 import torch
 
-from akdg.protocol import git_commit
+from akdg.protocol import cpu_model, git_commit, package_versions
 from akdg.registry import AkdgError
 from akdg.training import describe_device, resolve_device
 
@@ -49,17 +49,6 @@ def run(main: Callable[[], int]) -> None:
     sys.exit(status)
 
 
-def cpu_model() -> str:
-    """The CPU's marketing name where Linux tells it (platform.processor() is often empty or 'x86_64')."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def choose_device(requested: str, threads: int) -> torch.device:
     """``auto | cpu | cuda`` as ``training.device`` reads it; CPU threads set for the whole process."""
     torch.set_num_threads(threads)
@@ -78,6 +67,7 @@ def machine(device: torch.device) -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,
+        "packages": package_versions(),
         "git_commit": git_commit(REPO),
         "load_average_1_5_15_start": list(os.getloadavg()),
     }

@@ -16,10 +16,11 @@ import pytest
 import torch
 import yaml
 
-from akdg import checkpoint, datasets, steps, training
+from akdg import checkpoint, datasets, steps, tables, training
 from akdg.architectures import build_generator
 from akdg.config import validate_config
 from akdg.losses import LOSSES
+from akdg.protocol import cpu_model
 from akdg.registry import AkdgError
 from akdg.training import TrainContext, describe_device, resolve_device, train
 
@@ -248,3 +249,23 @@ def test_compile_leaves_growing_models_eager_and_rejects_unknown_modes(digits: d
     bad["training"]["compile"] = "fast"
     with pytest.raises(AkdgError, match="'fast' is not one of"):
         validate_config(bad)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_measure_cost_times_the_generators_on_the_speed_device_and_says_which(digits_npz: Path, tmp_path: Path, device: str):
+    spec = {"generators": {"teacher": {"arch": "sngan", "width": 4}, "s": SPEC["generator"]}, "z_dim": 8,
+            "speed": {"batch_size": 4, "min_run_time": 0.01, "device": device}}
+    steps.measure_cost(spec, digits_npz, tmp_path / "cost.json", threads=1)
+    figures = json.loads((tmp_path / "cost.json").read_text())
+    assert {cost["speed_device"] for cost in figures.values()} == {describe_device(resolve_device(device))}
+    assert {cost["speed_processor"] for cost in figures.values()} == {cpu_model()}
+    line = tables.speed_line(figures["s"])
+    assert f"on {describe_device(resolve_device(device))}; CPU {cpu_model()}, 1 threads" in line and "at batch 4" in line
+
+
+def test_measure_cost_on_cuda_without_one_names_the_fix(digits_npz: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    spec = {"generators": {"s": SPEC["generator"]}, "z_dim": 8, "speed": {"batch_size": 4, "min_run_time": 0.01, "device": "cuda"}}
+    with pytest.raises(AkdgError, match="torch sees no CUDA device"):
+        steps.measure_cost(spec, digits_npz, tmp_path / "cost.json", threads=1)
+    assert not (tmp_path / "cost.json").exists()
