@@ -13,10 +13,7 @@ results/benchmarks/dag_budget.json).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -27,9 +24,11 @@ from pathlib import Path
 
 import pandas as pd
 import psutil
+import torch
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+from benchlib import REPO, RESULTS, machine, setup_logging, write_result
+
 BUDGET_BYTES = 4 * 1024**3
 log = logging.getLogger("dag_budget")
 
@@ -76,9 +75,10 @@ def main() -> int:
     parser.add_argument("--configfile", type=Path, default=None, help="default: config/config.yaml")
     parser.add_argument("--keep", type=Path, default=None, help="run in this folder and keep it (default: a temp dir)")
     parser.add_argument("--budget-seconds", type=float, default=300.0, help="wall-time budget (default: the default DAG's 5 minutes)")
-    parser.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks" / "dag_budget.json")
+    parser.add_argument("--out", type=Path, default=RESULTS / "dag_budget.json")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    setup_logging()
+    info = machine(torch.device("cpu"))  # the jobs pick their own device (training.device: auto); this records the host
 
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="akdg-dag-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -104,9 +104,9 @@ def main() -> int:
     untrained_fid = summary.loc[summary["kind"] == "untrained", "fid"].min()
     trained_fid = summary.loc[summary["kind"] == "trained", "fid"].max()
     result = {
-        "command": " ".join(command),
+        "snakemake_command": " ".join(command),
         "cores": args.cores,
-        "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(), "memory_bytes": psutil.virtual_memory().total},
+        "cuda_visible": torch.cuda.is_available(),
         "wall_seconds": wall,
         "budget_seconds": args.budget_seconds,
         "wall_ratio_to_budget": wall / args.budget_seconds,
@@ -117,13 +117,10 @@ def main() -> int:
         "best_untrained_fid": float(untrained_fid),
         "learning_ratio": float(trained_fid / untrained_fid),
     }
-    out = args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, "dag_budget", info, {"cores": args.cores, "configfile": str(args.configfile or "config/config.yaml")}, result)
     log.info("wall time     %6.1f s   (budget %.0f s, ratio %.2f)", wall, args.budget_seconds, result["wall_ratio_to_budget"])
     log.info("peak memory   %6.2f GB PSS, %.2f GB summed RSS   (budget 4 GB, PSS ratio %.2f)", peak.pss / 1024**3, peak.rss / 1024**3, result["memory_ratio_to_budget"])
     log.info("learning      worst trained FID %.2f vs best untrained FID %.2f (ratio %.3f)", trained_fid, untrained_fid, result["learning_ratio"])
-    log.info("wrote %s", out)
     if not args.keep:
         shutil.rmtree(workdir)
     return 0
