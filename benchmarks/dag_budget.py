@@ -49,10 +49,9 @@ class PeakTreeMemory:
     """Peak summed PSS and RSS of a process and its descendants, sampled in a thread while the block runs.
 
     Reading PSS makes the kernel walk every page of every process (holding each one's memory-map
-    lock), tens of milliseconds per torch process: sampled every 0.5 s throughout, that slowed the
-    default DAG on 2 cores by 15 to 25% (231 s without the sampler, 270 to 297 s with it). So the
-    sampler waits at least ``interval`` and at least ``1 / max_duty`` times as long as its last
-    sample took, and keeps count of what it spent (``samples``, ``sampling_seconds``).
+    lock), about 10 ms per torch process. So that measuring disturbs the measured as little as
+    possible, the sampler waits at least ``interval`` and at least ``1 / max_duty`` times as long as
+    its last sample took, and keeps count of what it spent (``samples``, ``sampling_seconds``).
     """
 
     def __init__(self, pid: int, interval: float, max_duty: float = 0.02) -> None:
