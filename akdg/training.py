@@ -359,8 +359,9 @@ def compile_models(ctx: TrainContext) -> None:
     ``Module.compile`` keeps each module's parameters and state-dict keys, so optimisers, the EMA,
     resume states and checkpoints see the same tensors as without it. Models that grow
     (``set_progress``, PGGAN's fade-in) are left eager: their progress is a Python float that
-    torch.compile would specialise on, recompiling every step. Compiling costs tens of seconds once
-    per process; new instances of the same architecture reuse the compiled code.
+    torch.compile would specialise on, recompiling every step. Compiling costs seconds to minutes
+    once per job; spectrally normalised layers get a class of their own per instance, so each
+    discriminator is compiled separately.
     """
     if ctx.compile == "off":
         return
