@@ -16,7 +16,7 @@ import torch.nn as nn
 from torch.utils.benchmark import Timer
 from torch.utils.flop_counter import FlopCounterMode
 
-from akdg.protocol import cpu_model
+from akdg.protocol import cpu_model, describe_device
 
 WEIGHT_LAYERS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
 MIN_SPEED_BLOCKS = 5  # timed blocks kept at least, so that speeds can be compared by a statistical test
@@ -93,7 +93,7 @@ def measure_speed(
             figures["latency_ms"] = statistics.median(times) * 1000.0
     figures.update(
         speed_batch_size=batch_size,
-        speed_device=f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device),
+        speed_device=describe_device(device),
         speed_threads=threads,
         speed_processor=cpu_model(),
     )

@@ -7,6 +7,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+import torch
+
 PACKAGES = ("akdg", "torch", "torchvision", "torch-fidelity", "numpy", "scipy", "scikit-learn", "snakemake", "dvc")
 
 
@@ -36,6 +38,11 @@ def git_commit(start: Path | None = None) -> str | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     return f"{commit}-dirty" if dirty else commit
+
+
+def describe_device(device: torch.device) -> str:
+    """The device as the run protocol records it: ``cpu``, or ``cuda:0 (<GPU name>)``."""
+    return f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
 
 
 def cpu_model() -> str:

@@ -19,10 +19,10 @@ from akdg import checkpoint, datasets
 from akdg.architectures import build_generator
 from akdg.io import read_json, sha256_file, write_json
 from akdg.losses import LOSSES
-from akdg.protocol import environment
+from akdg.protocol import describe_device, environment
 from akdg.registry import AkdgError
 from akdg.resume import Resumable
-from akdg.training import TrainContext, describe_device, resolve_device, train
+from akdg.training import TrainContext, resolve_device, train
 
 log = logging.getLogger(__name__)
 

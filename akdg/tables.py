@@ -221,9 +221,9 @@ def aggregate(run_paths: list[Path], method_order: list[str], tables_dir: Path, 
     summary = summarise(runs, method_order)
     paper = match_paper(summary, dataset, load_paper())
     table = display_table(summary, paper)  # no paper columns for a dataset the paper lacks
-    examples = [read_json(path) for path in run_paths]
-    cost = next((example["cost"] for example in examples if example.get("cost")), None)  # the real-data row has none
-    notes = protocol_lines(examples[0], cost) + paper_note(paper)
+    costs = (read_json(path).get("cost") for path in run_paths)  # read lazily: the first run with a cost is enough
+    cost = next((cost for cost in costs if cost), None)  # the real-data row has none
+    notes = protocol_lines(read_json(run_paths[0]), cost) + paper_note(paper)
     tables_dir = Path(tables_dir)
     with atomic_write(tables_dir / f"{dataset}.csv") as tmp:
         pd.concat([summary, paper], axis=1).to_csv(tmp, index=False)

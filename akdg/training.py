@@ -45,11 +45,6 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device("cuda", torch.cuda.current_device())
 
 
-def describe_device(device: torch.device) -> str:
-    """The device as the run protocol records it: ``cpu``, or ``cuda:0 (<GPU name>)``."""
-    return f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
-
-
 def place_images(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     """The train split where batches are drawn from: on the GPU when it fits, else in host memory.
 

@@ -21,9 +21,9 @@ from typing import Any, Callable, Iterable
 import psutil
 import torch
 
-from akdg.protocol import cpu_model, git_commit, package_versions
+from akdg.protocol import cpu_model, describe_device, git_commit, package_versions
 from akdg.registry import AkdgError
-from akdg.training import describe_device, resolve_device
+from akdg.training import resolve_device
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "results" / "benchmarks"

@@ -20,9 +20,9 @@ from akdg import checkpoint, datasets, steps, tables, training
 from akdg.architectures import build_generator
 from akdg.config import validate_config
 from akdg.losses import LOSSES
-from akdg.protocol import cpu_model
+from akdg.protocol import cpu_model, describe_device
 from akdg.registry import AkdgError
-from akdg.training import TrainContext, describe_device, resolve_device, train
+from akdg.training import TrainContext, resolve_device, train
 
 from conftest import REPO, copy_project
 
