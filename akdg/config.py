@@ -137,3 +137,44 @@ def method_variants(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def student_key(model: dict[str, Any]) -> str:
     """The name a student generator goes by in paths and tables, e.g. ``dcgan-w16``."""
     return f"{model['arch']}-w{model['width']}"
+
+
+def training_spec(config: dict[str, Any], generator: dict[str, Any], discriminator: dict[str, Any], method: str, options: dict[str, Any], seed: int, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Everything one training job depends on: the config's training block with ``overrides`` applied.
+
+    The DAG passes it to ``akdg train --spec``; the benchmarks build theirs here too, so a benchmarked
+    job is the DAG's job.
+    """
+    training = {**config["training"], **overrides, "optimizer": {**config["training"]["optimizer"], **overrides.get("optimizer", {})}}
+    return {
+        "generator": generator,
+        "discriminator": discriminator,
+        "method": method,
+        "method_options": options,
+        "seed": seed,
+        "steps": training["steps"],
+        "z_dim": config["z_dim"],
+        "loss": config["loss"],
+        "batch_size": training["batch_size"],
+        "n_dis": training["n_dis"],
+        "log_every": training["log_every"],
+        "ema_decay": training["ema_decay"],
+        "optimizer": training["optimizer"],
+        "device": training["device"],  # as asked (auto by default), not as resolved: the spec is the same on every machine
+        "amp": training["amp"],
+        "channels_last": training["channels_last"],
+        "compile": training["compile"],
+    }
+
+
+def student_training_spec(config: dict[str, Any], student: dict[str, Any], label: str, seed: int) -> dict[str, Any]:
+    """The spec of one student for one method label (its variant's options and training overrides) and seed."""
+    variant = method_variants(config)[label]
+    return training_spec(config, student, config["student_discriminator"], variant["method"], variant["options"], seed, variant["training"])
+
+
+def teacher_training_spec(config: dict[str, Any]) -> dict[str, Any]:
+    """The teacher's spec: vanilla GAN training with the teacher's own steps, EMA and training overrides."""
+    teacher = config["teacher"]
+    overrides = {**teacher.get("training", {}), "steps": teacher["steps"], "ema_decay": teacher["ema_decay"]}
+    return training_spec(config, teacher["generator"], teacher["discriminator"], "vanilla", {}, teacher["seed"], overrides)

@@ -41,7 +41,7 @@ from dag_budget import PeakTreeMemory
 
 from akdg import checkpoint, datasets
 from akdg.architectures import build_generator
-from akdg.config import load_config, method_variants
+from akdg.config import load_config, student_training_spec
 
 log = logging.getLogger("paper_job")
 # The job's process: `akdg train` itself, then what only that process knows (import time, CUDA peak memory).
@@ -96,26 +96,8 @@ def random_teacher(config: dict[str, Any], out: Path) -> None:
 
 
 def student_spec(config: dict[str, Any], method: str, steps: int, device: str) -> dict[str, Any]:
-    """The spec the DAG gives ``akdg train`` for the first student and ``method`` (workflow/rules/common.smk), with ``steps``."""
-    variant = method_variants(config)[method]
-    training = {**config["training"], **variant["training"]}
-    return {
-        "generator": config["students"][0],
-        "discriminator": config["student_discriminator"],
-        "method": variant["method"],
-        "method_options": variant["options"],
-        "seed": 0,
-        "steps": steps,
-        "z_dim": config["z_dim"],
-        "loss": config["loss"],
-        "batch_size": training["batch_size"],
-        "n_dis": training["n_dis"],
-        "log_every": training["log_every"],
-        "ema_decay": training["ema_decay"],
-        "optimizer": training["optimizer"],
-        "device": device,
-        "amp": training["amp"],
-    }
+    """The spec the DAG gives ``akdg train`` for the first student, ``method`` and seed 0, with ``steps`` and ``device``."""
+    return {**student_training_spec(config, config["students"][0], method, seed=0), "steps": steps, "device": device}
 
 
 def loop_seconds(log_text: str) -> tuple[int, float] | None:

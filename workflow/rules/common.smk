@@ -6,7 +6,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from akdg.config import method_variants, student_key, validate_config
+from akdg.config import method_variants, student_key, student_training_spec, teacher_training_spec, validate_config
 from akdg.datasets import DOWNLOADERS
 from akdg.registry import AkdgError
 from akdg.training import METHODS as METHOD_REGISTRY
@@ -58,44 +58,6 @@ def as_json(value):
     return json.dumps(value, sort_keys=True)
 
 
-def training_spec(generator, discriminator, method, options, seed, training):
-    """Everything one training job depends on; ``training`` is the config's training block, overrides applied."""
-    return {
-        "generator": generator,
-        "discriminator": discriminator,
-        "method": method,
-        "method_options": options,
-        "seed": seed,
-        "steps": training["steps"],
-        "z_dim": config["z_dim"],
-        "loss": config["loss"],
-        "batch_size": training["batch_size"],
-        "n_dis": training["n_dis"],
-        "log_every": training["log_every"],
-        "ema_decay": training["ema_decay"],
-        "optimizer": training["optimizer"],
-        "device": training["device"],  # as asked (auto by default), not as resolved: the spec is the same on every machine
-        "amp": training["amp"],
-        "channels_last": training["channels_last"],
-        "compile": training["compile"],
-    }
-
-
-def with_overrides(overrides):
-    """The config's training block with some keys changed (a method label's, or the teacher's)."""
-    optimizer = {**config["training"]["optimizer"], **overrides.get("optimizer", {})}
-    return {**config["training"], **overrides, "optimizer": optimizer}
-
-
-def student_training(label):
-    return with_overrides(VARIANTS[label]["training"])
-
-
-def teacher_training():
-    teacher = config["teacher"]
-    return with_overrides({**teacher.get("training", {}), "steps": teacher["steps"], "ema_decay": teacher["ema_decay"]})
-
-
 def run_identity(role, label, generator, method, seed):
     return {"dataset": DATASET, "role": role, "generator_label": label, "generator": generator, "method": method, "seed": seed}
 
@@ -104,18 +66,8 @@ def evaluation_spec(rows):
     return {"evaluation": config["evaluation"], "z_dim": config["z_dim"], "rows": rows}
 
 
-def student_training_spec(wildcards):
-    variant = VARIANTS[wildcards.method]
-    return as_json(
-        training_spec(
-            STUDENTS[wildcards.student],
-            config["student_discriminator"],
-            variant["method"],
-            variant["options"],
-            int(wildcards.seed),
-            student_training(wildcards.method),
-        )
-    )
+def student_spec_json(wildcards):
+    return as_json(student_training_spec(config, STUDENTS[wildcards.student], wildcards.method, int(wildcards.seed)))
 
 
 def student_inputs(wildcards):

@@ -31,16 +31,7 @@ else:
         output:
             TEACHER,
         params:
-            spec=as_json(
-                training_spec(
-                    config["teacher"]["generator"],
-                    config["teacher"]["discriminator"],
-                    "vanilla",
-                    {},
-                    config["teacher"]["seed"],
-                    teacher_training(),
-                )
-            ),
+            spec=as_json(teacher_training_spec(config)),
             every=config["training"]["checkpoint_every"],
         threads: 2  # the teacher is the DAG's critical path; students and evaluations take 1 thread each
         resources:
@@ -61,7 +52,7 @@ rule train_student:
     output:
         STUDENT_CHECKPOINT,
     params:
-        spec=student_training_spec,
+        spec=student_spec_json,
         teacher=lambda wildcards, input: f"--teacher {input.teacher}" if "teacher" in input.keys() else "",
         every=config["training"]["checkpoint_every"],
     threads: 1
