@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up, then run the whole test suite (CPU only; about 15 minutes on 2 cores, 6 of them the SLURM test).
+# Set up, then run the whole test suite (CPU only; about 14 minutes on 2 cores, 4.5 of them the SLURM test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
