@@ -1,8 +1,11 @@
 """A small domain classifier used as torch-fidelity's feature extractor where Inception is meaningless.
 
-Inception-v3 on 16x16 grey digits measures resize artefacts, not digits. Instead a CNN is trained on
-the dataset's own train split (a DAG step of its own) and registered with torch-fidelity, so IS,
-FID and KID go through exactly the code paths Inception uses: only the features differ.
+Inception-v3 on 16x16 grey digits measures resize artefacts, not digits. Instead a CNN trained on
+the dataset's train split is registered with torch-fidelity, so IS, FID and KID go through exactly
+the code paths Inception uses: only the features differ. Like Inception's, its weights must not
+change under the user: where the package ships a pinned classifier for the dataset (see
+:mod:`akdg.extractor_pins`) that one is used, its SHA-256 checked on every load; otherwise the DAG trains one
+and its protocol says so.
 """
 
 from __future__ import annotations
@@ -25,11 +28,15 @@ from akdg.registry import AkdgError
 log = logging.getLogger(__name__)
 
 NAME = "akdg-classifier"
-FORMAT = "akdg-classifier-v1"
+FORMAT = "akdg-classifier-v2"  # v2: FID/KID features taken before the ReLU (v1's post-ReLU units could be dead)
 
 
 class Classifier(nn.Module):
-    """Two conv stages and a ``width``-unit penultimate layer (the FID/KID features); logits for IS."""
+    """Two conv stages and a ``width``-unit penultimate layer (the FID/KID features); logits for IS.
+
+    The features are the penultimate layer's pre-activations: after a ReLU, units that are negative on
+    every reference image are constant zeros, and FID then runs on a singular covariance.
+    """
 
     def __init__(self, channels: int, num_classes: int, width: int) -> None:
         super().__init__()
@@ -45,8 +52,8 @@ class Classifier(nn.Module):
         self.logits = nn.Linear(width, num_classes)
 
     def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = F.relu(self.penultimate(self.conv(x).flatten(1)))
-        return features, self.logits(features)
+        features = self.penultimate(self.conv(x).flatten(1))
+        return features, self.logits(F.relu(features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features_and_logits(x)[1]
@@ -58,6 +65,8 @@ def load_classifier(path: Path | str) -> Classifier:
         raise AkdgError(f"feature extractor weights {path} do not exist; run 'akdg train-extractor' first")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
+        if payload.get("format") != FORMAT:
+            raise ValueError(f"format {payload.get('format')!r}, expected {FORMAT!r}")
         model = Classifier(**payload["config"])
         model.load_state_dict(payload["state_dict"])
     except Exception as error:  # any failure here means the file is not the classifier we wrote
@@ -132,4 +141,18 @@ def train_classifier(splits: ImageSplits, options: dict[str, Any], out: Path) ->
     accuracy = float(np.mean(predictions == splits.y_test))
     save_torch({"format": FORMAT, "config": config, "state_dict": model.state_dict()}, out)
     log.info("classifier test accuracy %.4f -> %s", accuracy, out)
-    return {"name": NAME, "test_accuracy": accuracy, "architecture": config, "training": dict(options)}
+    trained_on = {
+        "dataset": splits.protocol.get("name"),
+        "resolution": splits.resolution,
+        "split": f"train ({len(x_train)} images), the dataset's {num_classes} class labels",
+        "content_sha256": splits.protocol.get("content_sha256"),
+    }
+    return {
+        "name": NAME,
+        "source": "trained",
+        "trained_on": trained_on,
+        "test_accuracy": accuracy,
+        "architecture": config,
+        "training": dict(options),
+    }
+

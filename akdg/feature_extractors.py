@@ -2,8 +2,10 @@
 
 ``evaluation.feature_extractor`` picks one of two:
 
-- ``akdg-classifier``: a small CNN trained on the dataset's train split (``akdg train-extractor``),
-  the default, because Inception features of 16x16 grey digits measure resize artefacts;
+- ``akdg-classifier``: a small CNN trained on the dataset's train split, the default, because
+  Inception features of 16x16 grey digits measure resize artefacts; pinned (shipped with the
+  package, ``akdg fetch-extractor``) where :mod:`akdg.extractor_pins` has one, else trained by the DAG
+  (``akdg train-extractor``);
 - ``inception-v3-compat``: torch-fidelity's TF-ported Inception-v3, the paper protocol
   (``akdg fetch-extractor`` resolves its weights: a local file, or torch-fidelity's own download).
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +29,10 @@ import torch
 import torch_fidelity
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 
+from akdg.extractor_pins import PINNED, pinned_weights
 from akdg.feature_extractor_classifier import NAME as CLASSIFIER
 from akdg.feature_extractor_classifier import register_with_torch_fidelity
-from akdg.io import read_json, sha256_file
+from akdg.io import atomic_write, read_json, sha256_file
 from akdg.registry import AkdgError
 
 log = logging.getLogger(__name__)
@@ -88,11 +92,51 @@ def resolve_inception_weights(path: Path | str | None) -> tuple[Path, str]:
     return target, INCEPTION_URL
 
 
-def fetch_extractor(spec: dict[str, Any]) -> dict[str, Any]:
-    """Resolve a pretrained extractor's weights and return its protocol (``spec``: the evaluation block)."""
+def check_pinned(weights: Path, expected: str) -> str:
+    """Refuse pinned classifier weights whose bytes are not the ones the package pins; returns the checksum."""
+    checksum = sha256_file(weights)
+    if checksum != expected:
+        raise AkdgError(
+            f"pinned feature extractor weights {weights} have sha256 {checksum[:16]}…, not the pinned {expected[:16]}…; "
+            "reinstall akdg (or restore the file from git) so that every FID is computed with the same metric"
+        )
+    return checksum
+
+
+def fetch_pinned_classifier(dataset: str, resolution: int, weights_out: Path) -> dict[str, Any]:
+    """Copy the shipped classifier for ``dataset`` next to the DAG's outputs after checking its SHA-256; its protocol."""
+    found = pinned_weights(dataset, resolution)
+    if found is None:
+        shipped = ", ".join(f"{name} at {size} px" for name, sizes in PINNED.items() for size in sizes)
+        raise AkdgError(f"no pinned {CLASSIFIER} ships for dataset {dataset!r} at {resolution} px (shipped: {shipped}); set extractor.source: train")
+    weights, expected = found
+    if not weights.is_file():
+        raise AkdgError(f"the pinned feature extractor {weights} is missing from the installed package; reinstall akdg")
+    check_pinned(weights, expected)
+    with atomic_write(weights_out) as tmp:
+        shutil.copyfile(weights, tmp)
+    shipped_protocol = read_json(weights.with_suffix(".json"))
+    return {
+        **shipped_protocol,
+        "name": CLASSIFIER,
+        "source": "pinned",
+        "pinned_file": f"akdg/data/extractors/{weights.name}",
+        "weights": str(weights_out),
+        "weights_sha256": expected,
+    }
+
+
+def fetch_extractor(spec: dict[str, Any], weights_out: Path | None = None) -> dict[str, Any]:
+    """Resolve a pretrained extractor's weights and return its protocol.
+
+    ``spec``: the evaluation block's extractor keys; for the pinned classifier also ``pinned``
+    ({dataset, resolution}), whose weights are copied to ``weights_out``.
+    """
     name = spec["feature_extractor"]
     if name == CLASSIFIER:
-        raise AkdgError(f"{CLASSIFIER!r} is trained on the data, not fetched: run 'akdg train-extractor'")
+        if not spec.get("pinned") or weights_out is None:
+            raise AkdgError(f"{CLASSIFIER!r} without a pinned copy is trained on the data, not fetched: run 'akdg train-extractor'")
+        return {**fetch_pinned_classifier(spec["pinned"]["dataset"], spec["pinned"]["resolution"], weights_out), "features": feature_layers(name)}
     if name != INCEPTION:
         raise AkdgError(f"unknown feature extractor {name!r}; available: {', '.join(EXTRACTORS)}")
     weights, source = resolve_inception_weights(spec.get("inception_weights"))
@@ -138,9 +182,12 @@ def load_extractor(path: Path | str) -> Extractor:
             f"feature extractor weights {weights} changed since {protocol_path} was written "
             f"(sha256 {checksum[:16]}… != {stored['weights_sha256'][:16]}…); {remedy}"
         )
-    protocol = {"name": name, "weights": str(weights), "weights_sha256": checksum, "features": feature_layers(name)}
+    if stored.get("source") == "pinned":
+        found = pinned_weights(stored["trained_on"]["dataset"], stored["trained_on"]["resolution"])
+        if found is None:
+            raise AkdgError(f"{protocol_path} names a pinned extractor this version of akdg does not ship; rerun 'akdg fetch-extractor'")
+        check_pinned(weights, found[1])
+    protocol = {"name": name, "weights": str(weights), "weights_sha256": checksum, "features": feature_layers(name), "source": stored.get("source")}
     if name == CLASSIFIER:
-        protocol["test_accuracy"] = stored["test_accuracy"]
-    else:
-        protocol["source"] = stored["source"]
+        protocol.update({key: stored[key] for key in ("test_accuracy", "trained_on", "training") if key in stored})
     return Extractor(name=name, weights=weights, weights_sha256=checksum, protocol=protocol)

@@ -57,4 +57,11 @@ def cpu_model() -> str:
 
 
 def environment() -> dict[str, object]:
-    return {"packages": package_versions(), "git_commit": git_commit(), "platform": platform.platform()}
+    """Code and machine: the CPU's model and the SIMD kernels torch picked, which decide the last bits of CPU arithmetic."""
+    return {
+        "packages": package_versions(),
+        "git_commit": git_commit(),
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }

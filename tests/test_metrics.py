@@ -11,6 +11,7 @@ import torch
 
 from akdg.architectures import build_generator
 from akdg.datasets import to_model_range
+from akdg.feature_extractor_classifier import FORMAT as CLASSIFIER_FORMAT
 from akdg.feature_extractor_classifier import Classifier, load_classifier
 from akdg.metrics import fidelity_metrics
 
@@ -55,7 +56,7 @@ def test_inception_score_is_one_when_the_classifier_output_is_constant(digits, t
             parameter.zero_()
         model.logits.bias.copy_(torch.linspace(-2, 2, 10))  # constant, non-uniform prediction
     path = tmp_path / "constant.pt"
-    torch.save({"format": "akdg-classifier-v1", "config": {"channels": 1, "num_classes": 10, "width": 16}, "state_dict": model.state_dict()}, path)
+    torch.save({"format": CLASSIFIER_FORMAT, "config": {"channels": 1, "num_classes": 10, "width": 16}, "state_dict": model.state_dict()}, path)
     scores = fidelity_metrics(digits.x_test, digits.x_train, z_dim=1, extractor_weights=path, options=OPTIONS)
     assert scores["is_mean"] == pytest.approx(1.0, abs=1e-9)
 
