@@ -1,9 +1,14 @@
 """The paper's five claims, tested on one dataset's runs with Welch's t-test over seeds.
 
 A table of means says which number is smaller; it does not say whether the gap is larger than the
-seed-to-seed spread. Each claim is therefore tested per student architecture as a one-sided Welch
-t-test (unequal variances: methods differ in stability) in the claimed direction, and the verdict
-says "holds", "does not hold" (the opposite one-sided test is significant) or "inconclusive".
+seed-to-seed spread. Each claim is therefore tested per student architecture and label pair with
+Welch's t-test (unequal variances: methods differ in stability), one-sided in each direction at
+:data:`ALPHA`, so that a null effect gets a verdict other than "inconclusive" at most about 5% of
+the time; Holm's step-down correction over a claim's rows keeps that bound for the claim's whole
+family of comparisons. The verdict says "holds", "does not hold" (the opposite direction is
+significant) or "inconclusive"; every row also shows the difference of means with its 95% interval
+and Hedges' g, so that a reader sees how large an effect is, not only whether it is there.
+Claim 5's throughput is tested on per-round student/teacher images/s ratios (see :func:`ratio_test`).
 Methods are grouped by their registered base method (``protocol.training.method``), so that e.g.
 both LSUN vanilla batch sizes count as "vanilla"; the rows name the config labels.
 """
@@ -18,13 +23,14 @@ from typing import Any, Callable, Literal
 
 import numpy as np
 import pandas as pd
-from scipy.stats import ttest_ind
+from scipy.stats import ttest_1samp, ttest_ind
 
 from akdg.io import atomic_write
 
 log = logging.getLogger(__name__)
 
-ALPHA = 0.05
+ALPHA = 0.025  # per one-sided direction: with both directions tested, a null effect is decided in at most ~5% of cases
+CONFIDENCE = 0.95  # of the two-sided interval of every tested effect
 HOLDS, FAILS, INCONCLUSIVE, NOT_TESTED = "holds", "does not hold", "inconclusive", "not tested"
 CLAIMS = {
     1: "AKDG student FID < MSE student FID (same student architecture)",
@@ -39,7 +45,7 @@ _SYMBOL = {"less": "<", "greater": ">"}
 ROW_COLUMNS = (
     "claim", "claim_text", "dataset", "student", "comparison", "metric", "label_a", "label_b",
     "mean_a", "std_a", "n_a", "mean_b", "std_b", "n_b", "ratio", "test", "statistic", "df",
-    "p_value", "p_opposite", "verdict", "reason",
+    "p_value", "p_holm", "p_opposite", "p_opposite_holm", "diff", "ci_low", "ci_high", "hedges_g", "verdict", "reason",
 )  # fmt: skip
 SUMMARY_RULE = (
     f"summary per claim: '{FAILS}' if any row does not hold, '{HOLDS}' if every row holds, "
@@ -54,9 +60,10 @@ class ClaimsReport:
     dataset: str
     rows: pd.DataFrame
     summary: pd.DataFrame
+    remarks: tuple[str, ...] = ()  # warnings about these runs (a loaded machine, a student no smaller than its teacher)
 
     def markdown(self) -> str:
-        """The report as Markdown: verdicts per claim, then every comparison, then how they were decided."""
+        """The report as Markdown: verdicts per claim, remarks, every comparison, then how they were decided."""
         rows = pd.DataFrame(
             {
                 "claim": [f"{number}: {text}" for number, text in zip(self.rows["claim"], self.rows["claim_text"])],
@@ -69,6 +76,9 @@ class ClaimsReport:
                 "t": self.rows["statistic"].map(lambda v: _number(v, ".2f")),
                 "df": self.rows["df"].map(lambda v: _number(v, ".1f")),
                 "p": self.rows["p_value"].map(lambda v: _number(v, ".3g")),
+                "p Holm": self.rows["p_holm"].map(lambda v: _number(v, ".3g")),
+                "effect [95% CI]": [_effect_cell(row) for _, row in self.rows.iterrows()],
+                "g": self.rows["hedges_g"].map(lambda v: _number(v, ".2f")),
                 "A/B": self.rows["ratio"].map(lambda v: _number(v, ".3g")),
                 "verdict": self.rows["verdict"],
                 "reason": self.rows["reason"],
@@ -78,43 +88,151 @@ class ClaimsReport:
         return (
             f"# {self.dataset}: the paper's claims\n\n"
             f"{summary[['claim', 'dataset', 'verdict', 'rows']].rename(columns={'rows': 'row verdicts'}).to_markdown(index=False)}\n\n"
-            f"{rows.to_markdown(index=False)}\n\n" + "".join(f"- {line}\n" for line in notes())
+            + "".join(f"- {line}\n" for line in self.remarks)
+            + ("\n" if self.remarks else "")
+            + f"{rows.to_markdown(index=False)}\n\n"
+            + "".join(f"- {line}\n" for line in notes())
         )
 
 
 def notes() -> list[str]:
     """How every verdict in the report was reached (printed under the tables)."""
     return [
-        f"test: Welch's t-test (scipy.stats.ttest_ind, equal_var=False) over seeds (one value per run), one-sided "
-        f"in the claimed direction, alpha = {ALPHA}; p is the claimed direction's p-value; no correction for "
-        "multiple comparisons",
-        f"verdict: '{HOLDS}' if A differs from B in the claimed direction with p < alpha; '{FAILS}' if the opposite "
-        f"one-sided test has p < alpha; '{INCONCLUSIVE}' otherwise, or when a group has fewer than 2 seeds; "
-        f"'{NOT_TESTED}' when the runs lack a group the claim needs",
+        "test (claims 1-4): Welch's t-test (scipy.stats.ttest_ind, equal_var=False) over seeds (one value per run), "
+        f"one-sided in each direction at alpha = {ALPHA} per direction, so that where there is no effect a verdict "
+        f"other than '{INCONCLUSIVE}' comes at most about {2 * ALPHA:.0%} of the time; p is the claimed direction's "
+        "p-value, p Holm the same after Holm's step-down correction over every tested row of that claim (all students "
+        "and label pairs), applied separately to the claimed and to the opposite direction's p-values (p_opposite_holm "
+        "in the CSV)",
+        f"verdict: '{HOLDS}' if the claimed direction's Holm-adjusted p < {ALPHA}; '{FAILS}' if the opposite "
+        f"direction's Holm-adjusted p < {ALPHA}; '{INCONCLUSIVE}' otherwise, or when a group has fewer than 2 seeds "
+        f"or t is undefined; '{NOT_TESTED}' when the runs lack a group the claim needs",
+        f"effect: A − B, the difference of the means, with Welch's two-sided {CONFIDENCE:.0%} confidence interval "
+        f"(ttest_ind(...).confidence_interval({CONFIDENCE})); g: Hedges' g = J·(mean_A − mean_B)/s_pooled with "
+        "s_pooled² = ((n_A−1)s_A² + (n_B−1)s_B²)/(n_A+n_B−2) and J = 1 − 3/(4(n_A+n_B)−9), – where both groups are constant",
         "groups: methods by their registered base method (protocol.training.method); akdg/mse/vanilla rows name "
         "the config labels; every label of a base method is compared separately",
-        "claim 5: params and mult-adds compared exactly (A/B = student/teacher); throughput by Welch's t on the "
-        "per-block images/s samples of the cost step (images_per_s_blocks), inconclusive where those are absent",
+        "claim 5: params and mult-adds compared exactly (A/B = student/teacher); throughput: the cost step times "
+        "every generator in interleaved rounds in one process (one block each per round, the order rotated each "
+        "round) and records every round's student images/s ÷ teacher images/s; these ratios, not absolute images/s, "
+        f"are tested: a one-sample t-test (scipy.stats.ttest_1samp) of log(ratio) over rounds, > 0 for '{HOLDS}', "
+        f"< 0 for '{FAILS}', at alpha = {ALPHA} per direction with Holm over the claim's throughput rows; its effect "
+        f"is the geometric-mean ratio A/B with the {CONFIDENCE:.0%} interval of the mean log ratio, exponentiated, and "
+        "g = J·mean/sd of the log ratios with J = 1 − 3/(4(n−1)−1); the rounds ran on one machine at one time, so "
+        "the verdict is about that machine then; inconclusive where the runs have no per-round ratios (rerun "
+        "measure-cost)",
         SUMMARY_RULE,
     ]
 
 
 def welch(a: np.ndarray, b: np.ndarray, alternative: Alternative) -> dict[str, Any]:
-    """Welch's t-test of A against B in the claimed direction, and the verdict it gives."""
+    """Welch's t-test of A against B for one comparison on its own: :func:`welch_test`, then its verdict.
+
+    Holm's correction over a single p-value leaves it as it is, so the verdict is that of the two
+    one-sided tests at :data:`ALPHA`.
+    """
+    return holm_verdicts([welch_test(a, b, alternative)])[0]
+
+
+def welch_test(a: np.ndarray, b: np.ndarray, alternative: Alternative) -> dict[str, Any]:
+    """Welch's t-test of A against B, one-sided both ways; A − B with its Welch 95% interval; Hedges' g.
+
+    ``statistic`` and ``p_value`` are the claimed direction's (``alternative``), ``p_opposite`` the
+    other one's; no verdict unless the test cannot be done (then "inconclusive" with the reason):
+    verdicts come from :func:`holm_verdicts` over a claim's rows.
+    """
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if len(a) < 2 or len(b) < 2:
         return {"verdict": INCONCLUSIVE, "reason": f"fewer than 2 seeds in a group (A n={len(a)}, B n={len(b)})"}
     claimed = ttest_ind(a, b, equal_var=False, alternative=alternative)
     opposite = ttest_ind(a, b, equal_var=False, alternative=_OPPOSITE[alternative])
-    result = {"statistic": float(claimed.statistic), "df": float(claimed.df), "p_value": float(claimed.pvalue), "p_opposite": float(opposite.pvalue)}
-    in_direction = a.mean() < b.mean() if alternative == "less" else a.mean() > b.mean()
+    interval = ttest_ind(a, b, equal_var=False).confidence_interval(CONFIDENCE)
+    result = {
+        "statistic": float(claimed.statistic), "df": float(claimed.df), "p_value": float(claimed.pvalue), "p_opposite": float(opposite.pvalue),
+        "diff": float(a.mean() - b.mean()), "ci_low": float(interval.low), "ci_high": float(interval.high), "hedges_g": hedges_g(a, b),
+    }  # fmt: skip
     if math.isnan(result["p_value"]):
         return {**result, "verdict": INCONCLUSIVE, "reason": "t undefined: both groups constant and equal"}
-    if in_direction and result["p_value"] < ALPHA:
-        return {**result, "verdict": HOLDS, "reason": ""}
-    if result["p_opposite"] < ALPHA:
-        return {**result, "verdict": FAILS, "reason": f"significant in the opposite direction (p = {result['p_opposite']:.3g})"}
-    return {**result, "verdict": INCONCLUSIVE, "reason": f"neither one-sided test has p < {ALPHA}"}
+    return result
+
+
+def hedges_g(a: np.ndarray, b: np.ndarray) -> float:
+    """Hedges' g of A − B: how many pooled standard deviations apart the means are, bias-corrected for small n.
+
+    g = J·(mean_A − mean_B)/s_pooled, s_pooled² = ((n_A−1)s_A² + (n_B−1)s_B²)/(n_A+n_B−2) (sample
+    variances, ddof 1), J = 1 − 3/(4(n_A+n_B)−9) (Hedges 1981): with 3 seeds a group, Cohen's d
+    overstates the effect by about 1/J ≈ 1.2. NaN where both groups are constant (s_pooled = 0).
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    n_a, n_b = len(a), len(b)
+    pooled = math.sqrt(((n_a - 1) * a.var(ddof=1) + (n_b - 1) * b.var(ddof=1)) / (n_a + n_b - 2))
+    if pooled == 0:
+        return math.nan
+    return (1 - 3 / (4 * (n_a + n_b) - 9)) * float(a.mean() - b.mean()) / pooled
+
+
+def ratio_test(ratios: np.ndarray) -> dict[str, Any]:
+    """One-sample t-tests of log(A/B) over paired rounds, > 0 (claimed) and < 0; its mean with a 95% interval; g.
+
+    On a log scale a ratio of 2 and of 1/2 are equally far from 1, and a round's load scales both
+    A and B of that round, which the log ratio cancels. ``diff``, ``ci_low`` and ``ci_high`` are on
+    the log scale (exp gives the geometric-mean ratio and its interval); g = J·mean/sd of the log
+    ratios with J = 1 − 3/(4(n−1)−1), Hedges' correction for n − 1 degrees of freedom.
+    """
+    logs = np.log(np.asarray(ratios, dtype=float))
+    if len(logs) < 2:
+        return {"verdict": INCONCLUSIVE, "reason": f"fewer than 2 rounds of ratios (n={len(logs)}); rerun measure-cost with speed.rounds >= 3"}
+    claimed = ttest_1samp(logs, 0.0, alternative="greater")
+    opposite = ttest_1samp(logs, 0.0, alternative="less")
+    interval = ttest_1samp(logs, 0.0).confidence_interval(CONFIDENCE)
+    spread = float(logs.std(ddof=1))
+    result = {
+        "statistic": float(claimed.statistic), "df": float(claimed.df), "p_value": float(claimed.pvalue), "p_opposite": float(opposite.pvalue),
+        "diff": float(logs.mean()), "ci_low": float(interval.low), "ci_high": float(interval.high), "ratio": math.exp(logs.mean()),
+        "hedges_g": (1 - 3 / (4 * (len(logs) - 1) - 1)) * float(logs.mean()) / spread if spread > 0 else math.nan,
+    }  # fmt: skip
+    if math.isnan(result["p_value"]):
+        return {**result, "verdict": INCONCLUSIVE, "reason": "t undefined: every round's ratio is 1"}
+    return result
+
+
+def holm(p_values: list[float] | np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values (scipy has none, and statsmodels is not a dependency).
+
+    With the m p-values sorted ascending, the i-th (0-based) is multiplied by m − i, a running
+    maximum keeps the adjusted values in the same order, and they are clipped to 1; rejecting
+    where adjusted p < alpha is Holm's procedure, which bounds the chance of any false rejection
+    among the m at alpha whatever their dependence.
+    """
+    p = np.asarray(p_values, dtype=float)
+    order = np.argsort(p)
+    adjusted = np.minimum(np.maximum.accumulate(p[order] * (len(p) - np.arange(len(p)))), 1.0)
+    result = np.empty_like(adjusted)
+    result[order] = adjusted
+    return result
+
+
+def holm_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The verdicts of one claim's rows: Holm over its tested rows (those without a verdict yet), each direction apart."""
+    tested = [index for index, row in enumerate(rows) if "verdict" not in row]
+    adjusted = {
+        "p_holm": holm([rows[index]["p_value"] for index in tested]),
+        "p_opposite_holm": holm([rows[index]["p_opposite"] for index in tested]),
+    }
+    rows = [dict(row) for row in rows]
+    for position, index in enumerate(tested):
+        row = rows[index]
+        row.update(p_holm=float(adjusted["p_holm"][position]), p_opposite_holm=float(adjusted["p_opposite_holm"][position]))
+        family = f"Holm over the claim's {len(tested)} tested rows" if len(tested) > 1 else "one tested row"
+        if row["p_holm"] < ALPHA:
+            row.update(verdict=HOLDS, reason="")
+        elif row["p_opposite_holm"] < ALPHA:
+            row.update(verdict=FAILS, reason=f"significant in the opposite direction (Holm p = {row['p_opposite_holm']:.3g}, {family})")
+        elif min(row["p_value"], row["p_opposite"]) < ALPHA:
+            row.update(verdict=INCONCLUSIVE, reason=f"p = {min(row['p_value'], row['p_opposite']):.3g} < {ALPHA}, but not after {family}")
+        else:
+            row.update(verdict=INCONCLUSIVE, reason=f"neither one-sided test has p < {ALPHA}")
+    return rows
 
 
 def evaluate_claims(runs: pd.DataFrame, dataset: str) -> ClaimsReport:
@@ -134,6 +252,7 @@ def evaluate_claims(runs: pd.DataFrame, dataset: str) -> ClaimsReport:
             rows += _method_rows(claim, students[students["student"] == student], student, metric, base_a, base_b, alternative)
     for student in names or ["–"]:
         rows += _cost_rows(runs[(runs["role"] == "student") & (runs["student"] == student)], teachers, student)
+    rows = [row for claim in sorted(CLAIMS) for row in holm_verdicts([row for row in rows if row["claim"] == claim])]
     table = pd.DataFrame([{**dict.fromkeys(ROW_COLUMNS), "dataset": dataset, **row} for row in rows], columns=list(ROW_COLUMNS))
     table["claim_text"] = table["claim"].map(CLAIMS)
     summary = pd.DataFrame(
@@ -142,7 +261,38 @@ def evaluate_claims(runs: pd.DataFrame, dataset: str) -> ClaimsReport:
             for claim, group in table.groupby("claim", sort=True)
         ]
     )
-    return ClaimsReport(dataset, table, summary)
+    measurements = runs["speed_measurement"].dropna() if "speed_measurement" in runs else pd.Series(dtype=object)
+    remarks = load_warning(measurements.iloc[0] if len(measurements) else None) + _capacity_remarks(table)
+    return ClaimsReport(dataset, table, summary, tuple(remarks))
+
+
+def load_warning(measurement: dict[str, Any] | None) -> list[str]:
+    """The warning for the tables when the cost job found the machine loaded (``cost["measurement"]``); else nothing.
+
+    Absolute images/s then reflect the load, not the generators; the per-round ratios cancel much
+    of it, but not a load that changed within a round.
+    """
+    if not measurement or not measurement.get("loaded"):
+        return []
+    others = measurement.get("other_runnable_median")
+    busy = f"a median of {others:g} other runnable tasks between rounds" if others is not None else "other runnable tasks not sampled"
+    return [
+        f"warning: the machine was loaded while speed was measured (1-minute load average "
+        f"{measurement['load_average_1min_before']:.2f} before and {measurement['load_average_1min_after']:.2f} after, "
+        f"on {measurement['cpu_count']} cores; {busy}, beside this job's {measurement['threads']} threads; CPU/wall time "
+        f"{measurement['cpu_per_wall']:.2f}); images/s and claim 5's throughput verdict may be off: rerun measure-cost on an idle machine"
+    ]
+
+
+def _capacity_remarks(table: pd.DataFrame) -> list[str]:
+    """A note per student whose params or mult-adds are not below the teacher's: the paper's students all are."""
+    exact = table[(table["claim"] == 5) & table["metric"].isin(["params", "mult-adds"]) & table["ratio"].notna()]
+    remarks = []
+    for student, rows in exact.groupby("student", sort=False):
+        if (rows["verdict"] == FAILS).any():
+            ratios = ", ".join(f"{metric} A/B = {ratio:.3g}" for metric, ratio in zip(rows["metric"], rows["ratio"]))
+            remarks.append(f"student {student} is not smaller than the teacher ({ratios}): comparisons with the teacher lack the paper's capacity gap")
+    return remarks
 
 
 def summary_verdict(verdicts: list[str]) -> str:
@@ -186,14 +336,14 @@ def _method_rows(claim: int, runs: pd.DataFrame, student: str, metric: str, base
                 {
                     "claim": claim, "student": student, "comparison": f"{label_a} vs {label_b}", "metric": name,
                     "label_a": label_a, "label_b": label_b, **_spread(a, "a"), **_spread(b, "b"),
-                    "test": f"Welch's t, one-sided (A {_SYMBOL[alternative]} B)", **welch(a, b, alternative),
+                    "test": f"Welch's t, one-sided (A {_SYMBOL[alternative]} B)", **welch_test(a, b, alternative),
                 }
             )  # fmt: skip
     return rows
 
 
 def _cost_rows(student_runs: pd.DataFrame, teachers: pd.DataFrame, student: str) -> list[dict[str, Any]]:
-    """Claim 5 for one student: params and mult-adds exactly, throughput by Welch's t over timing blocks."""
+    """Claim 5 for one student: params and mult-adds exactly, throughput by :func:`ratio_test` on per-round ratios."""
     base = {"claim": 5, "student": student, "comparison": f"{student} vs teacher", "label_a": student, "label_b": "teacher"}
     if student_runs.empty or teachers.empty:
         lacking = "student" if student_runs.empty else "teacher"
@@ -212,23 +362,29 @@ def _cost_rows(student_runs: pd.DataFrame, teachers: pd.DataFrame, student: str)
                 "verdict": HOLDS if holds else FAILS, "reason": "" if holds else f"student {metric} not smaller than the teacher's",
             }
         )  # fmt: skip
-    a, b = _blocks(mine), _blocks(theirs)
-    row = {**base, "metric": "images/s", **_spread(a, "a"), **_spread(b, "b"), "ratio": a.mean() / b.mean(), "test": "Welch's t, one-sided (A > B)"}
-    absent = [who for who, record in (("student", mine), ("teacher", theirs)) if not _has_blocks(record)]
-    if absent:
-        reason = f"no per-block timings (images_per_s_blocks) for the {' and '.join(absent)}; rerun measure-cost to record them"
+    a, b = _rounds(mine), _rounds(theirs)
+    row = {**base, "metric": "images/s", **_spread(a, "a"), **_spread(b, "b"), "ratio": _ratio(a, b), "test": "one-sample t on log(A/B) per round (> 0)"}
+    ratios = _listed(mine.get("throughput_ratio_rounds"))
+    if ratios is None:
+        reason = "no per-round throughput ratios (throughput_ratio_rounds) in the student's cost; rerun measure-cost and evaluate to record them"
         return [*rows, {**row, "verdict": INCONCLUSIVE, "reason": reason}]
-    return [*rows, {**row, **welch(a, b, "greater")}]
+    return [*rows, {**row, **ratio_test(ratios)}]
 
 
-def _has_blocks(record: pd.Series) -> bool:
-    blocks = record.get("images_per_s_blocks")
-    return isinstance(blocks, (list, tuple, np.ndarray)) and len(blocks) > 0
+def _listed(values: Any) -> np.ndarray | None:
+    """A non-empty list of figures from a cost entry as an array; None where the entry has none (older cost JSONs)."""
+    return np.asarray(values, dtype=float) if isinstance(values, (list, tuple, np.ndarray)) and len(values) > 0 else None
 
 
-def _blocks(record: pd.Series) -> np.ndarray:
-    """Per-block images/s samples, or the one summary figure where the cost step recorded no blocks."""
-    return np.asarray(record["images_per_s_blocks"] if _has_blocks(record) else [record["images_per_s"]], dtype=float)
+def _rounds(record: pd.Series) -> np.ndarray:
+    """Per-round images/s, or the one summary figure where the cost step recorded no rounds."""
+    rounds = _listed(record.get("images_per_s_rounds"))
+    return rounds if rounds is not None else np.asarray([record["images_per_s"]], dtype=float)
+
+
+def _ratio(a: np.ndarray, b: np.ndarray) -> float:
+    """Median images/s over median images/s: the throughput ratio shown where the rounds' ratios are absent."""
+    return float(np.median(a) / np.median(b))
 
 
 def _spread(values: np.ndarray, side: str) -> dict[str, float]:
@@ -250,6 +406,15 @@ _FORMATS: dict[str, Callable[[float], str]] = {
     "mult-adds": lambda v: f"{v:,.0f}",
     "images/s": lambda v: f"{v:,.0f}",
 }
+
+
+def _effect_cell(row: pd.Series) -> str:
+    """A − B [95% CI] of a seed comparison; the geometric-mean ratio A/B [95% CI] of a per-round ratio test."""
+    if row["diff"] is None or pd.isna(row["diff"]):
+        return "–"
+    if row["metric"] == "images/s":
+        return f"A/B {math.exp(row['diff']):.2f} [{math.exp(row['ci_low']):.2f}, {math.exp(row['ci_high']):.2f}]"
+    return f"{row['diff']:+.2f} [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]"
 
 
 def _cell(row: pd.Series, side: str) -> str:

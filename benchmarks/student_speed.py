@@ -2,14 +2,14 @@
 
 For each config (the default; the paper's CIFAR-10 and LSUN bedroom), the teacher and every student are
 built at the config's resolution and channels (random weights: speed does not depend on them), put on
-the device, and timed with ``akdg.cost.measure_speed``, what the DAG's ``measure_cost`` runs (warm-up,
-then the median of at least 5 timed blocks), at the config's speed batch and at batch 1. Rounds
-interleave the generators, the order rotated each round, so that a change in the machine's load hits
-all of them. Reported per student: its images/s over the teacher's, and the teacher's latency over its
+the device, and timed with ``akdg.cost.measure_speeds``, what the DAG's ``measure_cost`` runs (after a
+warm-up, one timed block of every generator per round, at the config's speed batch and at batch 1).
+Rounds interleave the generators, the order rotated each round, so that a change in the machine's load
+hits all of them. Reported per student: its images/s over the teacher's, and the teacher's latency over its
 own (both above 1 where the student is faster), from the medians over rounds and paired by round.
 
     python benchmarks/student_speed.py                                    # default and CIFAR-10, CUDA where there is one
-    python benchmarks/student_speed.py --configs lsun_bedroom --batch-size 8 --rounds 1 \\
+    python benchmarks/student_speed.py --configs lsun_bedroom --batch-size 8 --rounds 3 \\
         --out results/benchmarks/student_speed_lsun.json                  # PGGAN at 256 px on a CPU: a smaller batch
 """
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import statistics
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +32,13 @@ log = logging.getLogger("student_speed")
 CHANNELS = {"digits": 1}  # the paper's datasets are RGB
 
 
-def config_speeds(name: str, device: torch.device, rounds: int, batch_size: int | None, min_run_time: float | None, threads: int) -> dict[str, Any]:
-    """Every generator of one config, measured in ``rounds`` interleaved rounds; the ratios of each student to the teacher."""
+def config_speeds(name: str, device: torch.device, rounds: int | None, batch_size: int | None, min_run_time: float | None, threads: int) -> dict[str, Any]:
+    """Every generator of one config, measured in interleaved rounds; the ratios of each student to the teacher."""
     config = load_config(CONFIGS[name])
     resolution, channels = config["dataset"]["resolution"], CHANNELS.get(config["dataset"]["name"], 3)
     batch = batch_size or config["speed"]["batch_size"]
     run_time = min_run_time if min_run_time is not None else config["speed"]["min_run_time"]
+    rounds = rounds or config["speed"]["rounds"]
     specs = {"teacher": config["teacher"]["generator"], **{student_key(s): s for s in config["students"]}}
     generators, sizes = {}, {}
     for label, spec in specs.items():
@@ -47,26 +47,15 @@ def config_speeds(name: str, device: torch.device, rounds: int, batch_size: int 
         sizes[label] = {"generator": spec, "params": cost.count_parameters(generator), "mult_adds": cost.count_mult_adds(generator, config["z_dim"])}
         generators[label] = generator.to(device)
     labels = list(generators)
-    figures: dict[str, list[dict[str, Any]]] = {label: [] for label in labels}
-    for round_index in range(rounds):
-        shift = round_index % len(labels)
-        for label in labels[shift:] + labels[:shift]:
-            figures[label].append(cost.measure_speed(generators[label], config["z_dim"], batch, run_time, threads))
-            log.info("%s round %d %s: %.1f images/s, %.2f ms at batch 1", name, round_index + 1, label, figures[label][-1]["images_per_s"], figures[label][-1]["latency_ms"])
-    per_generator = {
-        label: {
-            **sizes[label],
-            "images_per_s": statistics.median(f["images_per_s"] for f in figures[label]),
-            "latency_ms": statistics.median(f["latency_ms"] for f in figures[label]),
-            "rounds": figures[label],
-        }
-        for label in labels
-    }
-    teacher = figures["teacher"]
+    speeds, measurement = cost.measure_speeds(generators, config["z_dim"], batch_size=batch, min_run_time=run_time, threads=threads, rounds=rounds)
+    for label in labels:
+        log.info("%s %s: %.1f images/s, %.2f ms at batch 1 (medians over %d rounds)", name, label, speeds[label]["images_per_s"], speeds[label]["latency_ms"], rounds)
+    per_generator = {label: {**sizes[label], **speeds[label]} for label in labels}
+    teacher = speeds["teacher"]
     speedups = {}
     for label in labels[1:]:
-        throughput = ratio_figures([f["images_per_s"] for f in figures[label]], [f["images_per_s"] for f in teacher])
-        latency = ratio_figures([f["latency_ms"] for f in teacher], [f["latency_ms"] for f in figures[label]])
+        throughput = ratio_figures(speeds[label]["images_per_s_rounds"], teacher["images_per_s_rounds"])
+        latency = ratio_figures(teacher["latency_ms_rounds"], speeds[label]["latency_ms_rounds"])
         speedups[label] = {
             "throughput_student_over_teacher": throughput["ratio_of_medians"],
             "throughput_paired": throughput["median_paired_ratio"],
@@ -84,6 +73,7 @@ def config_speeds(name: str, device: torch.device, rounds: int, batch_size: int 
         "config_batch_size": config["speed"]["batch_size"],
         "min_run_time": run_time,
         "rounds": rounds,
+        "measurement": measurement,
         "generators": per_generator,
         "speedups": speedups,
     }
@@ -96,9 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=int, default=1, help="CPU threads (default 1: on a busy machine more threads wait for each other; measure_cost uses every core)"
     )
     parser.add_argument("--configs", nargs="+", default=["default", "cifar10"], choices=sorted(CONFIGS))
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; each is a full measure_speed of every generator")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds, each one timed block of every generator (default: each config's speed.rounds)")
     parser.add_argument("--batch-size", type=int, default=None, help="throughput batch for every config (default: each config's speed.batch_size)")
-    parser.add_argument("--min-run-time", type=float, default=None, help="seconds per timing (default: each config's speed.min_run_time)")
+    parser.add_argument("--min-run-time", type=float, default=None, help="seconds per timed block (default: each config's speed.min_run_time)")
     parser.add_argument("--out", type=Path, default=RESULTS / "student_speed.json")
     args = parser.parse_args(argv)
     setup_logging()

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from akdg import checkpoint
 from akdg.arch_pggan import growth_state
 from akdg.architectures import ARCHITECTURES, SUPPORTED_RESOLUTIONS, build_discriminator, build_generator
-from akdg.cost import MIN_SPEED_BLOCKS, count_mult_adds, count_parameters, count_weight_layers, example_noise, generator_cost
+from akdg.cost import count_mult_adds, count_parameters, count_weight_layers, example_noise, generator_size, measure_speeds
 from akdg.losses import LOSSES
 from akdg.paper import load_paper
 from akdg.registry import AkdgError
@@ -781,18 +781,19 @@ def test_discriminator_update_separates_batches_for_batch_mixing_discriminators(
 
 
 # --------------------------------------------------------------------------------------------------
-# 8. Cost: speed samples
+# 8. Cost: size and speed per round
 # --------------------------------------------------------------------------------------------------
 
 
-def test_generator_cost_keeps_per_block_speed_samples():
+def test_generator_size_and_per_round_speed_samples():
     generator = build_generator({"arch": "dcgan", "width": 4}, resolution=16, channels=1, z_dim=Z_DIM)
-    figures = generator_cost(generator, Z_DIM, batch_size=8, min_run_time=0.01, threads=1)  # too short for 5 blocks
-    blocks = figures["images_per_s_blocks"]
-    assert isinstance(blocks, list) and len(blocks) >= MIN_SPEED_BLOCKS >= 2
-    assert all(isinstance(value, float) and value > 0 for value in blocks)
-    assert min(blocks) <= figures["images_per_s"] <= max(blocks)
-    assert figures["layers"] == 4 and figures["params"] == expected_dcgan_generator(16, 1, Z_DIM, 4)
+    size = generator_size(generator, Z_DIM)
+    assert size["layers"] == 4 and size["params"] == expected_dcgan_generator(16, 1, Z_DIM, 4)
+    speeds, _ = measure_speeds({"g": generator}, Z_DIM, batch_size=8, min_run_time=0.002, threads=1, rounds=3)
+    rounds = speeds["g"]["images_per_s_rounds"]
+    assert isinstance(rounds, list) and len(rounds) == 3
+    assert all(isinstance(value, float) and value > 0 for value in rounds)
+    assert min(rounds) <= speeds["g"]["images_per_s"] <= max(rounds)
 
 
 if __name__ == "__main__":
