@@ -36,6 +36,7 @@ from akdg.datasets import ImageSplits, to_uint8
 from akdg.feature_extractor_classifier import NAME as CLASSIFIER_NAME
 from akdg.feature_extractor_classifier import register_with_torch_fidelity
 from akdg.feature_extractors import feature_layers, input_channels
+from akdg.registry import AkdgError
 
 
 def to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
@@ -58,15 +59,24 @@ class UInt8Images(Dataset):
 
 
 class UInt8Generator(nn.Module):
-    """Maps a -1..1 generator to the uint8 images torch-fidelity's extractors expect."""
+    """Maps a -1..1 generator to the uint8 images torch-fidelity's extractors expect.
+
+    The cast to uint8 turns NaN into 0 (a black pixel) that scores like any other image, so it
+    counts the generated images holding NaN or Inf (``nonfinite`` of ``generated``) on the way.
+    """
 
     def __init__(self, generator: nn.Module, channels: int) -> None:
         super().__init__()
         self.generator = generator
         self.channels = channels
+        self.generated = 0
+        self.nonfinite = 0
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return to_channels(to_uint8(self.generator(z)), self.channels)
+        images = self.generator(z)
+        self.generated += len(images)
+        self.nonfinite += int((~images.isfinite()).flatten(1).any(1).sum())
+        return to_channels(to_uint8(images), self.channels)
 
 
 def metrics_device() -> str:
@@ -137,19 +147,27 @@ def fidelity_metrics(
     options: dict[str, Any],
     extractor: str = CLASSIFIER_NAME,
     cache: ReferenceCache | None = None,
+    label: str = "the generator",
 ) -> dict[str, float]:
     """Score a generator (or a uint8 image array) against uint8 reference images.
 
     ``options``: num_samples, isc_splits, kid_subsets, kid_subset_size, batch_size, rng_seed.
     ``cache``: read the reference features from it, computing and filling them if absent.
+    A generator any of whose images holds NaN or Inf raises AkdgError naming ``label`` and the
+    count: its scores would be those of black images, not of a generator.
     """
     channels = input_channels(extractor, int(reference.shape[1]))
-    if isinstance(candidate, nn.Module):
-        input1: Any = GenerativeModelModuleWrapper(UInt8Generator(candidate, channels), z_dim, "normal", 0)
-        extra = {"input1_model_num_samples": options["num_samples"]}
-    else:
-        input1, extra = UInt8Images(candidate, channels), {}
-    return score(input1, UInt8Images(reference, channels), extractor, extractor_weights, options, cache, **extra)
+    if not isinstance(candidate, nn.Module):
+        return score(UInt8Images(candidate, channels), UInt8Images(reference, channels), extractor, extractor_weights, options, cache)
+    generated = UInt8Generator(candidate, channels)
+    input1 = GenerativeModelModuleWrapper(generated, z_dim, "normal", 0)
+    scores = score(input1, UInt8Images(reference, channels), extractor, extractor_weights, options, cache, input1_model_num_samples=options["num_samples"])
+    if generated.nonfinite:
+        raise AkdgError(
+            f"{label}: {generated.nonfinite} of {generated.generated} generated images contain NaN or Inf values, so its scores "
+            "would be those of black images; retrain it (check the learning rates in 'training.optimizer' and the method's options)"
+        )
+    return scores
 
 
 def score(

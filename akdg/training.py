@@ -236,14 +236,86 @@ class Method:
 METHODS: Registry[type[Method]] = Registry("method")
 
 
-def check_finite(losses: dict[str, float], step: int) -> None:
-    """Stop at the first NaN/Inf loss, naming it, instead of training on garbage."""
+DIVERGENCE_CAUSES = (
+    "learning rates too high for this model ('training.optimizer'), a method option that pushes the wrong way "
+    "(e.g. a negative weight in 'methods'), or a loss unsuited to it ('loss')"
+)
+MAX_ABS_LOSS = 1e4  # training.max_abs_loss's default in the config schema
+PROBE_SAMPLES = 64  # images the trained generator makes from a fixed z before it is saved; all must be finite
+PROBE_SEED = 0  # the probe's own torch.Generator: the training RNG streams are untouched
+
+
+def check_finite(losses: dict[str, float], step: int, max_abs_loss: float) -> None:
+    """Stop at the first NaN/Inf loss, or one beyond ``max_abs_loss``, naming it, instead of training on garbage.
+
+    One comparison per loss (``not abs(value) <= bound`` is also true for NaN): it runs every step.
+    """
     for name, value in losses.items():
-        if not math.isfinite(value):
-            raise AkdgError(
-                f"loss {name!r} became {value} at step {step}; lower the learning rates in "
-                "'training.optimizer' or change 'loss', then rerun"
-            )
+        if not abs(value) <= max_abs_loss:
+            if math.isfinite(value):
+                what, causes = f"reached {value:.3g}, beyond training.max_abs_loss={max_abs_loss:g},", f"{DIVERGENCE_CAUSES}, or a bound too low for this loss"
+            else:
+                what, causes = f"became {value}", DIVERGENCE_CAUSES
+            raise AkdgError(f"loss {name!r} {what} at step {step}: training diverged; likely causes are {causes}; fix the one that applies and rerun")
+
+
+def trained_modules(ctx: TrainContext, method: Method, average: AveragedModel | None) -> dict[str, nn.Module]:
+    """Every module whose weights training changes and saves: the generator, its EMA and the method's own."""
+    modules = {"generator": ctx.generator}
+    if average is not None:
+        modules["generator EMA"] = average.module
+    modules.update((name, value) for name, value in sorted(vars(method).items()) if isinstance(value, nn.Module))
+    return modules
+
+
+def check_finite_weights(modules: dict[str, nn.Module], step: int) -> None:
+    """Stop if any floating-point parameter or buffer holds NaN or Inf, naming the first one.
+
+    One ``isfinite().all()`` per tensor, stacked and read once: a single synchronisation on CUDA,
+    so it runs every ``log_every`` steps and before each saved state, not every step.
+    """
+    names, flags = [], []
+    for module_name, module in modules.items():
+        for name, tensor in (*module.named_parameters(), *module.named_buffers()):
+            if tensor.is_floating_point():
+                names.append(f"weight {name!r} of the {module_name}")
+                flags.append(tensor.detach().isfinite().all())
+    if not flags:
+        return
+    bad = (~torch.stack(flags)).nonzero()
+    if len(bad):
+        raise AkdgError(
+            f"{names[int(bad[0])]} holds NaN or Inf at step {step} ({len(bad)} of {len(names)} weight tensors do): training diverged; "
+            f"likely causes are {DIVERGENCE_CAUSES}; fix the one that applies and rerun"
+        )
+
+
+def check_probe(generator: nn.Module, z_dim: int, device: torch.device) -> None:
+    """Stop unless the generator to be saved, in eval mode, makes finite images from a fixed z.
+
+    Finite weights can still make NaN images (weights near float32's limit overflow in the forward
+    pass); evaluation would turn those into black images and score them. ``forward`` is called, not
+    the module: a compiled generator would otherwise recompile for eval mode.
+    """
+    z = torch.randn(PROBE_SAMPLES, z_dim, generator=torch.Generator().manual_seed(PROBE_SEED)).to(device)
+    with torch.no_grad():
+        images = generator.forward(z)
+    nonfinite = int((~images.isfinite()).sum())
+    if nonfinite:
+        raise AkdgError(
+            f"the trained generator's {PROBE_SAMPLES} probe images hold {nonfinite} NaN or Inf values of {images.numel()}: "
+            f"training diverged; likely causes are {DIVERGENCE_CAUSES}; fix the one that applies and rerun"
+        )
+
+
+def checks_made(log_every: int, max_abs_loss: float) -> dict[str, Any]:
+    """What :func:`train` checked, for the checkpoint's meta (and so every run's protocol)."""
+    return {
+        "finite_losses": "every step",
+        "max_abs_loss": max_abs_loss,
+        "finite_weights": f"every {log_every} steps, before each saved state and at the end",
+        "probe_samples_finite": PROBE_SAMPLES,
+    }
 
 
 def global_rng(device: torch.device) -> dict[str, torch.Tensor | None]:
@@ -271,6 +343,7 @@ def train(
     ema_decay: float = 0.0,
     resume: Resumable | None = None,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
+    max_abs_loss: float = MAX_ABS_LOSS,
 ) -> list[dict[str, float]]:
     """Run ``steps`` updates of a registered method; returns the loss history sampled every ``log_every``.
 
@@ -286,6 +359,10 @@ def train(
     its discriminators; the weights saved and averaged are the same tensors either way.
     ``on_step(step, losses)`` is called after every step (its losses already read, so on CUDA the
     step has finished): per-step timing or logging without copying the loop.
+    Training stops with an AkdgError (see :func:`checks_made`) at a NaN/Inf loss or one beyond
+    ``max_abs_loss`` (every step), at NaN/Inf weights (every ``log_every`` steps and before each saved
+    state, so a state on disk is never non-finite); the last step is always checked. Before saving the
+    generator, the caller runs :func:`check_probe` on it (a one-off forward pass, outside the loop).
     """
     method = METHODS.get(method_name)(ctx, **method_options)
     ctx.generator.train()
@@ -318,16 +395,19 @@ def train(
             model.set_progress((step - 1) / steps)
         with ctx.autocast():
             losses = method.train_step()
-        check_finite(losses, step)
+        check_finite(losses, step, max_abs_loss)
         if average is not None:
             average.update_parameters(ctx.generator)
         if on_step is not None:
             on_step(step, losses)
-        if step % log_every == 0 or step == steps or step == 1:
+        logged, saved = step % log_every == 0 or step == steps or step == 1, resume is not None and resume.due(step, steps)
+        if logged:
             history.append({"step": step, **losses})
             progress.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
             log.info("step %d/%d: %s", step, steps, ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
-        if resume is not None and resume.due(step, steps):
+        if logged or saved:  # the last step is always logged: the weights saved at the end are checked too
+            check_finite_weights(trained_modules(ctx, method, average), step)
+        if saved:
             resume.save(
                 step,
                 {
