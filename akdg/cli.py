@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
         return command
 
     command = step("download-data", cmd_download_data, "fetch or verify a dataset's official files under its root", data=False)
-    command.add_argument("--out", type=Path, required=True, help="a JSON record of what was fetched (the DAG's marker)")
+    command.add_argument("--out", type=Path, default=None, help="a JSON record of what was fetched (optional)")
 
     command = step("prepare-data", cmd_prepare_data, "load a dataset by name, split it, write an .npz and its protocol", data=False)
     command.add_argument("--out", type=Path, required=True)
@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     command = step("aggregate", cmd_aggregate, "turn run JSONs into tables (md/csv/tex), DVC metrics and plots", spec=False, data=False)
     command.add_argument("--runs", type=Path, nargs="+", required=True)
     command.add_argument("--method-order", nargs="+", required=True)
-    command.add_argument("--dataset", required=True)
+    command.add_argument("--dataset", required=True, help="the runs' dataset.label: names the tables, claims and plots")
     command.add_argument("--tables-dir", type=Path, required=True)
     command.add_argument("--plots-dir", type=Path, required=True)
     command.add_argument("--metrics-dir", type=Path, required=True, help="one numeric JSON per run (for dvc metrics show)")

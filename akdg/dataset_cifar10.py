@@ -12,12 +12,22 @@ from typing import Any
 
 import numpy as np
 
-from akdg.datasets import DATASETS, DOWNLOADERS, ImageSplits, resize_uint8
+from akdg.datasets import DATASETS, DOWNLOADERS, SOURCES, ImageSplits, Sources, resize_uint8
 from akdg.registry import AkdgError
 
 log = logging.getLogger(__name__)
 # torchvision is imported inside the functions: importing it costs seconds, and every akdg command
 # imports this module through the DATASETS registry.
+# torchvision's CIFAR10.base_folder and the names of its train_list, test_list and meta (a test checks they agree).
+BATCH_FOLDER = "cifar-10-batches-py"
+BATCH_FILES = (*(f"data_batch_{index}" for index in range(1, 6)), "test_batch", "batches.meta")
+
+
+@SOURCES.register("cifar10")
+def cifar10_sources(options: dict[str, Any]) -> Sources:
+    """The extracted batches the loader reads: the downloader extracts them from a placed or fetched archive."""
+    folder = Path(options.get("root", "data")).expanduser() / BATCH_FOLDER
+    return Sources(files=[folder / name for name in BATCH_FILES])
 
 
 def _batches_intact(root: Path) -> bool:
@@ -45,7 +55,10 @@ def fetch_cifar10(options: dict[str, Any]) -> None:
     )
     if check_integrity(str(archive), CIFAR10.tgz_md5):
         log.info("extracting %s", archive)
-        extract_archive(str(archive), str(root))
+        try:
+            extract_archive(str(archive), str(root))
+        except OSError as error:  # e.g. batches left write-protected by the workflow's download_data
+            raise AkdgError(f"CIFAR-10: could not extract {archive} ({error}); delete {root / CIFAR10.base_folder} and rerun") from None
     elif options.get("download", True):
         try:
             download_and_extract_archive(CIFAR10.url, str(root), filename=CIFAR10.filename, md5=CIFAR10.tgz_md5)

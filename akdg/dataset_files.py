@@ -6,6 +6,7 @@ so any image collection can be run through the same grid as the paper's datasets
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from akdg.datasets import DATASETS, ImageSplits, resize_uint8
+from akdg.datasets import DATASETS, SOURCES, ImageSplits, Sources, resize_uint8
 from akdg.registry import AkdgError
 
 IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".webp")
@@ -72,9 +73,8 @@ def _read_image(path: Path, mode: str, resolution: int) -> np.ndarray:
         raise AkdgError(f"image {path} could not be read ({error}); fix or remove it") from None
 
 
-@DATASETS.register("folder")
-def load_folder(options: dict[str, Any]) -> ImageSplits:
-    """Every image under ``path`` (recursive, sorted); classes = first-level subfolders if all images sit in one."""
+def folder_images(options: dict[str, Any]) -> tuple[Path, list[Path]]:
+    """The folder and the images the folder loader reads, sorted by relative path (the order it splits)."""
     root = _path_option(options)
     if not root.is_dir():
         raise AkdgError(f"dataset.path {root} is not a folder; point it at a folder of images")
@@ -84,6 +84,31 @@ def load_folder(options: dict[str, Any]) -> ImageSplits:
     )
     if not paths:
         raise AkdgError(f"no images found under {root} (searched recursively for {', '.join(IMAGE_EXTENSIONS)}, any case)")
+    return root, paths
+
+
+def folder_manifest(root: Path, paths: list[Path]) -> str:
+    """SHA-256 over each image's relative path and bytes, streamed: an image added, removed, renamed or
+    rewritten in place changes it, while copying the folder elsewhere or touching a file does not."""
+    digest = hashlib.sha256()
+    for path in paths:
+        name = path.relative_to(root).as_posix().encode()
+        with open(path, "rb") as handle:
+            content = hashlib.file_digest(handle, "sha256").digest()
+        digest.update(len(name).to_bytes(8, "little") + name + content)
+    return digest.hexdigest()
+
+
+@SOURCES.register("folder")
+def folder_sources(options: dict[str, Any]) -> Sources:
+    """Too many files to be a job's inputs: a manifest of them instead."""
+    return Sources(manifest=folder_manifest(*folder_images(options)))
+
+
+@DATASETS.register("folder")
+def load_folder(options: dict[str, Any]) -> ImageSplits:
+    """Every image under ``path`` (recursive, sorted); classes = first-level subfolders if all images sit in one."""
+    root, paths = folder_images(options)
     folders = [path.relative_to(root).parts[0] for path in paths]
     labelled = all(len(path.relative_to(root).parts) >= 2 for path in paths)
     classes = sorted(set(folders)) if labelled else []
@@ -96,6 +121,7 @@ def load_folder(options: dict[str, Any]) -> ImageSplits:
         + (f"{len(classes)} classes from first-level subfolders: {', '.join(classes)})" if labelled else "unlabelled)"),
         "preprocessing": f"PIL decode, convert to {'L' if channels == 1 else 'RGB'}, {CROP_RESIZE} to {resolution}x{resolution}",
         "split": split + " over the sorted relative paths",
+        "manifest_sha256": folder_manifest(root, paths),
     }
     return ImageSplits(x_train, x_test, y_train, y_test, protocol)
 
@@ -151,12 +177,22 @@ def _npz_labels(data: Any, key: str, where: Path, count: int) -> np.ndarray:
     return labels.astype(np.int64)
 
 
-@DATASETS.register("npz")
-def load_npz(options: dict[str, Any]) -> ImageSplits:
-    """uint8 images from ``path``: keys x_train/x_test (+ y_train/y_test), or images (+ labels) split with a seed."""
+def _npz_file(options: dict[str, Any]) -> Path:
     path = _path_option(options)
     if not path.is_file():
         raise AkdgError(f"dataset.path {path} does not exist; point it at an .npz file")
+    return path
+
+
+@SOURCES.register("npz")
+def npz_sources(options: dict[str, Any]) -> Sources:
+    return Sources(files=[_npz_file(options)])
+
+
+@DATASETS.register("npz")
+def load_npz(options: dict[str, Any]) -> ImageSplits:
+    """uint8 images from ``path``: keys x_train/x_test (+ y_train/y_test), or images (+ labels) split with a seed."""
+    path = _npz_file(options)
     channels, resolution = options.get("channels", 3), options["resolution"]
     try:
         data = np.load(path)

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from akdg.dataset_files import CROP_RESIZE, square_resize
-from akdg.datasets import DATASETS, DOWNLOADERS, ImageSplits
+from akdg.datasets import DATASETS, DOWNLOADERS, SOURCES, ImageSplits, Sources
 from akdg.io import atomic_write
 from akdg.registry import AkdgError
 
@@ -71,6 +71,13 @@ def download_lsun_bedroom(root: Path | str) -> None:
                 os.replace(Path(staging) / target.name, target)
         except (OSError, RuntimeError, zipfile.BadZipFile) as error:
             raise AkdgError(f"LSUN bedroom download of {url} failed ({error}); {_place_message(root, split)}") from None
+
+
+@SOURCES.register("lsun_bedroom")
+def lsun_bedroom_sources(options: dict[str, Any]) -> Sources:
+    """Each split's data.mdb: the only file of an LMDB folder that the loader reads (it opens it without a lock file)."""
+    root = Path(options.get("root", "data")).expanduser()
+    return Sources(files=[lmdb_dir(root, split) / "data.mdb" for split in URLS])
 
 
 @DOWNLOADERS.register("lsun_bedroom")

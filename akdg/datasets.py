@@ -49,6 +49,23 @@ Downloader = Callable[[dict[str, Any]], None]
 DOWNLOADERS: Registry[Downloader] = Registry("dataset downloader")
 
 
+@dataclass
+class Sources:
+    """What a dataset is prepared from, in the two forms a workflow can track so that a change reruns prepare-data.
+
+    ``files``: the files its loader reads, inputs of the job (where the dataset has a downloader, the
+    files it writes); ``manifest``: a SHA-256 over names and contents, for sources with too many files
+    to list as inputs (an image folder), passed as a job parameter.
+    """
+
+    files: list[Path] = field(default_factory=list)
+    manifest: str | None = None
+
+
+SourceFinder = Callable[[dict[str, Any]], Sources]
+SOURCES: Registry[SourceFinder] = Registry("dataset sources")
+
+
 def download(options: dict[str, Any]) -> None:
     """Fetch (or verify) the dataset's files under its ``root``; a no-op for datasets without files to fetch.
 
@@ -57,6 +74,12 @@ def download(options: dict[str, Any]) -> None:
     """
     if options["name"] in DOWNLOADERS.names():
         DOWNLOADERS.get(options["name"])(options)
+
+
+def sources(options: dict[str, Any]) -> Sources:
+    """A dataset's sources; none for a dataset that brings its data along (digits ships with scikit-learn)."""
+    name = options["name"]
+    return SOURCES.get(name)(options) if name in SOURCES.names() else Sources()
 
 
 def content_hash(*arrays: np.ndarray) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import pickle
 import shutil
 import tarfile
@@ -325,3 +326,53 @@ def test_npz_errors_name_key_and_expectation(tmp_path: Path, arrays: dict, messa
     np.savez(tmp_path / "d.npz", **arrays)
     with pytest.raises(AkdgError, match=message):
         npz(tmp_path / "d.npz")
+
+
+# ---------------------------------------------------------------- sources: what the workflow tracks of each dataset
+
+
+def test_folder_manifest_changes_with_what_the_loader_reads_only(tmp_path: Path) -> None:
+    """An image rewritten in place (same listing) or renamed changes it; a touched image or a skipped file does not."""
+    images = tmp_path / "images"
+    rng = np.random.default_rng(0)
+    for index in range(3):
+        save(images / f"{index}.png", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    options = {"name": "folder", "resolution": 16, "test_fraction": 0.34, "split_seed": 0, "path": str(images)}
+    first = datasets.sources(options)
+    assert first.files == [] and len(first.manifest) == 64
+
+    (images / "notes.txt").write_text("not an image")
+    os.utime(images / "0.png", (1, 1))
+    assert datasets.sources(options).manifest == first.manifest
+    original = (images / "0.png").read_bytes()
+    save(images / "0.png", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    assert sorted(images.iterdir()) == sorted([images / "0.png", images / "1.png", images / "2.png", images / "notes.txt"])
+    assert datasets.sources(options).manifest != first.manifest
+    (images / "0.png").write_bytes(original)
+    assert datasets.sources(options).manifest == first.manifest
+    (images / "2.png").rename(images / "9.png")
+    renamed = datasets.sources(options).manifest
+    assert renamed != first.manifest
+
+    protocol = datasets.prepare(options, tmp_path / "prepared.npz")
+    assert protocol["manifest_sha256"] == renamed
+
+
+def test_sources_are_the_files_each_loader_reads(tmp_path: Path, lsun_root: Path) -> None:
+    np.savez(tmp_path / "d.npz", images=np.zeros((4, 8, 8), dtype=np.uint8))
+    assert datasets.sources({"name": "npz", "path": str(tmp_path / "d.npz")}).files == [tmp_path / "d.npz"]
+    with pytest.raises(AkdgError, match="absent.npz does not exist"):
+        datasets.sources({"name": "npz", "path": str(tmp_path / "absent.npz")})
+    assert datasets.sources({"name": "digits"}) == datasets.Sources()
+
+    cifar = datasets.sources({"name": "cifar10", "root": str(tmp_path)}).files
+    official = [name for name, _ in (*CIFAR10.train_list, *CIFAR10.test_list)] + [CIFAR10.meta["filename"]]
+    assert cifar == [tmp_path / CIFAR10.base_folder / name for name in official]
+
+    lsun_files = datasets.sources({"name": "lsun_bedroom", "root": str(lsun_root)}).files
+    assert lsun_files == [dataset_lsun.lmdb_dir(lsun_root, split) / "data.mdb" for split in ("train", "val")]
+    for path in lsun_files:  # the loader needs nothing else of an LMDB folder, and reads a write-protected one
+        (path.parent / "lock.mdb").unlink()
+        path.chmod(0o444)
+    assert [path.name for path in lsun_root.rglob("*") if path.is_file()] == ["data.mdb", "data.mdb"]
+    assert lsun(lsun_root).x_train.shape == (5, 3, 16, 16)

@@ -45,13 +45,13 @@ rule evaluate_teacher:
         TEACHER_RUN,
     params:
         cache=REFERENCE_CACHE,
-        spec=lambda wildcards, input, output: as_json(
+        spec=as_json(
             evaluation_spec(
                 [
                     {
                         "kind": "trained",
-                        "checkpoint": input.checkpoint,
-                        "out": output[0],
+                        "checkpoint": TEACHER,
+                        "out": TEACHER_RUN,
                         "run": run_identity("teacher", "teacher", config["teacher"]["generator"], TEACHER_METHOD, config["teacher"]["seed"]),
                     }
                 ]
@@ -82,16 +82,17 @@ rule evaluate_student:
         expand(STUDENT_RUN, seed=SEEDS, allow_missing=True),
     params:
         cache=REFERENCE_CACHE,
-        spec=lambda wildcards, input, output: as_json(
+        # of the wildcards only: Snakemake's params trigger skips a param function that takes input or output
+        spec=lambda wildcards: as_json(
             evaluation_spec(
                 [
                     {
                         "kind": "trained",
-                        "checkpoint": checkpoint,
-                        "out": out,
+                        "checkpoint": STUDENT_CHECKPOINT.format(student=wildcards.student, method=wildcards.method, seed=seed),
+                        "out": STUDENT_RUN.format(student=wildcards.student, method=wildcards.method, seed=seed),
                         "run": run_identity("student", wildcards.student, STUDENTS[wildcards.student], wildcards.method, seed),
                     }
-                    for seed, checkpoint, out in zip(SEEDS, input.checkpoints, output)
+                    for seed in SEEDS
                 ]
             )
         ),
