@@ -6,14 +6,18 @@ typo in a key or a name fails in one place, with a message that names it.
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from akdg.extractor_pins import resolve_source
 from akdg.registry import AkdgError, import_plugins
 
 SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+log = logging.getLogger(__name__)
 
 
 def coerce_command_line_strings(config: Any, schema_path: Path = SCHEMA) -> Any:
@@ -66,12 +70,18 @@ def validate_schema(config: dict[str, Any], schema: Path = SCHEMA) -> None:
 def check_names(config: dict[str, Any]) -> None:
     """Every dataset, architecture, method and loss name must be registered; method options known."""
     from akdg.architectures import ARCHITECTURES
-    from akdg.datasets import DATASETS
+    from akdg.datasets import DATASETS, DOWNLOADERS, SOURCES
     from akdg.losses import LOSSES
     from akdg.training import METHODS
 
     import_plugins(config.get("plugins", []))
-    DATASETS.get(config["dataset"]["name"])
+    dataset = config["dataset"]["name"]
+    DATASETS.get(dataset)
+    if dataset in DOWNLOADERS.names() and dataset not in SOURCES.names():
+        raise AkdgError(
+            f"dataset {dataset!r} has a downloader but no sources; register the files its loader reads with "
+            f"akdg.datasets.SOURCES.register({dataset!r}), so that the workflow downloads and tracks them"
+        )
     LOSSES.get(config["loss"])
     models = [config["teacher"]["generator"], config["teacher"]["discriminator"], config["student_discriminator"], *config["students"]]
     for model in models:
@@ -89,17 +99,76 @@ def check_names(config: dict[str, Any]) -> None:
     keys = [student_key(model) for model in config["students"]]
     if len(set(keys)) != len(keys):
         raise AkdgError(f"students: duplicate entries {keys}; each (arch, width) may appear once")
+    resolve_source(config)  # extractor.source: pinned asked for where none ships
+    for line in capacity_warnings(config):
+        log.warning("%s", line)
     evaluation = config["evaluation"]
     if evaluation["kid_subset_size"] > evaluation["num_samples"]:
         raise AkdgError("evaluation.kid_subset_size must not exceed evaluation.num_samples")
     if evaluation["isc_splits"] > evaluation["num_samples"]:
         raise AkdgError("evaluation.isc_splits must not exceed evaluation.num_samples")
+    weights = evaluation.get("inception_weights")
+    if evaluation.get("feature_extractor") == "inception-v3-compat" and weights and not Path(weights).expanduser().is_file():
+        raise AkdgError(
+            f"evaluation.inception_weights {weights} does not exist; give the path of a copy of torch-fidelity's "
+            "Inception-v3 weights, or null to use its default location (downloaded there if missing)"
+        )
+
+
+def check_dataset_label(config: dict[str, Any], schema_path: Path = SCHEMA) -> None:
+    """Refuse a ``dataset.label`` that is not a safe path component, in a sentence (the schema's own error is a dump)."""
+    dataset = config.get("dataset")
+    label = dataset.get("label") if isinstance(dataset, dict) else None
+    pattern = yaml.safe_load(schema_path.read_text())["properties"]["dataset"]["properties"]["label"]["pattern"]
+    if isinstance(label, str) and not re.fullmatch(pattern, label):
+        raise AkdgError(
+            f"invalid config: dataset.label {label!r} names files and folders, so it may hold only letters, digits and _, "
+            "with single hyphens between them; rename it (e.g. cifar10-rerun)"
+        )
+
+
+def planned_size(model: dict[str, Any], config: dict[str, Any]) -> dict[str, int]:
+    """Params, layers and mult-adds of one generator of the grid, built on the meta device (no memory, no compute).
+
+    Channels are the dataset's where the config states them (1 for digits), else 3: only the last layer depends on them.
+    """
+    import torch
+
+    from akdg.architectures import build_generator
+    from akdg.cost import generator_size
+
+    dataset = config["dataset"]
+    channels = dataset.get("channels", 1 if dataset["name"] == "digits" else 3)
+    with torch.device("meta"):
+        generator = build_generator(model, resolution=dataset["resolution"], channels=channels, z_dim=config["z_dim"])
+    return generator_size(generator, config["z_dim"])
+
+
+def capacity_warnings(config: dict[str, Any]) -> list[str]:
+    """A sentence for every student that is not smaller than its teacher in parameters or mult-adds.
+
+    The paper's students have about 0.5-0.65x the teacher's parameters and far fewer mult-adds; a
+    grid without that gap tests distillation into a model as large as its source.
+    """
+    teacher = planned_size(config["teacher"]["generator"], config)
+    warnings = []
+    for student in config["students"]:
+        size = planned_size(student, config)
+        if size["params"] >= teacher["params"] or size["mult_adds"] >= teacher["mult_adds"]:
+            warnings.append(
+                f"student {student_key(student)} is not smaller than the teacher {student_key(config['teacher']['generator'])} "
+                f"({size['params']:,} vs {teacher['params']:,} parameters, {size['mult_adds']:,} vs {teacher['mult_adds']:,} mult-adds at "
+                f"{config['dataset']['resolution']} px): the grid lacks the paper's capacity gap; narrow the student or widen the teacher"
+            )
+    return warnings
 
 
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     """Coerce, validate against the schema (filling defaults), check names: the Snakefile runs this too."""
     coerce_command_line_strings(config)
+    check_dataset_label(config)  # before the schema, whose error for its pattern would not say what a label may hold
     validate_schema(config)
+    config["dataset"].setdefault("label", config["dataset"]["name"])  # a schema default cannot copy another key
     try:
         check_names(config)
     except AkdgError as error:
@@ -164,6 +233,7 @@ def training_spec(config: dict[str, Any], generator: dict[str, Any], discriminat
         "amp": training["amp"],
         "channels_last": training["channels_last"],
         "compile": training["compile"],
+        "max_abs_loss": training["max_abs_loss"],
     }
 
 

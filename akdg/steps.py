@@ -22,15 +22,19 @@ from akdg.losses import LOSSES
 from akdg.protocol import describe_device, environment
 from akdg.registry import AkdgError
 from akdg.resume import Resumable
-from akdg.training import TrainContext, resolve_device, train
+from akdg.training import MAX_ABS_LOSS, TrainContext, check_probe, checks_made, resolve_device, train
 
 log = logging.getLogger(__name__)
 
 
-def download_data(spec: dict[str, Any], out: Path) -> None:
-    """Fetch or verify the dataset's official files, then record what was done (the DAG's marker)."""
+def download_data(spec: dict[str, Any], out: Path | None = None) -> None:
+    """Fetch or verify the dataset's official files, then record what was done if ``out`` is given.
+
+    The workflow tracks the files themselves (:func:`akdg.datasets.sources`), so it asks for no record.
+    """
     datasets.download(spec)
-    write_json(out, {"dataset": spec, "downloader": spec["name"] in datasets.DOWNLOADERS.names()})
+    if out is not None:
+        write_json(out, {"dataset": spec, "downloader": spec["name"] in datasets.DOWNLOADERS.names()})
 
 
 def prepare_data(spec: dict[str, Any], out: Path) -> None:
@@ -44,11 +48,10 @@ def train_extractor(spec: dict[str, Any], data: Path, out: Path) -> None:
     splits = datasets.load_prepared(data)
     protocol = train_classifier(splits, spec, out)
     protocol["weights_sha256"] = sha256_file(out)
-    protocol["data_sha256"] = splits.protocol["content_sha256"]
     write_json(Path(out).with_suffix(".json"), protocol)
 
 
-TRAINING_DEFAULTS = {"device": "auto", "amp": False, "channels_last": False, "compile": "off"}  # as in the config schema
+TRAINING_DEFAULTS = {"device": "auto", "amp": False, "channels_last": False, "compile": "off", "max_abs_loss": MAX_ABS_LOSS}  # as in the config schema
 
 
 def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path | None = None, checkpoint_every: int = 0) -> None:
@@ -58,7 +61,10 @@ def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path |
     and a rerun resumes from it; it is removed once ``out`` is written. The spec's ``device`` is the
     one asked for (``auto`` on every machine, so Snakemake's params do not depend on where it runs);
     the device it resolved to goes into the checkpoint's meta and the resume identity, so a state
-    written on a GPU is never continued on a CPU.
+    written on a GPU is never continued on a CPU. A run that diverges (NaN/Inf or out-of-bound
+    losses, NaN/Inf weights: see :func:`akdg.training.train`; NaN/Inf probe images from the generator
+    to be saved: :func:`akdg.training.check_probe`) stops with an AkdgError
+    before ``out`` is written; its meta's ``checks`` records what was checked.
     """
     spec = {**TRAINING_DEFAULTS, **spec}  # a spec without them (by hand, or older) means the schema's defaults
     device = resolve_device(spec["device"])
@@ -93,7 +99,8 @@ def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path |
     identity = {"spec": spec, "data_sha256": splits.protocol["content_sha256"], "teacher_sha256": teacher_sha256, "device": device.type}
     resume = Resumable(Path(f"{out}.state"), hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest(), checkpoint_every)
     history = train(
-        spec["method"], spec["method_options"], ctx, spec["steps"], log_every=spec["log_every"], ema_decay=spec["ema_decay"], resume=resume
+        spec["method"], spec["method_options"], ctx, spec["steps"], log_every=spec["log_every"], ema_decay=spec["ema_decay"], resume=resume,
+        max_abs_loss=spec["max_abs_loss"],
     )
     meta = {
         "generator": spec["generator"],
@@ -107,8 +114,10 @@ def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path |
             "teacher_sha256": teacher_sha256,
             "teacher_training": teacher_meta["training"] if teacher_meta else None,
             "final_losses": history[-1],
+            "checks": checks_made(spec["log_every"], spec["max_abs_loss"]),
         },
     }
+    check_probe(generator, spec["z_dim"], device)
     checkpoint.save_generator(out, generator.cpu(), meta)  # CPU tensors: the checkpoint loads anywhere
     resume.discard()
     log.info("saved %s after %d steps; final losses %s", out, spec["steps"], history[-1])
@@ -125,29 +134,38 @@ def import_teacher(spec: dict[str, Any], data: Path, source: Path, out: Path) ->
     log.info("imported teacher %s (%s) -> %s", source, spec["generator"], out)
 
 
+SPEED_DEFAULTS = {"device": "auto", "rounds": 10}  # as in the config schema
+
+
 def measure_cost(spec: dict[str, Any], data: Path, out: Path, threads: int) -> None:
     """Cost of every generator in the grid, measured side by side in one process.
 
     Cost depends on the architecture only (not the weights), so it is measured once per generator,
     not per seed, and in one job so that speed figures share the same machine state. They are timed
-    on ``speed.device`` (``auto``: the GPU where there is one, as on a cluster's GPU node).
+    on ``speed.device`` (``auto``: the GPU where there is one, as on a cluster's GPU node), in
+    ``speed.rounds`` interleaved rounds (:func:`akdg.cost.measure_speeds`); every student's entry
+    has its per-round images/s over the teacher's (claim 5 tests those), and every entry the same
+    ``measurement`` block: how the job ran and whether the machine was loaded.
     """
     from akdg import cost
 
-    device = resolve_device(spec["speed"].get("device", "auto"))
+    speed = {**SPEED_DEFAULTS, **spec["speed"]}  # a spec without them (by hand, or older) means the schema's defaults
+    device = resolve_device(speed["device"])
     splits = datasets.load_prepared(data)
-    figures = {}
+    generators, figures = {}, {}
     for label, generator_spec in spec["generators"].items():
         torch.manual_seed(0)
-        generator = build_generator(generator_spec, resolution=splits.resolution, channels=splits.channels, z_dim=spec["z_dim"]).to(device)
-        figures[label] = {
-            "generator": generator_spec,
-            "resolution": splits.resolution,
-            **cost.generator_cost(
-                generator, spec["z_dim"], batch_size=spec["speed"]["batch_size"], min_run_time=spec["speed"]["min_run_time"], threads=threads
-            ),
-        }
+        generators[label] = build_generator(generator_spec, resolution=splits.resolution, channels=splits.channels, z_dim=spec["z_dim"]).to(device)
+        figures[label] = {"generator": generator_spec, "resolution": splits.resolution, **cost.generator_size(generators[label], spec["z_dim"])}
+    speeds, measurement = cost.measure_speeds(
+        generators, spec["z_dim"], batch_size=speed["batch_size"], min_run_time=speed["min_run_time"], threads=threads, rounds=speed["rounds"]
+    )
+    ratios = cost.throughput_ratios(speeds, "teacher") if "teacher" in speeds else {}
+    for label in figures:
+        figures[label].update(speeds[label], **ratios.get(label, {}), measurement=measurement)
         log.info("%s: %s", label, figures[label])
+    if measurement["loaded"]:
+        log.warning("the machine was loaded while speed was measured (%s); rerun measure-cost on an idle machine", measurement)
     write_json(out, figures)
 
 
@@ -159,6 +177,8 @@ def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path,
     ``extractor``: the extractor's protocol JSON (or the classifier's .pt beside it).
     ``reference_cache``: folder of train-split features (``reference_stats`` fills it once, so parallel
     evaluations only read it); absent entries are computed and filled; None computes without caching.
+    Every row is scored before any JSON is written: a row that fails (e.g. a generator whose images
+    hold NaN or Inf) writes none of the job's files, so no table reads part of a failed job.
     """
     from akdg import metrics  # torch-fidelity (and torchvision) cost seconds to import: only here
 
@@ -168,6 +188,7 @@ def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path,
     fe = _configured_extractor(options, extractor)
     cache = metrics.reference_cache(reference_cache, splits, fe.name, fe.weights_sha256) if reference_cache else None
     device = metrics.metrics_device()
+    results = []
     for row in spec["rows"]:
         kind, run = row["kind"], row["run"]
         row_options = options
@@ -196,7 +217,8 @@ def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path,
             cache_use = {"root": str(cache.root), "key": cache.key, "fields": cache.fields, "hit": cache.is_filled(fe.name)}
             log.info("reference features %s in %s (key %s)", "read" if cache_use["hit"] else "computed and filled", cache.root, cache.key)
         scores = metrics.fidelity_metrics(
-            candidate, splits.x_train, z_dim=spec["z_dim"], extractor=fe.name, extractor_weights=fe.weights, options=row_options, cache=cache
+            candidate, splits.x_train, z_dim=spec["z_dim"], extractor=fe.name, extractor_weights=fe.weights, options=row_options, cache=cache,
+            label=_row_label(run, checkpoint_path),
         )
         result = {
             "run": {**run, "kind": kind},
@@ -205,6 +227,7 @@ def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path,
             "protocol": {
                 "dataset": {**splits.protocol, "reference_split": "train", "reference_samples": len(splits.x_train)},
                 "samples": samples,
+                "samples_checked_finite": kind != "real",  # generated images with NaN/Inf are refused; real ones are uint8
                 "feature_extractor": fe.protocol,
                 "evaluation": row_options,
                 "metrics_device": device,
@@ -215,8 +238,16 @@ def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path,
                 "environment": environment(),
             },
         }
-        write_json(row["out"], result)
+        results.append((row["out"], result))
         log.info("%s: IS %.3f FID %.3f KID %.4f", row["out"], scores["is_mean"], scores["fid"], scores["kid_mean"])
+    for out, result in results:
+        write_json(out, result)
+
+
+def _row_label(run: dict[str, Any], checkpoint_path: Path | str | None) -> str:
+    """How an evaluation error names its row: the run's identity and, for a trained one, its checkpoint."""
+    identity = ", ".join(f"{key} {run[key]}" for key in ("dataset", "role", "generator_label", "method", "seed") if run.get(key) not in (None, ""))
+    return f"run [{identity}]" + (f" from checkpoint {checkpoint_path}" if checkpoint_path else "")
 
 
 def sample_grid_images(checkpoints: dict[str, Path], z_dim: int, count: int, seed: int) -> dict[str, np.ndarray]:
@@ -231,10 +262,14 @@ def sample_grid_images(checkpoints: dict[str, Path], z_dim: int, count: int, see
 
 
 def fetch_extractor(spec: dict[str, Any], out: Path) -> None:
-    """Resolve a pretrained feature extractor's weights (downloading them if needed) and write its protocol JSON."""
+    """Resolve a pretrained feature extractor's weights and write its protocol JSON ``out``.
+
+    Inception's weights are located or downloaded; the pinned classifier's are checked and copied
+    to the .pt beside ``out``, where a trained classifier's would be.
+    """
     from akdg.feature_extractors import fetch_extractor as fetch
 
-    protocol = fetch(spec)
+    protocol = fetch(spec, Path(out).with_suffix(".pt"))
     write_json(out, protocol)
     log.info("%s: weights %s (sha256 %s) -> %s", protocol["name"], protocol["weights"], protocol["weights_sha256"][:16], out)
 

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable
 
 import pandas as pd
 
-from akdg.claims import ClaimsReport, evaluate_claims, write_claims
+from akdg.claims import ClaimsReport, evaluate_claims, load_warning, write_claims
 from akdg.io import atomic_write, read_json, write_json
 from akdg.paper import load_paper, match_paper
 from akdg.registry import AkdgError
@@ -36,6 +36,7 @@ def load_runs(paths: Iterable[Path | str]) -> pd.DataFrame:
         rows.append(
             {
                 "dataset": run["dataset"],
+                "loader": result["protocol"]["dataset"]["name"],  # the dataset's registered name, e.g. cifar10 under any label
                 "student": run.get("generator_label", ""),
                 "arch": (run.get("generator") or {}).get("arch", ""),
                 "role": run["role"],
@@ -45,7 +46,8 @@ def load_runs(paths: Iterable[Path | str]) -> pd.DataFrame:
                 "seed": run.get("seed"),
                 **{key: result["metrics"][key] for key in (*METRIC_COLUMNS, "is_std", "kid_std")},
                 **{key: cost.get(key) for key in COST_COLUMNS},
-                "images_per_s_blocks": cost.get("images_per_s_blocks"),
+                **{key: cost.get(key) for key in ("images_per_s_rounds", "throughput_ratio_rounds")},
+                "speed_measurement": cost.get("measurement"),
                 "samples": result["protocol"]["samples"]["candidate"],
             }
         )
@@ -168,14 +170,12 @@ def protocol_lines(example: dict[str, Any], cost: dict[str, Any] | None) -> list
     protocol = example["protocol"]
     dataset, extractor, evaluation = protocol["dataset"], protocol["feature_extractor"], protocol["evaluation"]
     environment, layers = protocol["environment"], extractor["features"]
-    # Only a classifier trained here has a test accuracy; Inception's weights come as they are.
-    accuracy = f", test accuracy {extractor['test_accuracy']:.4f}" if "test_accuracy" in extractor else ""
     return [
         f"dataset: {dataset['name']} ({dataset['source']}); {dataset['preprocessing']}; split: {dataset['split']}; "
         f"content sha256 {dataset['content_sha256'][:16]}…",
         f"reference statistics: {dataset['reference_split']} split, {dataset['reference_samples']} images; "
         f"generated samples per run: {evaluation['num_samples']} (real-data row: the whole test split)",
-        f"feature extractor: {extractor['name']} (weights sha256 {extractor['weights_sha256'][:16]}…{accuracy}); "
+        f"feature extractor: {extractor['name']} ({extractor_origin(extractor)}weights sha256 {extractor['weights_sha256'][:16]}…); "
         f"IS on '{layers['is']}' with {evaluation['isc_splits']} splits; FID on '{layers['fid']}'; KID on "
         f"'{layers['kid']}', {evaluation['kid_subsets']} subsets of {evaluation['kid_subset_size']}",
         "cells: mean ± sample std over seeds (a single value where one seed); " + speed_line(cost),
@@ -184,12 +184,32 @@ def protocol_lines(example: dict[str, Any], cost: dict[str, Any] | None) -> list
     ]
 
 
+def extractor_origin(extractor: dict[str, Any]) -> str:
+    """Where the extractor's weights came from: pinned or trained here (on what, how long, how accurate), or a file."""
+    if "trained_on" not in extractor:  # Inception: the file it was given or downloaded
+        return f"{extractor['source']}; " if extractor.get("source") else ""
+    trained = extractor["trained_on"]
+    origin = "pinned, shipped with akdg" if extractor.get("source") == "pinned" else "trained by the DAG"
+    return (
+        f"{origin}; trained on {trained['dataset']} at {trained['resolution']} px, {trained['split']}, "
+        f"{extractor['training']['epochs']} epochs, test accuracy {extractor['test_accuracy']:.4f}; "
+    )
+
+
 def speed_line(cost: dict[str, Any] | None) -> str:
+    """How speed was measured; a cost from before interleaved rounds says so (its figures are single-generator medians)."""
     if not cost or "speed_device" not in cost:
         return "speed: not measured"
+    rounds = cost.get("speed_rounds")
+    how = (
+        f"medians over {rounds} interleaved rounds in one job, each timing one block of about "
+        f"{cost['speed_min_run_time']:g} s per generator and batch size, the order rotated each round"
+        if rounds
+        else "medians of timed blocks, each generator timed alone in one job"
+    )
     return (
-        f"images/s at batch {cost['speed_batch_size']} and latency at batch 1 (medians of timed blocks, every generator "
-        f"in one job), on {cost['speed_device']}; CPU {cost['speed_processor']}, {cost['speed_threads']} threads"
+        f"images/s at batch {cost['speed_batch_size']} and latency at batch 1 ({how}), "
+        f"on {cost['speed_device']}; CPU {cost['speed_processor']}, {cost['speed_threads']} threads"
     )
 
 
@@ -213,17 +233,21 @@ def write_run_metrics(runs: pd.DataFrame, metrics_dir: Path) -> None:
 
 def aggregate(run_paths: list[Path], method_order: list[str], tables_dir: Path, metrics_dir: Path, dataset: str) -> tuple[pd.DataFrame, ClaimsReport]:
     """Write ``<dataset>.md/.csv/.tex`` and ``<dataset>_claims.md/.csv`` under ``tables_dir`` and per-run DVC
-    metrics; return the runs (for plots) and the claims report (for the log)."""
+    metrics; return the runs (for plots) and the claims report (for the log). ``dataset`` is the runs'
+    ``dataset.label``; the paper's numbers are matched by the loader's name the runs' protocol records."""
     runs = load_runs(run_paths)
     found = sorted(set(runs["dataset"]))
     if found != [dataset]:
         raise AkdgError(f"the runs are of dataset(s) {found}, not {dataset!r}; pass one dataset's run JSONs and its name as --dataset")
+    loaders = sorted(set(runs["loader"]))
+    if len(loaders) != 1:
+        raise AkdgError(f"the runs of {dataset!r} were prepared by the dataset loaders {loaders}; pass the run JSONs of one dataset")
     summary = summarise(runs, method_order)
-    paper = match_paper(summary, dataset, load_paper())
+    paper = match_paper(summary, loaders[0], load_paper())  # the paper's rows are keyed by loader name, whatever the label
     table = display_table(summary, paper)  # no paper columns for a dataset the paper lacks
     costs = (read_json(path).get("cost") for path in run_paths)  # read lazily: the first run with a cost is enough
     cost = next((cost for cost in costs if cost), None)  # the real-data row has none
-    notes = protocol_lines(read_json(run_paths[0]), cost) + paper_note(paper)
+    notes = protocol_lines(read_json(run_paths[0]), cost) + load_warning(cost.get("measurement") if cost else None) + paper_note(paper)
     tables_dir = Path(tables_dir)
     with atomic_write(tables_dir / f"{dataset}.csv") as tmp:
         pd.concat([summary, paper], axis=1).to_csv(tmp, index=False)

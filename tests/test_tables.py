@@ -167,4 +167,65 @@ def test_committed_digits_runs_aggregate_with_claims(tmp_path: Path) -> None:
     fid = {method: loaded.loc[(loaded["student"] == students[0]) & (loaded["method"] == method), "fid"] for method in ("akdg", "mse")}
     assert row["p_value"] == pytest.approx(ttest_ind(fid["akdg"], fid["mse"], equal_var=False, alternative="less").pvalue)
     markdown = (tmp_path / "tables" / "digits_claims.md").read_text()
-    assert "# digits: the paper's claims" in markdown and "alpha = 0.05" in markdown
+    assert "# digits: the paper's claims" in markdown and "alpha = 0.025 per direction" in markdown
+
+
+@pytest.mark.parametrize("loaded", [True, False])
+def test_a_loaded_machine_is_warned_of_under_the_table_and_the_claims(tmp_path: Path, loaded: bool) -> None:
+    measurement = {
+        "loaded": loaded, "load_average_1min_before": 5.25, "load_average_1min_after": 4.0, "cpu_count": 4, "threads": 4,
+        "other_runnable_median": 3.0, "cpu_per_wall": 1.5,
+    }  # fmt: skip
+    speed = {"speed_batch_size": 64, "speed_rounds": 10, "speed_min_run_time": 0.05, "speed_device": "cpu", "speed_processor": "x86", "speed_threads": 4}
+    teacher_cost = {**TEACHER_COST, **speed, "images_per_s_rounds": [50.0, 48.0, 52.0], "measurement": measurement}
+    student_cost = {**STUDENT_COST, **speed, "images_per_s_rounds": [400.0, 410.0, 380.0], "throughput_ratio_rounds": [8.0, 410 / 48, 380 / 52], "measurement": measurement}
+    paths = [
+        write_run(tmp_path / "runs", "digits", "teacher", "teacher", "sngan", "vanilla", "vanilla", 0, 15.0, 8.0, teacher_cost),
+        *(write_run(tmp_path / "runs", "digits", "student", "dcgan-w8", "dcgan", "akdg", "akdg", seed, 20.0 + seed, 7.0, student_cost) for seed in range(2)),
+    ]
+    _, claims = run_aggregate(paths, tmp_path, "digits", ["akdg"])
+    table, claims_md = (tmp_path / "tables" / "digits.md").read_text(), (tmp_path / "tables" / "digits_claims.md").read_text()
+    assert "medians over 10 interleaved rounds" in table
+    warning = "warning: the machine was loaded while speed was measured (1-minute load average 5.25 before and 4.00 after, on 4 cores"
+    assert (warning in table, warning in claims_md) == (loaded, loaded)
+    assert "rerun measure-cost on an idle machine" in table if loaded else "warning" not in table + claims_md
+    assert claims.rows.set_index("metric").loc["images/s", "verdict"] == HOLDS
+
+
+def prepared_by(paths: list[Path], loader: str) -> list[Path]:
+    """Runs whose protocol names the dataset loader ``loader`` (write_run names the label's), as under a dataset.label."""
+    for path in paths:
+        result = json.loads(path.read_text())
+        result["protocol"]["dataset"]["name"] = loader
+        path.write_text(json.dumps(result))
+    return paths
+
+
+def test_a_relabelled_paper_dataset_keeps_its_paper_columns(tmp_path: Path) -> None:
+    paths = prepared_by(grid(tmp_path / "runs", "cifar10-rerun", {"vanilla": ("vanilla", [33.0, 35.0]), "akdg": ("akdg", [28.0, 29.0])}), "cifar10")
+    run_aggregate(paths, tmp_path, "cifar10-rerun", ["vanilla", "akdg"])
+    assert sorted(path.name for path in (tmp_path / "tables").iterdir()) == [
+        "cifar10-rerun.csv", "cifar10-rerun.md", "cifar10-rerun.tex", "cifar10-rerun_claims.csv", "cifar10-rerun_claims.md",
+    ]  # fmt: skip
+    csv = pd.read_csv(tmp_path / "tables" / "cifar10-rerun.csv").set_index("row")
+    assert csv.loc["dcgan-w8 vanilla", "paper_fid"] == 31.58
+    table = markdown_rows(tmp_path / "tables" / "cifar10-rerun.md").set_index("Method")
+    assert table.loc["dcgan-w8 akdg", ["FID paper", "FID Δ"]].tolist() == ["29.52", "-1.02"]
+
+
+def test_two_datasets_of_one_loader_keep_separate_tables(tmp_path: Path) -> None:
+    for label, fid in (("faces", 30.0), ("textures", 60.0)):
+        paths = prepared_by(grid(tmp_path / "runs", label, {"akdg": ("akdg", [fid, fid + 1])}), "npz")
+        aggregate(paths, ["akdg"], tmp_path / "tables", tmp_path / "metrics" / label, label)
+    for label, fid in (("faces", 30.5), ("textures", 60.5)):
+        csv = pd.read_csv(tmp_path / "tables" / f"{label}.csv").set_index("row")
+        assert csv.loc["dcgan-w8 akdg", "fid"] == pytest.approx(fid) and not [name for name in csv.columns if "paper" in name]
+        assert pd.read_csv(tmp_path / "tables" / f"{label}_claims.csv")["dataset"].unique().tolist() == [label]
+    assert len(list((tmp_path / "tables").iterdir())) == 2 * 5
+
+
+def test_runs_of_two_loaders_under_one_label_are_refused(tmp_path: Path) -> None:
+    paths = grid(tmp_path / "runs", "faces", {"akdg": ("akdg", [28.0, 29.0])})
+    prepared_by(paths[:1], "npz")
+    with pytest.raises(AkdgError, match=r"prepared by the dataset loaders \['faces', 'npz'\]"):
+        run_aggregate(paths, tmp_path, "faces", ["akdg"])

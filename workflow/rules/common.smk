@@ -8,6 +8,8 @@ from snakemake.exceptions import WorkflowError
 
 from akdg.config import method_variants, student_key, student_training_spec, teacher_training_spec, validate_config
 from akdg.datasets import DOWNLOADERS
+from akdg.datasets import sources as dataset_sources
+from akdg.extractor_pins import pinned_weights, resolve_source
 from akdg.registry import AkdgError
 from akdg.training import METHODS as METHOD_REGISTRY
 
@@ -22,17 +24,25 @@ except AkdgError as error:
 # Jobs call the `akdg` command of the Python that runs Snakemake, venv activated or not.
 os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 OUT = config["outdir"]
-DATASET = config["dataset"]["name"]
+DATASET = config["dataset"]["label"]  # names paths, tables and runs; the loader is config["dataset"]["name"]
+DATASET_SPEC = {key: value for key, value in config["dataset"].items() if key != "label"}  # what the loader reads
 STUDENTS = {student_key(model): model for model in config["students"]}
 VARIANTS = method_variants(config)  # method label -> registered method, options, training overrides
 METHODS = list(VARIANTS)
 SEEDS = config["seeds"]
 
 DATA = f"{OUT}/data/{DATASET}.npz"
-NEEDS_DOWNLOAD = DATASET in DOWNLOADERS.names()  # official files fetched (or placed) under dataset.root
-DOWNLOAD_RECORD = f"{OUT}/data/{DATASET}.download.json"
+try:
+    DATA_SOURCES = dataset_sources(DATASET_SPEC)  # the files prepare_data reads, or a folder's manifest (hashed here)
+except AkdgError as error:
+    raise WorkflowError(str(error))
+# Official files (under dataset.root) are outputs of download_data only while missing: Snakemake deletes a job's
+# outputs before running it, and no rerun (--forceall, as DVC's stage runs) may delete a placed or fetched download.
+TO_DOWNLOAD = [str(path) for path in DATA_SOURCES.files if not path.exists()] if config["dataset"]["name"] in DOWNLOADERS.names() else []
 FEATURE_EXTRACTOR = config["evaluation"].get("feature_extractor", "akdg-classifier")
-EXTRACTOR_WEIGHTS = f"{OUT}/models/{DATASET}/extractor.pt"  # the classifier's, trained by the DAG
+EXTRACTOR_SOURCE = resolve_source(config)  # the classifier's: pinned or train; None for Inception
+PINNED_EXTRACTOR = str(pinned_weights(config["dataset"]["name"], config["dataset"]["resolution"])[0]) if EXTRACTOR_SOURCE == "pinned" else None
+EXTRACTOR_WEIGHTS = f"{OUT}/models/{DATASET}/extractor.pt"  # the classifier's: trained by the DAG or the pinned copy
 EXTRACTOR = f"{OUT}/models/{DATASET}/extractor.json"  # the extractor's protocol: name, weights, sha256
 REFERENCE_CACHE = f"{OUT}/cache/{DATASET}/fidelity"  # torch-fidelity's cache, keyed by content
 REFERENCE_STATS = f"{OUT}/cache/{DATASET}/reference.json"

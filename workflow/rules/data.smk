@@ -1,14 +1,15 @@
 # The dataset's fixed split, and the domain classifier that serves as the feature extractor.
 
 
-if NEEDS_DOWNLOAD:
+if TO_DOWNLOAD:
 
     rule download_data:
-        """Fetch (or verify placed) official files in a job of its own: on clusters, a node with network."""
+        """Fetch (or extract a placed archive of) the missing official files in a job of its own: on clusters, a node
+        with network. Write-protected once made; replacing one by hand reruns prepare_data and what follows."""
         output:
-            DOWNLOAD_RECORD,
+            [protected(path) for path in TO_DOWNLOAD],
         params:
-            spec=as_json(config["dataset"]),
+            spec=as_json(DATASET_SPEC),
         resources:
             **job_resources("data"),
         conda:
@@ -18,17 +19,18 @@ if NEEDS_DOWNLOAD:
         benchmark:
             f"{BENCHMARKS}/download_data.tsv"
         shell:
-            "akdg download-data --spec {params.spec:q} --out {output} > {log} 2>&1"
+            "akdg download-data --spec {params.spec:q} > {log} 2>&1"
 
 
 rule prepare_data:
     input:
-        DOWNLOAD_RECORD if NEEDS_DOWNLOAD else [],
+        [str(path) for path in DATA_SOURCES.files],
     output:
         npz=DATA,
         protocol=DATA.replace(".npz", ".json"),
     params:
-        spec=as_json(config["dataset"]),
+        spec=as_json(DATASET_SPEC),
+        **({"manifest": DATA_SOURCES.manifest} if DATA_SOURCES.manifest else {}),  # a folder's content: params changed, job rerun
     resources:
         **job_resources("data"),
     conda:
@@ -41,16 +43,17 @@ rule prepare_data:
         "akdg prepare-data --spec {params.spec:q} --out {output.npz} > {log} 2>&1"
 
 
-if FEATURE_EXTRACTOR == "akdg-classifier":
+if EXTRACTOR_SOURCE == "train":
 
     rule train_extractor:
+        """The classifier extractor trained on the train split's labels: for datasets without a pinned one."""
         input:
             DATA,
         output:
             weights=EXTRACTOR_WEIGHTS,
             protocol=EXTRACTOR,
         params:
-            spec=as_json(config["extractor"]),
+            spec=as_json({key: value for key, value in config["extractor"].items() if key != "source"}),
         threads: 1
         resources:
             **job_resources("data"),
@@ -66,11 +69,17 @@ if FEATURE_EXTRACTOR == "akdg-classifier":
 else:
 
     rule fetch_extractor:
-        """A pretrained extractor (Inception-v3): its weights located or downloaded, their sha256 recorded."""
+        """A fixed extractor: the pinned classifier (checked and copied) or Inception-v3 (located or downloaded)."""
+        input:
+            PINNED_EXTRACTOR or config["evaluation"].get("inception_weights") or [],  # Inception's: a local copy, if given
         output:
-            EXTRACTOR,
+            protocol=EXTRACTOR,
+            **({"weights": EXTRACTOR_WEIGHTS} if PINNED_EXTRACTOR else {}),
         params:
-            spec=as_json({key: config["evaluation"].get(key) for key in ("feature_extractor", "inception_weights")}),
+            spec=as_json(
+                {key: config["evaluation"].get(key) for key in ("feature_extractor", "inception_weights")}
+                | ({"pinned": {"dataset": config["dataset"]["name"], "resolution": config["dataset"]["resolution"]}} if PINNED_EXTRACTOR else {})
+            ),
         resources:
             **job_resources("data"),
         conda:
@@ -80,7 +89,7 @@ else:
         benchmark:
             f"{BENCHMARKS}/fetch_extractor.tsv"
         shell:
-            "akdg fetch-extractor --spec {params.spec:q} --out {output} > {log} 2>&1"
+            "akdg fetch-extractor --spec {params.spec:q} --out {output.protocol} > {log} 2>&1"
 
 
 rule reference_stats:

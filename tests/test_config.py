@@ -1,0 +1,49 @@
+"""Config validation beyond the schema: the capacity gap between the students and their teacher."""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import pytest
+import yaml
+
+from akdg.config import capacity_warnings, planned_size, validate_config
+
+from conftest import REPO
+
+CONFIGS = ["config.yaml", "test.yaml", "cpu_repro.yaml", "paper/cifar10.yaml", "paper/lsun_bedroom.yaml"]
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((REPO / "config" / name).read_text())
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_committed_grid_has_students_smaller_than_their_teacher(name: str) -> None:
+    config = validate_config(load(name))
+    teacher = planned_size(config["teacher"]["generator"], config)
+    for student in config["students"]:
+        size = planned_size(student, config)
+        assert size["params"] < teacher["params"] and size["mult_adds"] < teacher["mult_adds"], (name, student, size, teacher)
+    assert capacity_warnings(config) == []
+
+
+def test_the_default_students_keep_the_papers_proportions() -> None:
+    """About half the teacher's parameters (the paper's are 0.5-0.65x) and at most a tenth of its mult-adds."""
+    config = validate_config(load("config.yaml"))
+    teacher = planned_size(config["teacher"]["generator"], config)
+    for student in config["students"]:
+        size = planned_size(student, config)
+        assert 0.4 <= size["params"] / teacher["params"] <= 0.65 and size["mult_adds"] <= teacher["mult_adds"] / 10, (student, size)
+
+
+def test_a_student_as_large_as_its_teacher_is_warned_about_at_validation(caplog: pytest.LogCaptureFixture) -> None:
+    config = load("config.yaml")
+    config["students"] = [*config["students"], {"arch": "mlp", "width": 256}]
+    with caplog.at_level(logging.WARNING, logger="akdg.config"):
+        validate_config(copy.deepcopy(config))
+    assert [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING] == [
+        "student mlp-w256 is not smaller than the teacher sngan-w32 (207,360 vs 54,497 parameters, 204,800 vs 5,988,352 "
+        "mult-adds at 16 px): the grid lacks the paper's capacity gap; narrow the student or widen the teacher"
+    ]
