@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,7 @@ from akdg.feature_extractors import CLASSIFIER, fetch_extractor, load_extractor
 from akdg.io import read_json, sha256_file
 from akdg.registry import AkdgError
 
-from conftest import REPO
+from conftest import REPO, copy_project
 
 OPTIONS = {"num_samples": 360, "isc_splits": 10, "kid_subsets": 20, "kid_subset_size": 100, "batch_size": 250, "rng_seed": 2020}
 DEFAULT_CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
@@ -133,3 +135,15 @@ def test_scores_do_not_depend_on_the_thread_count(digits: datasets.ImageSplits) 
 def test_the_committed_default_table_was_scored_with_the_pinned_classifier() -> None:
     table = (REPO / "results" / "tables" / "digits.md").read_text()
     assert f"weights sha256 {PINNED['digits'][16][:16]}…" in table and "pinned" in table
+
+
+def test_the_default_dag_fetches_the_pinned_classifier(tmp_path: Path) -> None:
+    """fetch_extractor as the default config plans it: the copy and protocol land in the outdir, nothing is trained."""
+    project = copy_project(tmp_path / "project")
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "1", "results/models/digits/extractor.json"], cwd=project, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "train_extractor" not in done.stderr
+    extractor = load_extractor(project / "results" / "models" / "digits" / "extractor.json")
+    assert extractor.protocol["source"] == "pinned" and extractor.weights_sha256 == PINNED["digits"][16]

@@ -77,7 +77,7 @@ else:
             **({"weights": EXTRACTOR_WEIGHTS} if PINNED_EXTRACTOR else {}),
         params:
             spec=as_json(
-                {key: config["evaluation"].get(key) for key in ("feature_extractor", "inception_weights")}
+                {"feature_extractor": FEATURE_EXTRACTOR, "inception_weights": config["evaluation"].get("inception_weights")}
                 | ({"pinned": {"dataset": config["dataset"]["name"], "resolution": config["dataset"]["resolution"]}} if PINNED_EXTRACTOR else {})
             ),
         resources:
