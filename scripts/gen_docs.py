@@ -1,0 +1,88 @@
+"""Fill the generated blocks of the docs from results/, so that no number in them is pasted by hand.
+
+A block is the text between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` in a Markdown file;
+each NAME has a function here that renders it from the committed results. Run it after the DAG
+has regenerated results (``dvc repro``, the CPU reproduction); ``--check`` only reports stale
+blocks and exits 1 if there is one (tests/test_docs.py runs it).
+
+    .venv/bin/python scripts/gen_docs.py            # rewrite the blocks
+    .venv/bin/python scripts/gen_docs.py --check    # exit 1 if a block is stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger("gen_docs")
+
+
+def first_table(markdown: str) -> str:
+    """The first Markdown table of a file (its header, rule and rows)."""
+    lines = markdown.splitlines()
+    start = next(index for index, line in enumerate(lines) if line.startswith("|"))
+    end = next((index for index in range(start, len(lines)) if not lines[index].startswith("|")), len(lines))
+    return "\n".join(lines[start:end])
+
+
+def table_and_notes(markdown: str) -> str:
+    """A table file without its heading: the table and the protocol lines under it."""
+    return markdown.split("\n", 2)[2].strip() if markdown.startswith("# ") else markdown.strip()
+
+
+def default_table() -> str:
+    tables = ROOT / "results" / "tables"
+    return (
+        "`results/tables/digits.md` as the default DAG made it (`dvc repro`; the commit is in its last line),\n"
+        "then the summary of `results/tables/digits_claims.md`:\n\n"
+        f"{table_and_notes((tables / 'digits.md').read_text())}\n\n{first_table((tables / 'digits_claims.md').read_text())}"
+    )
+
+
+def cpu_repro_claims() -> str:
+    tables = ROOT / "results" / "cpu_repro" / "tables"
+    return (
+        "The summary of [`results/cpu_repro/tables/digits_claims.md`](results/cpu_repro/tables/digits_claims.md)\n"
+        "(every comparison, with its interval and effect size, is in that file; the table it tests is\n"
+        "[`results/cpu_repro/tables/digits.md`](results/cpu_repro/tables/digits.md)):\n\n"
+        f"{first_table((tables / 'digits_claims.md').read_text())}"
+    )
+
+
+BLOCKS: dict[str, Callable[[], str]] = {"table": default_table, "claims": cpu_repro_claims}
+FILES = [ROOT / "README.md"]
+
+
+def render(text: str) -> str:
+    """``text`` with every block it contains rendered afresh."""
+    for name, make in BLOCKS.items():
+        pattern = re.compile(rf"(<!-- {name}:begin -->\n).*?(\n<!-- {name}:end -->)", re.DOTALL)
+        text = pattern.sub(lambda match: match.group(1) + make() + match.group(2), text)
+    return text
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="report stale blocks, change nothing")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    stale = []
+    for path in FILES:
+        text = path.read_text()
+        fresh = render(text)
+        if fresh != text:
+            stale.append(path)
+            if not args.check:
+                path.write_text(fresh)
+    for path in stale:
+        log.info("%s: %s", "stale" if args.check else "rewrote", path.relative_to(ROOT))
+    return 1 if stale and args.check else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
