@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from akdg.registry import AkdgError, import_plugins
 
@@ -28,6 +28,21 @@ def _spec(text: str) -> dict[str, Any]:
         return json.loads(Path(text[1:]).read_text() if text.startswith("@") else text)
     except (OSError, json.JSONDecodeError) as error:
         raise argparse.ArgumentTypeError(f"--spec must be JSON or @file.json ({error})") from None
+
+
+def _count(minimum: int, meaning: str) -> Callable[[str], int]:
+    """An argparse type: an integer of at least ``minimum``, refused in a sentence that says what the number is."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= {minimum} ({meaning})")
+        return value
+
+    return parse
 
 
 def _threads(requested: int | None) -> int:
@@ -150,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         if data:
             command.add_argument("--data", type=Path, required=True, help="prepared dataset (.npz from prepare-data)")
         if threads:
-            command.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
+            command.add_argument("--threads", type=_count(1, "CPU threads for torch; omit it for all cores"), default=None, help="CPU threads for torch (default: all cores)")
         command.set_defaults(handler=handler)
         return command
 
@@ -165,7 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     command = step("train", cmd_train, "train one generator (teacher or student) with one method and seed", threads=True)
     command.add_argument("--teacher", type=Path, default=None, help="teacher checkpoint, for distillation methods")
-    command.add_argument("--checkpoint-every", type=int, default=0, help="write the training state every N steps (to OUT.state) and resume from it; 0: never")
+    command.add_argument(
+        "--checkpoint-every", type=_count(0, "steps between saved training states; 0: never"), default=0,
+        help="write the training state every N steps (to OUT.state) and resume from it; 0: never",
+    )
     command.add_argument("--out", type=Path, required=True)
 
     command = step("import-teacher", cmd_import_teacher, "check a teacher trained elsewhere against the config and store it")
@@ -200,16 +218,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     command = step("plot-samples", cmd_plot_samples, "sample grids of several generators on the same z", spec=False, data=False)
     command.add_argument("--checkpoint", nargs="+", required=True, metavar="LABEL=PATH")
-    command.add_argument("--z-dim", type=int, required=True)
-    command.add_argument("--count", type=int, default=64)
-    command.add_argument("--seed", type=int, default=0)
+    command.add_argument("--z-dim", type=_count(1, "the generators' noise size"), required=True)
+    command.add_argument("--count", type=_count(1, "images per generator"), default=64)
+    command.add_argument("--seed", type=_count(0, "seed of the shared noise"), default=0)
     command.add_argument("--out", type=Path, required=True)
 
     command = step("validate-config", cmd_validate_config, "check a config against the schema and the registries", spec=False, data=False)
     command.add_argument("config", type=Path)
+    command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging, with the schema's full report on an error")
 
     command = step("run", cmd_run, "run the Snakemake DAG (default target all_tables)", spec=False, data=False)
-    command.add_argument("--cores", type=int, default=os.cpu_count() or 1)
+    command.add_argument("--cores", type=_count(1, "cores Snakemake may use"), default=os.cpu_count() or 1)
     command.add_argument("--configfile", type=Path, default=None)
     command.add_argument("--target", default="all_tables")
     command.add_argument("snakemake_args", nargs="*", help="passed to snakemake (after --)")
@@ -221,6 +240,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         import_plugins(name for name in os.environ.get("AKDG_PLUGINS", "").split(",") if name)  # set by the Snakefile
+        if getattr(args, "spec", None) is not None:
+            from akdg.config import check_spec
+
+            check_spec(args.command, args.spec)
         args.handler(args)
     except AkdgError as error:
         log.error("%s", error)

@@ -1,76 +1,176 @@
-"""Config validation: Snakemake's JSON-schema validation, then names checked against the registries.
+"""Config validation: JSON-schema validation (defaults filled in), then names checked against the registries.
 
 The same function runs in the Snakefile (before any job) and behind ``akdg validate-config``, so a
-typo in a key or a name fails in one place, with a message that names it.
+typo in a key or a name fails in one place, with a sentence that names it. Each step's ``--spec``
+is checked the same way against workflow/schemas/specs.schema.yaml.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import logging
+import math
 import re
 from pathlib import Path
 from typing import Any
 
 import yaml
+from jsonschema import Draft202012Validator, ValidationError, validators
+from jsonschema.exceptions import best_match
+from jsonschema.protocols import Validator
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
 
-from akdg.extractor_pins import resolve_source
+from akdg.extractor_pins import UNLABELLED, resolve_source
 from akdg.registry import AkdgError, import_plugins
 
 SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+SPECS = SCHEMA.with_name("specs.schema.yaml")  # what each step's --spec holds
 log = logging.getLogger(__name__)
 
 
-def coerce_command_line_strings(config: Any, schema_path: Path = SCHEMA) -> Any:
-    """Turn strings into the numbers/booleans the schema asks for, in place.
+BOOLEANS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}  # as YAML 1.1 reads them
+NULLS = ("null", "Null", "NULL", "~")
+
+
+def _number(text: str) -> int | float | None:
+    """``text`` as a config file means it (``64``, ``2e-4``, ``1_000``); None if it is no finite number."""
+    for parse in (int, float):
+        try:
+            number = parse(text)
+        except ValueError:
+            continue
+        return number if math.isfinite(number) else None
+    return None
+
+
+def _scalar(value: Any, node: dict[str, Any]) -> Any:
+    """``value`` in the type ``node`` asks for, where its text (or YAML's reading of it) means one; else as it is."""
+    kind = node.get("type")
+    kinds = kind if isinstance(kind, list) else [kind]
+    if "null" in kinds and isinstance(value, str) and (value in NULLS or (value == "" and "string" not in kinds)):
+        return None  # --config 'teacher={checkpoint: null}' arrives as the word
+    if kind in ("integer", "number") and isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # YAML's .nan and .inf pass every bound of the schema; as text its type refuses them
+    if kind in ("integer", "number") and isinstance(value, str) and _number(value) is not None:
+        value = _number(value)
+    if kind == "integer" and isinstance(value, float) and value.is_integer():
+        return int(value)  # the schema takes 20.0 as an integer; range() and tensor shapes do not
+    if kind == "boolean" and isinstance(value, str) and value.lower() in BOOLEANS:
+        return BOOLEANS[value.lower()]
+    if kind == "string" and isinstance(value, bool):
+        spelled = [word for word in node.get("enum", []) if BOOLEANS.get(str(word).lower()) is value]
+        if len(spelled) == 1:
+            return spelled[0]  # YAML reads compile: off as False
+    return value
+
+
+@functools.cache
+def schema_registry() -> Registry:
+    """Every schema beside the config's, by file URI (its ``$id``), so that ``$ref``s within and between them resolve offline."""
+    schemas = {path.resolve().as_uri(): yaml.safe_load(path.read_text()) for path in SCHEMA.parent.glob("*.schema.yaml")}
+    return Registry().with_resources((uri, DRAFT202012.create_resource({**schema, "$id": uri})) for uri, schema in schemas.items())
+
+
+def _filling_defaults(validator: type[Validator]) -> type[Validator]:
+    """jsonschema's recipe (its FAQ): fill each absent property's default, then validate.
+
+    Snakemake's ``validate`` applies the same recipe, but reads the schema file again at every ``$ref`` to
+    another file (a third of a second per spec).
+    """
+    check_properties = validator.VALIDATORS["properties"]
+
+    def properties(checker: Validator, properties: dict[str, Any], instance: Any, schema: dict[str, Any]) -> Any:
+        for name, sub in properties.items():
+            if isinstance(instance, dict) and "default" in sub:
+                instance.setdefault(name, copy.deepcopy(sub["default"]))
+        yield from check_properties(checker, properties, instance, schema)
+
+    return validators.extend(validator, {"properties": properties})
+
+
+FillingValidator = _filling_defaults(Draft202012Validator)
+
+
+def coerce_to_schema(value: Any, node: dict[str, Any], resolver: Any = Registry().resolver()) -> Any:
+    """Give numbers and booleans the types the JSON schema ``node`` asks for, in place (``resolver``: for its ``$ref``s).
 
     Snakemake parses nested ``--config`` values (``seeds=[0]``) with YAML's BaseLoader, which keeps
-    every scalar a string; without this, such an override could never validate.
+    every scalar a string, and PyYAML reads ``2e-4`` as a string; without this, such values could never
+    validate. Integral floats (``steps: 1e3``) become ints. Values that are no number stay, for the
+    validator to report.
     """
-    schema = yaml.safe_load(schema_path.read_text())
-
-    def resolve(node: dict[str, Any]) -> dict[str, Any]:
-        ref = node.get("$ref", "")
-        return schema["$defs"][ref.rsplit("/", 1)[-1]] if ref.startswith("#/$defs/") else node
-
-    def coerce(value: Any, node: dict[str, Any]) -> Any:
-        node = resolve(node)
-        if isinstance(value, dict):
-            properties, extra = node.get("properties", {}), node.get("additionalProperties")
+    if "$ref" in node:
+        resolved = resolver.lookup(node["$ref"])
+        node, resolver = resolved.contents, resolved.resolver
+    if isinstance(value, dict):
+        branches = [node]
+        if "if" in node:  # e.g. a long-form method variant: its keys are the 'then' branch's
+            branches.append(node.get("then" if Draft202012Validator(node["if"]).is_valid(value) else "else") or {})
+        for branch in branches:
+            properties, extra = branch.get("properties", {}), branch.get("additionalProperties")
             for key in value:
                 sub = properties.get(key, extra if isinstance(extra, dict) else None)
                 if sub is not None:
-                    value[key] = coerce(value[key], sub)
-        elif isinstance(value, list) and isinstance(node.get("items"), dict):
-            return [coerce(item, node["items"]) for item in value]
-        elif isinstance(value, str):
-            parsers = {"integer": int, "number": float, "boolean": {"true": True, "false": False}.__getitem__}
-            kind = node.get("type")
-            parser = parsers.get(kind) if isinstance(kind, str) else None
-            if parser is not None:
-                try:
-                    return parser(value.lower() if kind == "boolean" else value)
-                except (ValueError, KeyError):
-                    return value  # left for the validator to report
-        return value
+                    value[key] = coerce_to_schema(value[key], sub, resolver)
+    elif isinstance(value, list) and isinstance(node.get("items"), dict):
+        return [coerce_to_schema(item, node["items"], resolver) for item in value]
+    return _scalar(value, node)
 
-    return coerce(config, schema)
+
+def coerce_to_schema_file(value: Any, path: Path) -> Any:
+    """:func:`coerce_to_schema` against a schema file beside the config's (``$ref``s between them resolved)."""
+    uri = path.resolve().as_uri()
+    return coerce_to_schema(value, schema_registry().contents(uri), schema_registry().resolver(base_uri=uri))
+
+
+def schema_error(error: ValidationError, skip: int = 0) -> str:
+    """One sentence for a schema violation: where (less ``skip`` outer keys), what is wrong, for an unknown key what is allowed."""
+    path = list(error.absolute_path)[skip:]
+    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path).lstrip(".")
+    message = error.message
+    if error.validator == "additionalProperties" and error.schema.get("properties"):
+        message += f"; allowed here: {', '.join(error.schema['properties'])}"
+    return f"{where or 'top level'}: {message}"
+
+
+def schema_violation(instance: Any, schema: Path) -> ValidationError | None:
+    """Validate ``instance`` against the schema file, filling defaults in place; the most relevant violation, if any."""
+    uri = schema.resolve().as_uri()
+    error = best_match(FillingValidator(schema_registry().contents(uri), registry=schema_registry()).iter_errors(instance))
+    if error is not None:
+        log.debug("%s", error)  # the full report: the failing schema and instance, often hundreds of lines
+    return error
 
 
 def validate_schema(config: dict[str, Any], schema: Path = SCHEMA) -> None:
-    """Validate and fill defaults in place; an unknown or ill-typed key raises AkdgError naming it."""
-    from snakemake.exceptions import WorkflowError
-    from snakemake.utils import validate
+    """Validate and fill defaults in place; an unknown or ill-typed key raises AkdgError in one sentence naming it."""
+    error = schema_violation(config, schema)
+    if error is not None:
+        raise AkdgError(f"invalid config: {schema_error(error)}")
 
-    try:
-        validate(config, str(schema), set_default=True)
-    except WorkflowError as error:
-        raise AkdgError(f"invalid config: {error}") from None
+
+def check_spec(step: str, spec: Any) -> None:
+    """Check ``akdg STEP --spec`` against the step's entry in specs.schema.yaml, filling the config's defaults in place.
+
+    The workflow's specs come from a validated config; a spec written by hand would otherwise fail in
+    the middle of the step with a KeyError or TypeError.
+    """
+    wrapped = {step: spec}
+    coerce_to_schema_file(wrapped, SPECS)
+    error = schema_violation(wrapped, SPECS)
+    if error is not None:
+        raise AkdgError(
+            f"akdg {step} --spec: {schema_error(error, skip=1)}; a spec holds the slice of the config this step reads "
+            f"(workflow/schemas/{SPECS.name})"
+        )
 
 
 def check_names(config: dict[str, Any]) -> None:
-    """Every dataset, architecture, method and loss name must be registered; method options known."""
+    """Every name must be registered, method options known and of their declared types, files named must exist."""
     from akdg.architectures import ARCHITECTURES
-    from akdg.datasets import DATASETS, DOWNLOADERS, SOURCES
+    from akdg.datasets import DATASETS, DOWNLOADERS, SOURCES, has_labels
     from akdg.losses import LOSSES
     from akdg.training import METHODS
 
@@ -82,15 +182,17 @@ def check_names(config: dict[str, Any]) -> None:
             f"dataset {dataset!r} has a downloader but no sources; register the files its loader reads with "
             f"akdg.datasets.SOURCES.register({dataset!r}), so that the workflow downloads and tracks them"
         )
+    path = config["dataset"].get("path")
+    if path is not None and not Path(path).expanduser().exists():
+        raise AkdgError(f"dataset.path {path} does not exist; point it at the dataset's files (folder: a folder of images; npz: an .npz file)")
     LOSSES.get(config["loss"])
     models = [config["teacher"]["generator"], config["teacher"]["discriminator"], config["student_discriminator"], *config["students"]]
     for model in models:
         ARCHITECTURES.get(model["arch"])
     for label, variant in method_variants(config).items():
         method = METHODS.get(variant["method"])
-        unknown = set(variant["options"]) - set(method.default_options)
-        if unknown:
-            raise AkdgError(f"methods.{label}: unknown option(s) {sorted(unknown)}; accepted: {sorted(method.default_options) or 'none'}")
+        coerce_to_schema(variant["options"], method.options_schema())  # in place: the config's own dict
+        method.check_options(variant["options"], f"methods.{label}" + (".options" if "method" in (config["methods"][label] or {}) else ""))
         for student in config["students"]:
             method.check_generators(student, config["teacher"]["generator"] if method.requires_teacher else None)
     checkpoint = config["teacher"].get("checkpoint")
@@ -99,7 +201,8 @@ def check_names(config: dict[str, Any]) -> None:
     keys = [student_key(model) for model in config["students"]]
     if len(set(keys)) != len(keys):
         raise AkdgError(f"students: duplicate entries {keys}; each (arch, width) may appear once")
-    resolve_source(config)  # extractor.source: pinned asked for where none ships
+    if resolve_source(config) == "train" and not has_labels(config["dataset"]):  # resolve_source refuses a pinned one where none ships
+        raise AkdgError(UNLABELLED.format(dataset=config["dataset"]["label"]))
     for line in capacity_warnings(config):
         log.warning("%s", line)
     evaluation = config["evaluation"]
@@ -115,16 +218,18 @@ def check_names(config: dict[str, Any]) -> None:
         )
 
 
-def check_dataset_label(config: dict[str, Any], schema_path: Path = SCHEMA) -> None:
-    """Refuse a ``dataset.label`` that is not a safe path component, in a sentence (the schema's own error is a dump)."""
-    dataset = config.get("dataset")
+LABEL_RULE = "names files and folders, so it may hold only letters, digits and _, with single hyphens between them"
+
+
+def check_labels(config: dict[str, Any], schema: dict[str, Any]) -> None:
+    """Refuse a dataset or method label that is not a safe path component, in a sentence (the schema's own error is a regex)."""
+    dataset, methods = config.get("dataset"), config.get("methods")
     label = dataset.get("label") if isinstance(dataset, dict) else None
-    pattern = yaml.safe_load(schema_path.read_text())["properties"]["dataset"]["properties"]["label"]["pattern"]
-    if isinstance(label, str) and not re.fullmatch(pattern, label):
-        raise AkdgError(
-            f"invalid config: dataset.label {label!r} names files and folders, so it may hold only letters, digits and _, "
-            "with single hyphens between them; rename it (e.g. cifar10-rerun)"
-        )
+    if isinstance(label, str) and not re.fullmatch(schema["properties"]["dataset"]["properties"]["label"]["pattern"], label):
+        raise AkdgError(f"invalid config: dataset.label {label!r} {LABEL_RULE}; rename it (e.g. cifar10-rerun)")
+    for label in methods if isinstance(methods, dict) else []:
+        if isinstance(label, str) and not re.fullmatch(schema["properties"]["methods"]["propertyNames"]["pattern"], label):
+            raise AkdgError(f"invalid config: method label {label!r} {LABEL_RULE}; rename it (e.g. vanilla-b64)")
 
 
 def planned_size(model: dict[str, Any], config: dict[str, Any]) -> dict[str, int]:
@@ -165,8 +270,8 @@ def capacity_warnings(config: dict[str, Any]) -> list[str]:
 
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     """Coerce, validate against the schema (filling defaults), check names: the Snakefile runs this too."""
-    coerce_command_line_strings(config)
-    check_dataset_label(config)  # before the schema, whose error for its pattern would not say what a label may hold
+    coerce_to_schema_file(config, SCHEMA)
+    check_labels(config, schema_registry().contents(SCHEMA.resolve().as_uri()))  # before the schema, whose error for a pattern would not say what a label may hold
     validate_schema(config)
     config["dataset"].setdefault("label", config["dataset"]["name"])  # a schema default cannot copy another key
     try:
@@ -182,8 +287,13 @@ def load_config(path: Path | str) -> dict[str, Any]:
         raise AkdgError(f"config file {path} does not exist")
     try:
         config = yaml.safe_load(path.read_text()) or {}
+    except (OSError, UnicodeDecodeError) as error:
+        raise AkdgError(f"config file {path} cannot be read as text ({error}); give the path of a YAML config such as config/config.yaml") from None
     except yaml.YAMLError as error:
         raise AkdgError(f"config file {path} is not valid YAML: {error}") from None
+    if not isinstance(config, dict):
+        what = "a list" if isinstance(config, list) else "a single value"
+        raise AkdgError(f"config file {path} holds {what}; a config maps keys (outdir, dataset, ...) to values, as config/config.yaml does")
     return validate_config(config)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from akdg.datasets import DATASETS, SOURCES, ImageSplits, Sources, resize_uint8
+from akdg.datasets import DATASETS, LABELLED, SOURCES, ImageSplits, Sources, resize_uint8
 from akdg.registry import AkdgError
 
 IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".webp")
@@ -105,12 +105,22 @@ def folder_sources(options: dict[str, Any]) -> Sources:
     return Sources(manifest=folder_manifest(*folder_images(options)))
 
 
+def in_class_folders(root: Path, paths: list[Path]) -> bool:
+    """Whether every image sits in a first-level subfolder of ``root``, which is then its class."""
+    return all(len(path.relative_to(root).parts) >= 2 for path in paths)
+
+
+@LABELLED.register("folder")
+def folder_labelled(options: dict[str, Any]) -> bool:
+    return in_class_folders(*folder_images(options))
+
+
 @DATASETS.register("folder")
 def load_folder(options: dict[str, Any]) -> ImageSplits:
     """Every image under ``path`` (recursive, sorted); classes = first-level subfolders if all images sit in one."""
     root, paths = folder_images(options)
     folders = [path.relative_to(root).parts[0] for path in paths]
-    labelled = all(len(path.relative_to(root).parts) >= 2 for path in paths)
+    labelled = in_class_folders(root, paths)
     classes = sorted(set(folders)) if labelled else []
     labels = np.array([classes.index(folder) for folder in folders] if labelled else [], dtype=np.int64)
     channels, resolution = options.get("channels", 3), options["resolution"]
@@ -189,16 +199,26 @@ def npz_sources(options: dict[str, Any]) -> Sources:
     return Sources(files=[_npz_file(options)])
 
 
+def _open_npz(path: Path) -> Any:
+    try:
+        return np.load(path)
+    except (OSError, ValueError) as error:
+        raise AkdgError(f"{path} is not a readable .npz ({error})") from None
+
+
+@LABELLED.register("npz")
+def npz_labelled(options: dict[str, Any]) -> bool:
+    """Labels are 'y_train' (beside 'x_train') or 'labels' (beside 'images'); the arrays are not read."""
+    with _open_npz(_npz_file(options)) as data:
+        return "y_train" in data.files if {"x_train", "x_test"} <= set(data.files) else "labels" in data.files
+
+
 @DATASETS.register("npz")
 def load_npz(options: dict[str, Any]) -> ImageSplits:
     """uint8 images from ``path``: keys x_train/x_test (+ y_train/y_test), or images (+ labels) split with a seed."""
     path = _npz_file(options)
     channels, resolution = options.get("channels", 3), options["resolution"]
-    try:
-        data = np.load(path)
-    except (OSError, ValueError) as error:
-        raise AkdgError(f"{path} is not a readable .npz ({error})") from None
-    with data:
+    with _open_npz(path) as data:
         if {"x_train", "x_test"} <= set(data.files):
             x_train, layout = _npz_images(data, "x_train", path, channels, resolution)
             x_test, _ = _npz_images(data, "x_test", path, channels, resolution)

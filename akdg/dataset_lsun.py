@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from akdg.dataset_files import CROP_RESIZE, square_resize
-from akdg.datasets import DATASETS, DOWNLOADERS, SOURCES, ImageSplits, Sources
+from akdg.datasets import DATASETS, DOWNLOADERS, LABELLED, SOURCES, ImageSplits, Sources
 from akdg.io import atomic_write
 from akdg.registry import AkdgError
 
@@ -137,6 +137,9 @@ def load_lmdb_split(root: Path, split: str, resolution: int, max_images: int | N
     with atomic_write(cache) as tmp, open(tmp, "wb") as handle:  # a handle keeps numpy from renaming the temp file
         np.save(handle, images)
     return images, records, total
+
+
+LABELLED.register("lsun_bedroom")(lambda options: False)
 
 
 @DATASETS.register("lsun_bedroom")

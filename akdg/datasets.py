@@ -64,6 +64,8 @@ class Sources:
 
 SourceFinder = Callable[[dict[str, Any]], Sources]
 SOURCES: Registry[SourceFinder] = Registry("dataset sources")
+LabelCheck = Callable[[dict[str, Any]], bool]
+LABELLED: Registry[LabelCheck] = Registry("dataset labels")  # datasets whose labels depend on their files, or that have none
 
 
 def download(options: dict[str, Any]) -> None:
@@ -80,6 +82,16 @@ def sources(options: dict[str, Any]) -> Sources:
     """A dataset's sources; none for a dataset that brings its data along (digits ships with scikit-learn)."""
     name = options["name"]
     return SOURCES.get(name)(options) if name in SOURCES.names() else Sources()
+
+
+def has_labels(options: dict[str, Any]) -> bool:
+    """Whether the dataset's images carry class labels, on which a classifier feature extractor is trained.
+
+    Config validation asks, so that a grid training one on unlabelled images fails before any job runs;
+    a dataset without a ``LABELLED`` entry is taken to have them.
+    """
+    name = options["name"]
+    return LABELLED.get(name)(options) if name in LABELLED.names() else True
 
 
 def content_hash(*arrays: np.ndarray) -> str:
@@ -109,13 +121,16 @@ def load_digits(options: dict[str, Any]) -> ImageSplits:
     bunch = sklearn_digits()
     images = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]  # 0..16 -> 0..255
     images = resize_uint8(images, options["resolution"])
-    x_train, x_test, y_train, y_test = train_test_split(
-        images,
-        bunch.target.astype(np.int64),
-        test_size=options["test_fraction"],
-        random_state=options["split_seed"],
-        stratify=bunch.target,
-    )
+    try:
+        x_train, x_test, y_train, y_test = train_test_split(
+            images,
+            bunch.target.astype(np.int64),
+            test_size=options["test_fraction"],
+            random_state=options["split_seed"],
+            stratify=bunch.target,
+        )
+    except ValueError as error:  # a stratified split needs each of the 10 classes on both sides
+        raise AkdgError(f"cannot split the {len(images)} digits with test_fraction={options['test_fraction']} ({error}); change dataset.test_fraction") from None
     protocol = {
         "source": "sklearn.datasets.load_digits (UCI optical digits, 8x8, values 0..16)",
         "preprocessing": f"scaled to 0..255, resized 8->{options['resolution']} (bilinear, antialias), 1 channel",

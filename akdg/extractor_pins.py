@@ -20,6 +20,11 @@ PINNED: dict[str, dict[int, str]] = {
     "digits": {16: "a5c32073088d43d856d7ae484b8591765f4b5e0961e407df484b23774fe556e7"},
 }
 SOURCES = ("auto", "pinned", "train")  # extractor.source in the config schema
+UNLABELLED = (
+    "the classifier feature extractor (extractor.source: train, or auto where none is pinned) trains on the train split's class "
+    "labels, but dataset {dataset!r} has none; use a labelled dataset (a folder: one subfolder per class; an npz: a 'labels' or "
+    "'y_train' key) or set evaluation.feature_extractor: inception-v3-compat"
+)
 
 
 def pinned_weights(dataset: str, resolution: int) -> tuple[Path, str] | None:

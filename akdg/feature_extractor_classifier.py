@@ -22,6 +22,7 @@ import torch_fidelity
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 
 from akdg.datasets import ImageSplits, to_model_range
+from akdg.extractor_pins import UNLABELLED
 from akdg.io import save_torch
 from akdg.registry import AkdgError
 
@@ -117,7 +118,7 @@ def register_with_torch_fidelity() -> None:
 def train_classifier(splits: ImageSplits, options: dict[str, Any], out: Path) -> dict[str, Any]:
     """Train on the train split, report test accuracy, save weights atomically; returns the protocol."""
     if splits.y_train.size == 0:
-        raise AkdgError("the classifier feature extractor needs a labelled dataset")
+        raise AkdgError(UNLABELLED.format(dataset=splits.protocol.get("name")))
     torch.manual_seed(options["seed"])
     num_classes = int(max(splits.y_train.max(), splits.y_test.max()) + 1)
     config = {"channels": splits.channels, "num_classes": num_classes, "width": options["width"]}

@@ -11,13 +11,14 @@ from typing import Any
 
 import torch
 
-from akdg.training import METHODS, Method, TrainContext
+from akdg.training import METHODS, WEIGHT, Method, TrainContext
 
 
 @METHODS.register("akdg")
 class AKDG(Method):
     requires_teacher = True
     default_options = {"kd_weight": 1.0}  # weight of the D_KD term in the student's loss; the paper's is unstated
+    option_schemas = {"kd_weight": WEIGHT}
 
     def __init__(self, ctx: TrainContext, **options: Any) -> None:
         super().__init__(ctx, **options)

@@ -15,6 +15,8 @@ from typing import Any, Callable, ClassVar
 
 import torch
 import torch.nn as nn
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
@@ -162,19 +164,24 @@ class TrainContext:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp and enabled, cache_enabled=False)
 
 
+WEIGHT = {"type": "number", "minimum": 0}  # a loss term's weight: a negative one rewards moving away from the term's target
+OPTION_TYPES = {bool: "boolean", int: "number", float: "number", str: "string"}  # JSON types of options declared by their default only
+
+
 class Method:
-    """Base class for a training method; subclasses set ``name``-level options and ``train_step``."""
+    """Base class for a training method; subclasses set ``name``-level options and ``train_step``.
+
+    ``default_options`` names the options; ``option_schemas`` gives each one's JSON schema (type and
+    range, e.g. :data:`WEIGHT`), or it must have its default's type. Config validation checks the
+    config's options against them (:meth:`check_options`) before any job runs, and so does ``__init__``.
+    """
 
     requires_teacher: ClassVar[bool] = False
     default_options: ClassVar[dict[str, Any]] = {}
+    option_schemas: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, ctx: TrainContext, **options: Any) -> None:
-        unknown = set(options) - set(self.default_options)
-        if unknown:
-            raise AkdgError(
-                f"{type(self).__name__} got unknown option(s) {sorted(unknown)}; "
-                f"it accepts {sorted(self.default_options) or 'none'}"
-            )
+        self.check_options(options, type(self).__name__)
         if self.requires_teacher and ctx.teacher is None:
             raise AkdgError(f"{type(self).__name__} distils from a teacher, but none was given")
         if ctx.generator_spec is not None and (ctx.teacher_spec is not None or not self.requires_teacher):
@@ -182,6 +189,27 @@ class Method:
         self.ctx = ctx
         self.options = {**self.default_options, **options}
         self.generator_optimizer = ctx.adam(ctx.generator.parameters(), "lr_g")
+
+    @classmethod
+    def options_schema(cls) -> dict[str, Any]:
+        """The JSON schema of the options: config validation also uses it to read ``--config`` strings as numbers."""
+        properties = {
+            key: cls.option_schemas.get(key, {"type": OPTION_TYPES[type(default)]} if type(default) in OPTION_TYPES else {})
+            for key, default in cls.default_options.items()
+        }
+        return {"type": "object", "additionalProperties": False, "properties": properties}
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any], where: str) -> None:
+        """Raise AkdgError naming the first unknown option, or one of the wrong type or out of range (``where``: its place)."""
+        unknown = sorted(set(options) - set(cls.default_options))
+        if unknown:
+            raise AkdgError(f"{where}: unknown option(s) {unknown}; accepted: {sorted(cls.default_options) or 'none'}")
+        schemas = cls.options_schema()["properties"]
+        for key, value in options.items():
+            error = best_match(Draft202012Validator(schemas[key]).iter_errors(value))
+            if error is not None:
+                raise AkdgError(f"{where}: option {key}: {error.message}")
 
     @classmethod
     def check_generators(cls, student_spec: dict[str, Any], teacher_spec: dict[str, Any] | None) -> None:

@@ -15,7 +15,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from akdg.registry import AkdgError
 from akdg.training import METHODS, Method, TrainContext
 
 
@@ -23,15 +22,10 @@ from akdg.training import METHODS, Method, TrainContext
 class Joint(Method):
     requires_teacher = True
     default_options = {"a": 0.3}  # weight of the MSE term; 1 - a weighs the adversarial term
+    option_schemas = {"a": {"type": "number", "minimum": 0, "maximum": 1}}  # 0 is vanilla, 1 is the MSE method
 
     def __init__(self, ctx: TrainContext, **options: Any) -> None:
         super().__init__(ctx, **options)
-        a = self.options["a"]
-        if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0.0 <= a <= 1.0:
-            raise AkdgError(
-                f"joint: option a={a!r} must be a number in [0, 1] (the MSE term's weight: 0 is vanilla, 1 is the MSE "
-                "method); fix methods.joint.a in the config"
-            )
         self.discriminator = ctx.new_discriminator()
         self.discriminator_optimizer = ctx.adam(self.discriminator.parameters(), "lr_d")
 

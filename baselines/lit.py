@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from akdg.architectures import ARCHITECTURES
 from akdg.registry import AkdgError
-from akdg.training import METHODS, Method, TrainContext
+from akdg.training import METHODS, WEIGHT, Method, TrainContext
 
 
 def stage_outputs(generator: nn.Module, z: torch.Tensor) -> list[torch.Tensor]:
@@ -61,6 +61,7 @@ class LIT(Method):
         "ir_weight": 1.0,  # weight of the summed per-block IR losses
         "kd_weight": 1.0,  # weight of the pixel MSE between the whole student's and teacher's outputs
     }
+    option_schemas = {"ir_weight": WEIGHT, "kd_weight": WEIGHT}
 
     @classmethod
     def check_generators(cls, student_spec: dict[str, Any], teacher_spec: dict[str, Any] | None) -> None:
@@ -75,10 +76,6 @@ class LIT(Method):
 
     def __init__(self, ctx: TrainContext, **options: Any) -> None:
         super().__init__(ctx, **options)
-        for key in ("ir_weight", "kd_weight"):
-            value = self.options[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise AkdgError(f"lit: option {key}={value!r} must be a number >= 0; fix methods.lit.{key} in the config")
         for role, generator in (("student", ctx.generator), ("teacher", ctx.teacher)):
             if not all(hasattr(generator, name) for name in ("stem", "blocks", "head")):
                 raise AkdgError(f"lit distils between residual blocks; the {role} ({type(generator).__name__}) has no stem/blocks/head")

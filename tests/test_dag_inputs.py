@@ -73,11 +73,11 @@ def with_dataset(workdir: Path, dataset: dict) -> list[str]:
 def test_rewriting_an_npz_dataset_in_place_replans_everything_after_it(tmp_path: Path):
     workdir = copy_project(tmp_path)
     rng = np.random.default_rng(0)
-    np.savez(workdir / "faces.npz", images=rng.integers(0, 256, (50, 8, 8), dtype=np.uint8))
+    np.savez(workdir / "faces.npz", images=rng.integers(0, 256, (50, 8, 8), dtype=np.uint8), labels=np.arange(50) % 2)  # test.yaml trains its extractor
     configfiles = with_dataset(workdir, {"name": "npz", "path": "faces.npz", "channels": 1, "label": "faces"})
     rules = mark_done(workdir, configfiles)
 
-    np.savez(workdir / "faces.npz", images=rng.integers(0, 256, (90, 8, 8), dtype=np.uint8))
+    np.savez(workdir / "faces.npz", images=rng.integers(0, 256, (90, 8, 8), dtype=np.uint8), labels=np.arange(90) % 2)
     output = snakemake(workdir, configfiles, "-n", "-p")
     assert set(planned(output)) == rules
     prepare = rule_block(output, "prepare_data")
@@ -110,7 +110,7 @@ def test_two_datasets_of_one_loader_share_an_outdir_under_their_labels(tmp_path:
     workdir = copy_project(tmp_path)
     made = {}
     for label in ("faces", "textures"):
-        np.savez(workdir / f"{label}.npz", images=np.zeros((40, 8, 8), dtype=np.uint8))
+        np.savez(workdir / f"{label}.npz", images=np.zeros((40, 8, 8), dtype=np.uint8), labels=np.arange(40) % 2)
         made[label] = set(outputs(workdir, with_dataset(workdir, {"name": "npz", "path": f"{label}.npz", "channels": 1, "label": label})))
     assert not made["faces"] & made["textures"]
     assert {"results/tables/faces.csv", "results/plots/faces_samples.png", "results/runs/faces/teacher.json"} <= made["faces"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import yaml
 
 from akdg import checkpoint, datasets
 from akdg.architectures import build_generator
-from akdg.config import load_config, validate_config
+from akdg.config import load_config, student_training_spec, validate_config
 from akdg.registry import AkdgError
 
 from conftest import REPO, copy_project
@@ -150,7 +151,8 @@ def test_weights_that_do_not_fit_the_recorded_architecture_are_rejected(tmp_path
 
 def test_training_step_with_missing_input_exits_2_and_writes_nothing(tmp_path):
     out = tmp_path / "student.pt"
-    spec = '{"seed": 0}'
+    config = validate_config(copy.deepcopy(DEFAULT))
+    spec = json.dumps(student_training_spec(config, config["students"][0], "vanilla", 0))
     result = run_cli("train", "--spec", spec, "--data", str(tmp_path / "nope.npz"), "--out", str(out))
     assert result.returncode == 2
     assert "nope.npz does not exist" in result.stderr

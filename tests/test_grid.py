@@ -52,8 +52,8 @@ def test_short_and_long_method_forms():
         ({"big": {"method": "vanila"}}, "unknown method 'vanila'"),
         ({"big": {"method": "vanilla", "training": {"batchsize": 8}}}, "'batchsize' was unexpected"),
         ({"big": {"method": "akdg", "kd_weight": 2}}, "'kd_weight' was unexpected"),
-        ({"big": {"method": "akdg", "options": {"kd_wieght": 2}}}, r"methods.big: unknown option\(s\) \['kd_wieght'\]"),
-        ({"a/b": {}}, "does not match"),
+        ({"big": {"method": "akdg", "options": {"kd_wieght": 2}}}, r"methods.big.options: unknown option\(s\) \['kd_wieght'\]"),
+        ({"a/b": {}}, "method label 'a/b' names files and folders"),
     ],
 )
 def test_bad_method_variants_are_named(methods, message):

@@ -15,7 +15,7 @@ from akdg.training import METHODS as METHOD_REGISTRY
 
 
 # The one validation akdg validate-config also runs: string coercion of nested --config values,
-# Snakemake's schema validation (workflow/schemas/config.schema.yaml) with defaults, registry names.
+# schema validation (workflow/schemas/config.schema.yaml) with defaults, registry names; one sentence on error.
 try:
     validate_config(config)
 except AkdgError as error:
