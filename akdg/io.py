@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -82,14 +83,56 @@ def save_torch(payload: Any, path: Path | str) -> None:
 
 
 def read_json(path: Path | str) -> dict[str, Any]:
-    """A step's JSON input, with an error naming the step to (re)run instead of a decoder traceback."""
+    """A step's JSON input (an object), with an error naming the step to (re)run instead of a decoder traceback."""
     path = Path(path)
     try:
-        return json.loads(path.read_text())
+        payload = json.loads(path.read_text())
     except FileNotFoundError:
         raise AkdgError(f"{path} does not exist; run the step that makes it first") from None
-    except json.JSONDecodeError as error:
+    except OSError as error:
+        raise AkdgError(f"{path} could not be read ({error.strerror}); {_read_fix(error)}") from None
+    except ValueError as error:  # JSONDecodeError, and UnicodeDecodeError for bytes that are not text
         raise AkdgError(f"{path} is not valid JSON ({error}); delete it and rerun the step that makes it") from None
+    if not isinstance(payload, dict):
+        raise AkdgError(f"{path} holds a JSON {type(payload).__name__}, not an object; delete it and rerun the step that makes it")
+    return payload
+
+
+def _read_fix(error: OSError) -> str:
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return "give this user read access to it"
+    if error.errno == errno.EISDIR:
+        return "it is a folder: pass the file itself"
+    return "check the disk it is on, or delete it and rerun the step that makes it"
+
+
+def load_torch(path: Path | str, what: str, missing_fix: str, unreadable_fix: str) -> Any:
+    """``torch.load`` (tensors only) of a file a step reads, with errors that name it and the fix.
+
+    torch reads a zip-format file without checking its CRC-32s, so a flipped bit in a tensor would load
+    as a wrong weight; such a file is verified first. A file cut short raises anything from EOFError to
+    ``OSError(EINVAL)`` inside torch, depending on where the cut falls, and text an IndexError from its
+    unpickler: each becomes the same sentence.
+    """
+    import torch
+
+    path = Path(path)
+    if path.is_dir():
+        raise AkdgError(f"{what} {path} is a folder, not a file; pass the file itself")
+    if not path.is_file():
+        raise AkdgError(f"{what} {path} does not exist; {missing_fix}")
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                damaged = archive.testzip()
+            if damaged is not None:
+                raise ValueError(f"bad CRC-32 in {damaged}")
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError as error:
+        raise AkdgError(f"{what} {path} could not be read ({error.strerror}); {_read_fix(error)}") from None
+    except Exception as error:  # torch fails on a damaged file in many ways, even an IndexError from its unpickler
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    raise AkdgError(f"{what} {path} is truncated or not a torch file ({reason}); {unreadable_fix}")
 
 
 def sha256_file(path: Path | str) -> str:

@@ -185,8 +185,13 @@ def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path,
     splits = datasets.load_prepared(data)
     options = spec["evaluation"]
     costs = read_json(cost_path)
+    uncosted = sorted({row["run"]["generator_label"] for row in spec["rows"] if row["kind"] != "real"} - set(costs))
+    if uncosted:
+        raise AkdgError(f"cost file {cost_path} has no figures for {', '.join(uncosted)}; rerun 'akdg measure-cost' with this config's generators")
     fe = _configured_extractor(options, extractor)
     cache = metrics.reference_cache(reference_cache, splits, fe.name, fe.weights_sha256) if reference_cache else None
+    if cache is not None:
+        cache.remove_damaged(fe.name)
     device = metrics.metrics_device()
     results = []
     for row in spec["rows"]:
@@ -284,6 +289,7 @@ def reference_stats(spec: dict[str, Any], data: Path, extractor: Path, cache_dir
     splits = datasets.load_prepared(data)
     fe = _configured_extractor(spec, extractor)
     cache = metrics.reference_cache(cache_dir, splits, fe.name, fe.weights_sha256)
+    cache.remove_damaged(fe.name)
     hit = cache.is_filled(fe.name)
     files = metrics.fill_reference_cache(splits.x_train, extractor=fe.name, extractor_weights=fe.weights, batch_size=spec["batch_size"], cache=cache)
     write_json(
