@@ -26,7 +26,7 @@ from PIL import Image, UnidentifiedImageError
 
 from akdg.dataset_files import CROP_RESIZE, square_resize
 from akdg.datasets import DATASETS, DOWNLOADERS, SOURCES, ImageSplits, Sources
-from akdg.io import atomic_write
+from akdg.io import atomic_write, remove_stale_temporaries
 from akdg.registry import AkdgError
 
 log = logging.getLogger(__name__)
@@ -139,6 +139,7 @@ def load_lmdb_split(root: Path, split: str, resolution: int, max_images: int | N
                     images[index] = _decode(key, value, path, resolution)
         except lmdb.Error as error:  # a damaged page: MDB_CORRUPTED, MDB_PAGE_NOTFOUND, ...
             raise AkdgError(f"{path} is damaged ({error}); delete that folder, then {_place_message(root, split)}") from None
+    remove_stale_temporaries(cache)
     try:
         with atomic_write(cache) as tmp, open(tmp, "wb") as handle:  # a handle keeps numpy from renaming the temp file
             np.save(handle, images)

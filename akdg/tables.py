@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 import pandas as pd
 
 from akdg.claims import ClaimsReport, evaluate_claims, load_warning, write_claims
-from akdg.io import atomic_write, read_json, write_json
+from akdg.io import atomic_write, prepare_outputs, read_json, write_json
 from akdg.paper import load_paper, match_paper
 from akdg.registry import AkdgError
 
@@ -249,6 +249,8 @@ def aggregate(run_paths: list[Path], method_order: list[str], tables_dir: Path, 
     """Write ``<dataset>.md/.csv/.tex`` and ``<dataset>_claims.md/.csv`` under ``tables_dir`` and per-run DVC
     metrics; return the runs (for plots) and the claims report (for the log). ``dataset`` is the runs'
     ``dataset.label``; the paper's numbers are matched by the loader's name the runs' protocol records."""
+    tables_dir = Path(tables_dir)
+    prepare_outputs([tables_dir / name for name in (f"{dataset}.csv", f"{dataset}.md", f"{dataset}.tex", f"{dataset}_claims.md", f"{dataset}_claims.csv")], folders=[metrics_dir])
     runs = load_runs(run_paths)
     found = sorted(set(runs["dataset"]))
     if found != [dataset]:
@@ -265,7 +267,6 @@ def aggregate(run_paths: list[Path], method_order: list[str], tables_dir: Path, 
         notes = protocol_lines(read_json(run_paths[0]), cost) + load_warning(cost.get("measurement") if cost else None) + paper_note(paper)
     except RUN_FORM_ERRORS as error:
         raise _not_a_run(run_paths[0], error) from None
-    tables_dir = Path(tables_dir)
     with atomic_write(tables_dir / f"{dataset}.csv") as tmp:
         pd.concat([summary, paper], axis=1).to_csv(tmp, index=False)
     with atomic_write(tables_dir / f"{dataset}.md") as tmp:
