@@ -33,6 +33,26 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 
 
+# One DAG per outdir, whichever clone or folder it runs from (akdg.outdir_lock): taken when a run starts,
+# never by a dry run or a job (Snakemake calls neither hook there), given back however the run ends.
+OUTDIR_LOCK = OutdirLock(OUT)
+
+
+onstart:
+    try:
+        OUTDIR_LOCK.acquire()
+    except AkdgError as error:
+        raise WorkflowError(str(error))
+
+
+onsuccess:
+    OUTDIR_LOCK.release()
+
+
+onerror:
+    OUTDIR_LOCK.release()
+
+
 wildcard_constraints:
     student="|".join(map(re.escape, STUDENTS)),
     method="|".join(map(re.escape, METHODS)),

@@ -6,8 +6,6 @@ loaded for the wrong model is rejected with a sentence, not a size-mismatch trac
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from akdg.architectures import build_generator
-from akdg.io import save_torch
+from akdg.io import load_torch, save_torch
 from akdg.registry import AkdgError
 
 FORMAT = "akdg-generator-v1"
@@ -26,19 +24,9 @@ def save_generator(path: Path | str, generator: nn.Module, meta: dict[str, Any])
     save_torch({"format": FORMAT, "meta": meta, "state_dict": generator.state_dict()}, path)
 
 
-def _load_tensors(path: Path, what: str, missing_fix: str, unreadable_fix: str) -> Any:
-    """``torch.load`` (tensors only), with errors that name the file and the fix instead of torch's traceback."""
-    if not path.is_file():
-        raise AkdgError(f"{what} {path} does not exist; {missing_fix}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as error:
-        raise AkdgError(f"{what} {path} is truncated or not a torch file ({error}); {unreadable_fix}") from None
-
-
 def read_checkpoint(path: Path | str) -> dict[str, Any]:
     path = Path(path)
-    payload = _load_tensors(path, "checkpoint", "train it first (its Snakemake rule makes it)", "delete it and retrain")
+    payload = load_torch(path, "checkpoint", "train it first (its Snakemake rule makes it)", "delete it and retrain")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise AkdgError(f"checkpoint {path} is not an akdg generator checkpoint (format {FORMAT!r} expected)")
     return payload
@@ -74,7 +62,7 @@ def import_generator(source: Path | str, spec: dict[str, Any], *, resolution: in
     """
     source = Path(source)
     expect = {"generator": spec, "resolution": resolution, "channels": channels, "z_dim": z_dim}
-    payload = _load_tensors(source, "teacher checkpoint", "fix teacher.checkpoint in the config", "point teacher.checkpoint at the right file")
+    payload = load_torch(source, "teacher checkpoint", "fix teacher.checkpoint in the config", "point teacher.checkpoint at the right file")
     if isinstance(payload, dict) and payload.get("format") == FORMAT:
         generator, meta = load_generator(source, expect=expect)
         return generator, {**meta, "training": {"imported_from": str(source), "original_training": meta.get("training")}}

@@ -112,19 +112,24 @@ def cmd_reference_stats(args: argparse.Namespace) -> None:
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
+    from akdg.io import prepare_outputs
     from akdg.plots import fid_vs_params
     from akdg.tables import aggregate
 
+    plot, plot_data = args.plots_dir / f"{args.dataset}_fid_vs_params.png", args.plots_dir / f"{args.dataset}_fid_vs_params.csv"
+    prepare_outputs([plot, plot_data])
     runs, claims = aggregate(args.runs, args.method_order, args.tables_dir, args.metrics_dir, args.dataset)
     for _, claim in claims.summary.iterrows():
         log.info("claim %d (%s) on %s: %s [%s]", claim["claim"], claim["claim_text"], claim["dataset"], claim["verdict"], claim["rows"])
-    fid_vs_params(runs, args.plots_dir / f"{args.dataset}_fid_vs_params.png", args.plots_dir / f"{args.dataset}_fid_vs_params.csv", args.dataset)
+    fid_vs_params(runs, plot, plot_data, args.dataset)
 
 
 def cmd_plot_samples(args: argparse.Namespace) -> None:
+    from akdg.io import prepare_outputs
     from akdg.plots import sample_grids
     from akdg.steps import sample_grid_images
 
+    prepare_outputs([args.out])
     checkpoints = {}
     for item in args.checkpoint:
         label, _, path = item.partition("=")

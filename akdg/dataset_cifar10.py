@@ -63,9 +63,10 @@ def fetch_cifar10(options: dict[str, Any]) -> None:
         try:
             download_and_extract_archive(CIFAR10.url, str(root), filename=CIFAR10.filename, md5=CIFAR10.tgz_md5)
         except (OSError, RuntimeError) as error:
-            raise AkdgError(f"CIFAR-10 download failed ({error}); {place}") from None
+            placed = f"{archive} has the wrong MD5 (cut short, or another file) and the " if archive.exists() else ""
+            raise AkdgError(f"CIFAR-10: {placed}download failed ({error}); {place}") from None
     else:
-        state = "has the wrong MD5" if archive.exists() else "is missing"
+        state = "has the wrong MD5 (cut short, or another file)" if archive.exists() else "is missing"
         raise AkdgError(f"CIFAR-10: {archive} {state} and dataset.download is false; {place}")
     if not _batches_intact(root):
         raise AkdgError(

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from akdg.datasets import DATASETS, LABELLED, SOURCES, ImageSplits, Sources, resize_uint8
+from akdg.datasets import DATASETS, LABELLED, SOURCES, ImageSplits, Sources, read_npz, resize_uint8
 from akdg.registry import AkdgError
 
 IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".webp")
@@ -69,7 +69,7 @@ def _read_image(path: Path, mode: str, resolution: int) -> np.ndarray:
     try:
         with Image.open(path) as image:
             return square_resize(image.convert(mode), resolution)
-    except (UnidentifiedImageError, OSError) as error:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
         raise AkdgError(f"image {path} could not be read ({error}); fix or remove it") from None
 
 
@@ -93,8 +93,11 @@ def folder_manifest(root: Path, paths: list[Path]) -> str:
     digest = hashlib.sha256()
     for path in paths:
         name = path.relative_to(root).as_posix().encode()
-        with open(path, "rb") as handle:
-            content = hashlib.file_digest(handle, "sha256").digest()
+        try:
+            with open(path, "rb") as handle:
+                content = hashlib.file_digest(handle, "sha256").digest()
+        except OSError as error:
+            raise AkdgError(f"image {path} could not be read ({error.strerror}); fix its permissions or remove it") from None
         digest.update(len(name).to_bytes(8, "little") + name + content)
     return digest.hexdigest()
 
@@ -165,8 +168,8 @@ def _center_crop(images: np.ndarray) -> np.ndarray:
     return images[..., top : top + side, left : left + side]
 
 
-def _npz_images(data: Any, key: str, where: Path, channels: int, resolution: int) -> tuple[np.ndarray, str]:
-    array = data[key]
+def _npz_images(arrays: dict[str, np.ndarray], key: str, where: Path, channels: int, resolution: int) -> tuple[np.ndarray, str]:
+    array = arrays[key]
     if array.dtype != np.uint8:
         raise AkdgError(f"{where}: {key!r} has dtype {array.dtype}; expected uint8 images (0..255)")
     if len(array) == 0:
@@ -176,10 +179,10 @@ def _npz_images(data: Any, key: str, where: Path, channels: int, resolution: int
     return images, layout
 
 
-def _npz_labels(data: Any, key: str, where: Path, count: int) -> np.ndarray:
-    if key not in data.files:
+def _npz_labels(arrays: dict[str, np.ndarray], key: str, where: Path, count: int) -> np.ndarray:
+    if key not in arrays:
         return np.zeros(0, dtype=np.int64)
-    labels = data[key]
+    labels = arrays[key]
     if labels.shape != (count,) or labels.dtype.kind not in "iu" or (labels.size and labels.min() < 0):
         raise AkdgError(
             f"{where}: {key!r} has shape {labels.shape} and dtype {labels.dtype}; expected {count} non-negative integer labels"
@@ -199,18 +202,14 @@ def npz_sources(options: dict[str, Any]) -> Sources:
     return Sources(files=[_npz_file(options)])
 
 
-def _open_npz(path: Path) -> Any:
-    try:
-        return np.load(path)
-    except (OSError, ValueError) as error:
-        raise AkdgError(f"{path} is not a readable .npz ({error})") from None
+NPZ_FIX = "save the images with numpy.savez (or savez_compressed) and point dataset.path at it"
 
 
 @LABELLED.register("npz")
 def npz_labelled(options: dict[str, Any]) -> bool:
     """Labels are 'y_train' (beside 'x_train') or 'labels' (beside 'images'); the arrays are not read."""
-    with _open_npz(_npz_file(options)) as data:
-        return "y_train" in data.files if {"x_train", "x_test"} <= set(data.files) else "labels" in data.files
+    names = read_npz(_npz_file(options), (), "dataset.path", NPZ_FIX)[1]
+    return "y_train" in names if {"x_train", "x_test"} <= set(names) else "labels" in names
 
 
 @DATASETS.register("npz")
@@ -218,24 +217,26 @@ def load_npz(options: dict[str, Any]) -> ImageSplits:
     """uint8 images from ``path``: keys x_train/x_test (+ y_train/y_test), or images (+ labels) split with a seed."""
     path = _npz_file(options)
     channels, resolution = options.get("channels", 3), options["resolution"]
-    with _open_npz(path) as data:
-        if {"x_train", "x_test"} <= set(data.files):
-            x_train, layout = _npz_images(data, "x_train", path, channels, resolution)
-            x_test, _ = _npz_images(data, "x_test", path, channels, resolution)
-            y_train = _npz_labels(data, "y_train", path, len(x_train))
-            y_test = _npz_labels(data, "y_test", path, len(x_test))
-            if (y_train.size == 0) != (y_test.size == 0):
-                raise AkdgError(f"{path}: give both 'y_train' and 'y_test', or neither")
-            split = "the file's own x_train / x_test"
-        elif "images" in data.files:
-            images, layout = _npz_images(data, "images", path, channels, resolution)
-            labels = _npz_labels(data, "labels", path, len(images))
-            x_train, x_test, y_train, y_test, split = seeded_split(images, labels, options["test_fraction"], options["split_seed"])
-        else:
-            raise AkdgError(
-                f"{path} has keys {sorted(data.files)}; expected 'x_train' and 'x_test' (optional 'y_train', 'y_test')"
-                " or 'images' (optional 'labels')"
-            )
+    names = read_npz(path, (), "dataset.path", NPZ_FIX)[1]
+    own_split = {"x_train", "x_test"} <= set(names)
+    arrays, _ = read_npz(path, ("x_train", "x_test", "y_train", "y_test") if own_split else ("images", "labels"), "dataset.path", NPZ_FIX)
+    if own_split:
+        x_train, layout = _npz_images(arrays, "x_train", path, channels, resolution)
+        x_test, _ = _npz_images(arrays, "x_test", path, channels, resolution)
+        y_train = _npz_labels(arrays, "y_train", path, len(x_train))
+        y_test = _npz_labels(arrays, "y_test", path, len(x_test))
+        if (y_train.size == 0) != (y_test.size == 0):
+            raise AkdgError(f"{path}: give both 'y_train' and 'y_test', or neither")
+        split = "the file's own x_train / x_test"
+    elif "images" in arrays:
+        images, layout = _npz_images(arrays, "images", path, channels, resolution)
+        labels = _npz_labels(arrays, "labels", path, len(images))
+        x_train, x_test, y_train, y_test, split = seeded_split(images, labels, options["test_fraction"], options["split_seed"])
+    else:
+        raise AkdgError(
+            f"{path} has keys {sorted(names)}; expected 'x_train' and 'x_test' (optional 'y_train', 'y_test')"
+            " or 'images' (optional 'labels')"
+        )
     protocol = {
         "source": f"npz file {path} ({layout} uint8, {'labelled' if y_train.size else 'unlabelled'})",
         "preprocessing": f"to {channels} channel(s) (1->3 repeated, 3->1 ITU-R 601-2 luma), centre crop to square, "

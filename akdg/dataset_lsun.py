@@ -26,7 +26,7 @@ from PIL import Image, UnidentifiedImageError
 
 from akdg.dataset_files import CROP_RESIZE, square_resize
 from akdg.datasets import DATASETS, DOWNLOADERS, LABELLED, SOURCES, ImageSplits, Sources
-from akdg.io import atomic_write
+from akdg.io import atomic_write, remove_stale_temporaries
 from akdg.registry import AkdgError
 
 log = logging.getLogger(__name__)
@@ -121,25 +121,56 @@ def load_lmdb_split(root: Path, split: str, resolution: int, max_images: int | N
         env = lmdb.open(str(path), readonly=True, lock=False, readahead=False)
     except lmdb.Error as error:
         raise AkdgError(f"{path} is not a readable LMDB ({error}); {_place_message(root, split)}") from None
-    with env, env.begin() as txn:
-        total = txn.stat()["entries"]
-        count = total if max_images is None else min(total, max_images)
-        records = _records_sha256(txn, count)
-        name = f"lsun_bedroom_{split}_{records[:16]}_{resolution}px_{PREPROCESSING_TAG}_max-{max_images or 'all'}.npy"
-        cache = Path(root) / "cache" / name
-        if cache.is_file():
-            log.info("reusing %s", cache)
-            return np.load(cache), records, total
-        log.info("decoding %d images of %s into %s", count, path, cache)
-        images = np.empty((count, 3, resolution, resolution), dtype=np.uint8)
-        for index, (key, value) in enumerate(islice(txn.cursor(), count)):
-            images[index] = _decode(key, value, path, resolution)
-    with atomic_write(cache) as tmp, open(tmp, "wb") as handle:  # a handle keeps numpy from renaming the temp file
-        np.save(handle, images)
+    with env:
+        _check_complete(env, path, root, split)
+        try:
+            with env.begin() as txn:
+                total = txn.stat()["entries"]
+                count = total if max_images is None else min(total, max_images)
+                records = _records_sha256(txn, count)
+                name = f"lsun_bedroom_{split}_{records[:16]}_{resolution}px_{PREPROCESSING_TAG}_max-{max_images or 'all'}.npy"
+                cache = Path(root) / "cache" / name
+                cached = _read_cache(cache)
+                if cached is not None:
+                    return cached, records, total
+                log.info("decoding %d images of %s into %s", count, path, cache)
+                images = np.empty((count, 3, resolution, resolution), dtype=np.uint8)
+                for index, (key, value) in enumerate(islice(txn.cursor(), count)):
+                    images[index] = _decode(key, value, path, resolution)
+        except lmdb.Error as error:  # a damaged page: MDB_CORRUPTED, MDB_PAGE_NOTFOUND, ...
+            raise AkdgError(f"{path} is damaged ({error}); delete that folder, then {_place_message(root, split)}") from None
+    remove_stale_temporaries(cache)
+    try:
+        with atomic_write(cache) as tmp, open(tmp, "wb") as handle:  # a handle keeps numpy from renaming the temp file
+            np.save(handle, images)
+    except (OSError, AkdgError) as error:  # a read-only dataset folder, a full disk: the images are decoded all the same
+        log.warning("could not cache the decoded images in %s (%s); the next run decodes them again", cache, error)
     return images, records, total
 
 
 LABELLED.register("lsun_bedroom")(lambda options: False)
+
+
+def _check_complete(env: lmdb.Environment, path: Path, root: Path, split: str) -> None:
+    """Refuse an LMDB whose data.mdb is shorter than its own last page: reading it would crash the process (SIGBUS)."""
+    needed = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    size = (path / "data.mdb").stat().st_size
+    if size < needed:
+        raise AkdgError(f"{path}/data.mdb is truncated ({size} of at least {needed} bytes); delete that folder, then {_place_message(root, split)}")
+
+
+def _read_cache(cache: Path) -> np.ndarray | None:
+    """The decoded images cached earlier, or None (a damaged cache is removed and decoded again)."""
+    if not cache.is_file():
+        return None
+    try:
+        images = np.load(cache)
+    except (OSError, ValueError, EOFError) as error:
+        log.warning("cache %s is damaged (%s); decoding the images again", cache, error)
+        cache.unlink(missing_ok=True)
+        return None
+    log.info("reusing %s", cache)
+    return images
 
 
 @DATASETS.register("lsun_bedroom")

@@ -12,7 +12,7 @@ import logging
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -170,18 +170,54 @@ def prepare(options: dict[str, Any], out: Path) -> dict[str, Any]:
     return protocol
 
 
+def read_npz(path: Path, keys: Iterable[str], what: str, fix: str) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The arrays ``keys`` (those it has) of an .npz, and all its keys; a file numpy cannot read becomes an AkdgError.
+
+    It is opened as a zip first: numpy would read anything else as a pickle and answer with advice about
+    ``allow_pickle``. Object arrays are refused, never unpickled. Messages start with ``what`` and end with ``fix``.
+    """
+    if not zipfile.is_zipfile(path):
+        raise AkdgError(f"{what} {path} is not an .npz file (it is empty, cut short, or not a zip archive of arrays); {fix}")
+    arrays: dict[str, np.ndarray] = {}
+    try:
+        with np.load(path) as data:
+            names = list(data.files)
+            for key in (key for key in keys if key in names):
+                try:
+                    arrays[key] = data[key]
+                except ValueError as error:
+                    if "allow_pickle" not in str(error):
+                        raise
+                    raise AkdgError(
+                        f"{what} {path}: {key!r} is an array of Python objects, which akdg does not unpickle; save it as a numeric array"
+                    ) from None
+                if not isinstance(arrays[key], np.ndarray):
+                    raise AkdgError(f"{what} {path}: {key!r} is not a numpy array (no .npy header); {fix}")
+    except AkdgError:
+        raise
+    except Exception as error:  # a damaged member fails in zipfile, zlib or numpy's header parser, each its own way
+        raise AkdgError(f"{what} {path} is damaged ({type(error).__name__}: {error}); {fix}") from None
+    return arrays, names
+
+
+PREPARED_KEYS = ("x_train", "x_test", "y_train", "y_test", "protocol")
+
+
 def load_prepared(path: Path) -> ImageSplits:
     """Read splits written by :func:`prepare`, with an actionable error if the file is missing or bad."""
     path = Path(path)
+    fix = "delete it and rerun 'akdg prepare-data'"
     if not path.exists():
         raise AkdgError(f"prepared dataset {path} does not exist; run 'akdg prepare-data' (or the Snakemake DAG) first")
+    arrays, _ = read_npz(path, PREPARED_KEYS, "prepared dataset", fix)
+    missing = [key for key in PREPARED_KEYS if key not in arrays]
+    if missing:
+        raise AkdgError(f"prepared dataset {path} lacks {', '.join(missing)}; {fix}")
     try:
-        with np.load(path) as data:
-            return ImageSplits(
-                data["x_train"], data["x_test"], data["y_train"], data["y_test"], json.loads(str(data["protocol"]))
-            )
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:  # truncated: BadZipFile, empty: EOFError
-        raise AkdgError(f"prepared dataset {path} is unreadable ({error}); delete it and rerun 'akdg prepare-data'") from error
+        protocol = json.loads(str(arrays["protocol"]))
+    except ValueError as error:
+        raise AkdgError(f"prepared dataset {path} has an unreadable protocol ({error}); {fix}") from None
+    return ImageSplits(arrays["x_train"], arrays["x_test"], arrays["y_train"], arrays["y_test"], protocol)
 
 
 def to_model_range(images: np.ndarray | torch.Tensor) -> torch.Tensor:

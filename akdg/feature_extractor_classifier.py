@@ -23,7 +23,7 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 
 from akdg.datasets import ImageSplits, to_model_range
 from akdg.extractor_pins import UNLABELLED
-from akdg.io import save_torch
+from akdg.io import load_torch, save_torch
 from akdg.registry import AkdgError
 
 log = logging.getLogger(__name__)
@@ -61,11 +61,8 @@ class Classifier(nn.Module):
 
 
 def load_classifier(path: Path | str) -> Classifier:
-    path = Path(path)
-    if not path.exists():
-        raise AkdgError(f"feature extractor weights {path} do not exist; run 'akdg train-extractor' first")
+    payload = load_torch(path, "feature extractor weights file", "run 'akdg train-extractor' first", "delete it and retrain")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
         if payload.get("format") != FORMAT:
             raise ValueError(f"format {payload.get('format')!r}, expected {FORMAT!r}")
         model = Classifier(**payload["config"])

@@ -32,7 +32,7 @@ from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 from akdg.extractor_pins import PINNED, pinned_weights
 from akdg.feature_extractor_classifier import NAME as CLASSIFIER
 from akdg.feature_extractor_classifier import register_with_torch_fidelity
-from akdg.io import atomic_write, read_json, sha256_file
+from akdg.io import atomic_write, load_torch, read_json, sha256_file
 from akdg.registry import AkdgError
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,14 @@ def resolve_inception_weights(path: Path | str | None) -> tuple[Path, str]:
     return target, INCEPTION_URL
 
 
+def check_state_dict(weights: Path) -> None:
+    """Refuse Inception weights that are not a readable state dict now, not when torch-fidelity loads them to evaluate."""
+    fix = f"replace it: {_how_to_get(weights)}"
+    state = load_torch(weights, "Inception weights file", fix, fix)
+    if not isinstance(state, dict) or not all(isinstance(value, torch.Tensor) for value in state.values()):
+        raise AkdgError(f"Inception weights file {weights} is not a state dict of tensors; {fix}")
+
+
 def check_pinned(weights: Path, expected: str) -> str:
     """Refuse pinned classifier weights whose bytes are not the ones the package pins; returns the checksum."""
     checksum = sha256_file(weights)
@@ -140,6 +148,7 @@ def fetch_extractor(spec: dict[str, Any], weights_out: Path | None = None) -> di
     if name != INCEPTION:
         raise AkdgError(f"unknown feature extractor {name!r}; available: {', '.join(EXTRACTORS)}")
     weights, source = resolve_inception_weights(spec.get("inception_weights"))
+    check_state_dict(weights)
     return {
         "name": name,
         "weights": str(weights),
@@ -169,6 +178,13 @@ def load_extractor(path: Path | str) -> Extractor:
     """
     protocol_path = Path(path).with_suffix(".json")
     stored = read_json(protocol_path)
+    missing = [key for key in ("name", "weights_sha256") if key not in stored]
+    missing += ["weights"] if stored.get("name", CLASSIFIER) != CLASSIFIER and "weights" not in stored else []
+    if missing:
+        raise AkdgError(
+            f"feature extractor protocol {protocol_path} lacks {', '.join(missing)}; delete it and rerun the step that makes it "
+            "('akdg fetch-extractor' or 'akdg train-extractor')"
+        )
     name = stored["name"]
     if name == CLASSIFIER:
         weights, remedy = protocol_path.with_suffix(".pt"), "run 'akdg train-extractor'"
@@ -183,7 +199,8 @@ def load_extractor(path: Path | str) -> Extractor:
             f"(sha256 {checksum[:16]}… != {stored['weights_sha256'][:16]}…); {remedy}"
         )
     if stored.get("source") == "pinned":
-        found = pinned_weights(stored["trained_on"]["dataset"], stored["trained_on"]["resolution"])
+        trained_on = stored.get("trained_on") or {}
+        found = pinned_weights(trained_on.get("dataset"), trained_on.get("resolution"))
         if found is None:
             raise AkdgError(f"{protocol_path} names a pinned extractor this version of akdg does not ship; rerun 'akdg fetch-extractor'")
         check_pinned(weights, found[1])

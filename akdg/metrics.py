@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,8 @@ from akdg.feature_extractor_classifier import NAME as CLASSIFIER_NAME
 from akdg.feature_extractor_classifier import register_with_torch_fidelity
 from akdg.feature_extractors import feature_layers, input_channels
 from akdg.registry import AkdgError
+
+log = logging.getLogger(__name__)
 
 
 def to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
@@ -101,6 +105,24 @@ class ReferenceCache:
 
     def is_filled(self, extractor: str) -> bool:
         return all(path.is_file() for path in self.files(extractor))
+
+    def remove_damaged(self, extractor: str) -> None:
+        """Delete the entry if a file of it is cut short or corrupt (a bad zip CRC-32), so that torch-fidelity
+        computes it again instead of failing to load it; the entry is only a cache of the reference split."""
+        damaged = [path for path in self.files(extractor) if path.is_file() and not _intact_zip(path)]
+        if damaged:
+            log.warning("reference feature cache %s is damaged; removing its entry %s to compute it again", ", ".join(map(str, damaged)), self.key)
+            for path in self.files(extractor):
+                path.unlink(missing_ok=True)
+
+
+def _intact_zip(path: Path) -> bool:
+    """torch.save writes a zip whose members carry CRC-32s; torch.load does not check them, zipfile does."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def reference_cache(root: Path | str, splits: ImageSplits, extractor: str, weights_sha256: str, split: str = "train") -> ReferenceCache:

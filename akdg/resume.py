@@ -12,15 +12,11 @@ tensor back on the training device.
 from __future__ import annotations
 
 import logging
-import pickle
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from akdg.io import save_torch
+from akdg.io import load_torch, save_torch
 from akdg.registry import AkdgError
 
 log = logging.getLogger(__name__)
@@ -47,18 +43,14 @@ class Resumable:
         """The saved state, or None where there is none or it belongs to another spec or device type."""
         if not self.path.is_file():
             return None
-        try:
-            state = torch.load(self.path, map_location="cpu", weights_only=True)
-        except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as error:
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise AkdgError(f"training state {self.path} is truncated or not a torch file ({reason}); delete it to train from step 1") from None
+        state = load_torch(self.path, "training state", "", "delete it to train from step 1")
         found = state.get("format") if isinstance(state, dict) else None
         if found != FORMAT:
             raise AkdgError(
                 f"training state {self.path} has format {found!r}, not {FORMAT!r} (another akdg version, or not a training state); "
                 "delete it to train from step 1"
             )
-        if state["identity"] != self.identity:
+        if state.get("identity") != self.identity:
             log.warning("training state %s was written for another spec or device type; training from step 1", self.path)
             return None
         return state

@@ -17,7 +17,7 @@ import torch
 
 from akdg import checkpoint, datasets
 from akdg.architectures import build_generator
-from akdg.io import read_json, sha256_file, write_json
+from akdg.io import prepare_outputs, read_json, sha256_file, write_json
 from akdg.losses import LOSSES
 from akdg.protocol import describe_device, environment
 from akdg.registry import AkdgError
@@ -32,12 +32,14 @@ def download_data(spec: dict[str, Any], out: Path | None = None) -> None:
 
     The workflow tracks the files themselves (:func:`akdg.datasets.sources`), so it asks for no record.
     """
+    prepare_outputs([out] if out is not None else [])
     datasets.download(spec)
     if out is not None:
         write_json(out, {"dataset": spec, "downloader": spec["name"] in datasets.DOWNLOADERS.names()})
 
 
 def prepare_data(spec: dict[str, Any], out: Path) -> None:
+    prepare_outputs([out, Path(out).with_suffix(".json")])
     protocol = datasets.prepare(spec, out)
     write_json(Path(out).with_suffix(".json"), protocol)
 
@@ -45,6 +47,7 @@ def prepare_data(spec: dict[str, Any], out: Path) -> None:
 def train_extractor(spec: dict[str, Any], data: Path, out: Path) -> None:
     from akdg.feature_extractor_classifier import train_classifier  # torch-fidelity: imported only where needed
 
+    prepare_outputs([out, Path(out).with_suffix(".json")])
     splits = datasets.load_prepared(data)
     protocol = train_classifier(splits, spec, out)
     protocol["weights_sha256"] = sha256_file(out)
@@ -67,6 +70,7 @@ def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path |
     before ``out`` is written; its meta's ``checks`` records what was checked.
     """
     spec = {**TRAINING_DEFAULTS, **spec}  # a spec without them (by hand, or older) means the schema's defaults
+    prepare_outputs([out, f"{out}.state"])
     device = resolve_device(spec["device"])
     splits = datasets.load_prepared(data)
     torch.manual_seed(spec["seed"])
@@ -125,6 +129,7 @@ def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path |
 
 def import_teacher(spec: dict[str, Any], data: Path, source: Path, out: Path) -> None:
     """Bring a teacher trained elsewhere into the DAG, checked against this config's data and z size."""
+    prepare_outputs([out])
     splits = datasets.load_prepared(data)
     generator, meta = checkpoint.import_generator(
         source, spec["generator"], resolution=splits.resolution, channels=splits.channels, z_dim=spec["z_dim"]
@@ -150,6 +155,7 @@ def measure_cost(spec: dict[str, Any], data: Path, out: Path, threads: int) -> N
     from akdg import cost
 
     speed = {**SPEED_DEFAULTS, **spec["speed"]}  # a spec without them (by hand, or older) means the schema's defaults
+    prepare_outputs([out])
     device = resolve_device(speed["device"])
     splits = datasets.load_prepared(data)
     generators, figures = {}, {}
@@ -182,11 +188,19 @@ def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path,
     """
     from akdg import metrics  # torch-fidelity (and torchvision) cost seconds to import: only here
 
+    prepare_outputs([row["out"] for row in spec["rows"]])
     splits = datasets.load_prepared(data)
     options = spec["evaluation"]
     costs = read_json(cost_path)
+    uncosted = sorted({row["run"]["generator_label"] for row in spec["rows"] if row["kind"] != "real"} - set(costs))
+    if uncosted:
+        raise AkdgError(f"cost file {cost_path} has no figures for {', '.join(uncosted)}; rerun 'akdg measure-cost' with this config's generators")
     fe = _configured_extractor(options, extractor)
     cache = metrics.reference_cache(reference_cache, splits, fe.name, fe.weights_sha256) if reference_cache else None
+    if cache is not None:
+        cache.remove_damaged(fe.name)
+        if not cache.is_filled(fe.name):
+            prepare_outputs([], folders=[cache.root])  # the evaluation fills it
     device = metrics.metrics_device()
     results = []
     for row in spec["rows"]:
@@ -269,6 +283,7 @@ def fetch_extractor(spec: dict[str, Any], out: Path) -> None:
     """
     from akdg.feature_extractors import fetch_extractor as fetch
 
+    prepare_outputs([out, Path(out).with_suffix(".pt")])
     protocol = fetch(spec, Path(out).with_suffix(".pt"))
     write_json(out, protocol)
     log.info("%s: weights %s (sha256 %s) -> %s", protocol["name"], protocol["weights"], protocol["weights_sha256"][:16], out)
@@ -281,9 +296,11 @@ def reference_stats(spec: dict[str, Any], data: Path, extractor: Path, cache_dir
     """
     from akdg import metrics
 
+    prepare_outputs([out], folders=[cache_dir])
     splits = datasets.load_prepared(data)
     fe = _configured_extractor(spec, extractor)
     cache = metrics.reference_cache(cache_dir, splits, fe.name, fe.weights_sha256)
+    cache.remove_damaged(fe.name)
     hit = cache.is_filled(fe.name)
     files = metrics.fill_reference_cache(splits.x_train, extractor=fe.name, extractor_weights=fe.weights, batch_size=spec["batch_size"], cache=cache)
     write_json(

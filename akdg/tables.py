@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 import pandas as pd
 
 from akdg.claims import ClaimsReport, evaluate_claims, load_warning, write_claims
-from akdg.io import atomic_write, read_json, write_json
+from akdg.io import atomic_write, prepare_outputs, read_json, write_json
 from akdg.paper import load_paper, match_paper
 from akdg.registry import AkdgError
 
@@ -32,28 +32,42 @@ def load_runs(paths: Iterable[Path | str]) -> pd.DataFrame:
     rows = []
     for path in paths:
         result = read_json(path)
-        run, cost = result["run"], result.get("cost") or {}
-        rows.append(
-            {
-                "dataset": run["dataset"],
-                "loader": result["protocol"]["dataset"]["name"],  # the dataset's registered name, e.g. cifar10 under any label
-                "student": run.get("generator_label", ""),
-                "arch": (run.get("generator") or {}).get("arch", ""),
-                "role": run["role"],
-                "method": run.get("method", ""),
-                "base_method": (result["protocol"].get("training") or {}).get("method"),
-                "kind": run["kind"],
-                "seed": run.get("seed"),
-                **{key: result["metrics"][key] for key in (*METRIC_COLUMNS, "is_std", "kid_std")},
-                **{key: cost.get(key) for key in COST_COLUMNS},
-                **{key: cost.get(key) for key in ("images_per_s_rounds", "throughput_ratio_rounds")},
-                "speed_measurement": cost.get("measurement"),
-                "samples": result["protocol"]["samples"]["candidate"],
-            }
-        )
+        try:
+            rows.append(_run_row(result))
+        except RUN_FORM_ERRORS as error:
+            raise _not_a_run(path, error) from None
     if not rows:
         raise AkdgError("no run JSONs to aggregate; run the evaluation steps first")
     return pd.DataFrame(rows)
+
+
+RUN_FORM_ERRORS = (KeyError, TypeError, AttributeError)  # what reading a field of a JSON without it raises
+
+
+def _not_a_run(path: Path | str, error: Exception) -> AkdgError:
+    return AkdgError(
+        f"run JSON {path} lacks a field a run has ({type(error).__name__}: {error}); delete it and rerun the evaluation that makes it"
+    )
+
+
+def _run_row(result: dict[str, Any]) -> dict[str, Any]:
+    run, cost = result["run"], result.get("cost") or {}
+    return {
+        "dataset": run["dataset"],
+        "loader": result["protocol"]["dataset"]["name"],  # the dataset's registered name, e.g. cifar10 under any label
+        "student": run.get("generator_label", ""),
+        "arch": (run.get("generator") or {}).get("arch", ""),
+        "role": run["role"],
+        "method": run.get("method", ""),
+        "base_method": (result["protocol"].get("training") or {}).get("method"),
+        "kind": run["kind"],
+        "seed": run.get("seed"),
+        **{key: result["metrics"][key] for key in (*METRIC_COLUMNS, "is_std", "kid_std")},
+        **{key: cost.get(key) for key in COST_COLUMNS},
+        **{key: cost.get(key) for key in ("images_per_s_rounds", "throughput_ratio_rounds")},
+        "speed_measurement": cost.get("measurement"),
+        "samples": result["protocol"]["samples"]["candidate"],
+    }
 
 
 def row_label(row: pd.Series) -> str:
@@ -235,6 +249,8 @@ def aggregate(run_paths: list[Path], method_order: list[str], tables_dir: Path, 
     """Write ``<dataset>.md/.csv/.tex`` and ``<dataset>_claims.md/.csv`` under ``tables_dir`` and per-run DVC
     metrics; return the runs (for plots) and the claims report (for the log). ``dataset`` is the runs'
     ``dataset.label``; the paper's numbers are matched by the loader's name the runs' protocol records."""
+    tables_dir = Path(tables_dir)
+    prepare_outputs([tables_dir / name for name in (f"{dataset}.csv", f"{dataset}.md", f"{dataset}.tex", f"{dataset}_claims.md", f"{dataset}_claims.csv")], folders=[metrics_dir])
     runs = load_runs(run_paths)
     found = sorted(set(runs["dataset"]))
     if found != [dataset]:
@@ -247,8 +263,10 @@ def aggregate(run_paths: list[Path], method_order: list[str], tables_dir: Path, 
     table = display_table(summary, paper)  # no paper columns for a dataset the paper lacks
     costs = (read_json(path).get("cost") for path in run_paths)  # read lazily: the first run with a cost is enough
     cost = next((cost for cost in costs if cost), None)  # the real-data row has none
-    notes = protocol_lines(read_json(run_paths[0]), cost) + load_warning(cost.get("measurement") if cost else None) + paper_note(paper)
-    tables_dir = Path(tables_dir)
+    try:
+        notes = protocol_lines(read_json(run_paths[0]), cost) + load_warning(cost.get("measurement") if cost else None) + paper_note(paper)
+    except RUN_FORM_ERRORS as error:
+        raise _not_a_run(run_paths[0], error) from None
     with atomic_write(tables_dir / f"{dataset}.csv") as tmp:
         pd.concat([summary, paper], axis=1).to_csv(tmp, index=False)
     with atomic_write(tables_dir / f"{dataset}.md") as tmp:

@@ -269,7 +269,7 @@ def test_a_bad_teacher_checkpoint_is_named(tmp_path: Path, digits_npz: Path, dam
 def test_a_truncated_prepared_dataset_is_named(tmp_path: Path, digits_npz: Path):
     data = tmp_path / "digits.npz"
     data.write_bytes(digits_npz.read_bytes()[:5000])
-    with pytest.raises(AkdgError, match=r"digits\.npz is unreadable.*rerun 'akdg prepare-data'"):
+    with pytest.raises(AkdgError, match=r"digits\.npz is not an \.npz file.*rerun 'akdg prepare-data'"):
         steps.train_generator(SPEC, data, tmp_path / "student.pt")
 
 
@@ -285,7 +285,7 @@ def extractor_files(tmp_path: Path) -> Path:
 
 def evaluate_rows(tmp_path: Path, data: Path, extractor: Path, generator_checkpoint: Path) -> None:
     cost = tmp_path / "cost.json"
-    write_json(cost, {})
+    write_json(cost, {"dcgan-w4": {}})  # the figures measure-cost writes per generator label
     run = {"generator": {"arch": "dcgan", "width": 4}, "generator_label": "dcgan-w4", "seed": 0}
     rows = [{"kind": "trained", "checkpoint": str(generator_checkpoint), "out": str(tmp_path / "run.json"), "run": run}]
     options = {"num_samples": 100, "isc_splits": 2, "kid_subsets": 2, "kid_subset_size": 50, "batch_size": 50, "rng_seed": 0}
@@ -315,7 +315,7 @@ def test_a_truncated_or_swapped_extractor_is_named(extractor_files: Path):
     extractor_files.write_bytes(extractor_files.read_bytes()[:300])
     with pytest.raises(AkdgError, match=r"extractor\.pt changed since .*extractor\.json was written.*train-extractor"):
         load_extractor(extractor_files)
-    with pytest.raises(AkdgError, match=r"extractor\.pt are unreadable.*delete them and retrain"):
+    with pytest.raises(AkdgError, match=r"extractor\.pt is truncated or not a torch file.*delete it and retrain"):
         load_classifier(extractor_files)
     wide = {"channels": 1, "num_classes": 10, "width": 16}  # weights of another width under the recorded config
     save_torch({"format": CLASSIFIER_FORMAT, "config": {**wide, "width": 8}, "state_dict": Classifier(**wide).state_dict()}, extractor_files)

@@ -10,6 +10,7 @@ from akdg.config import method_variants, student_key, student_training_spec, tea
 from akdg.datasets import DOWNLOADERS
 from akdg.datasets import sources as dataset_sources
 from akdg.extractor_pins import pinned_weights, resolve_source
+from akdg.outdir_lock import OutdirLock
 from akdg.registry import AkdgError
 from akdg.training import METHODS as METHOD_REGISTRY
 
