@@ -177,7 +177,7 @@ def dataset_files(target: str, good: dict[str, Path], folder: Path) -> dict[str,
             records[b"0003"] = b"\xff\xd8 half a JPEG header, then text"
         write_lmdb(dataset_lsun.lmdb_dir(folder / "lsun", "train"), records)
         write_lmdb(dataset_lsun.lmdb_dir(folder / "lsun", "val"), lsun_records(3))
-        spec = {"name": "lsun_bedroom", "root": str(folder / "lsun"), "resolution": 16, "download": False, "max_train_images": None}
+        spec = {"name": "lsun_bedroom", "root": str(folder / "lsun"), "resolution": 16, "download": False}
         return {"spec": spec, target: dataset_lsun.lmdb_dir(folder / "lsun", "train") / "data.mdb"}
     if target == "cifar_archive":
         root = folder / "cifar"
@@ -221,7 +221,7 @@ def inputs(entry: str, target: str, good: dict[str, Path], folder: Path, out: Pa
         "train-extractor": ["train-extractor", "--threads", "1", "--spec", json.dumps({"epochs": 1, "width": 8, "lr": 1e-3, "batch_size": 64, "seed": 0}),
                             "--data", data, "--out", str(out / "extractor.pt")],
         "measure-cost": ["measure-cost", "--threads", "1", "--spec", json.dumps({"generators": {"teacher": GENERATOR}, "z_dim": 8,
-                         "speed": {"batch_size": 4, "min_run_time": 0.01, "rounds": 1}}), "--data", data, "--out", str(out / "cost.json")],
+                         "speed": {"batch_size": 4, "min_run_time": 0.01, "rounds": 3}}), "--data", data, "--out", str(out / "cost.json")],
         "reference-stats": ["reference-stats", "--threads", "1", "--spec", json.dumps({"feature_extractor": CLASSIFIER, "batch_size": 50}), "--data", data,
                             "--extractor", str(files["extractor_json"]), "--cache-dir", str(out / "cache"), "--out", str(out / "reference.json")],
         "fetch-extractor": ["fetch-extractor", "--spec", json.dumps({"feature_extractor": "inception-v3-compat", "inception_weights": str(files["inception"])}),
@@ -543,14 +543,15 @@ def test_a_stale_lock_is_taken_over_with_a_warning_and_released_when_the_run_suc
 
 def test_the_lock_is_released_when_the_run_fails(tmp_path: Path):
     workdir = copy_project(tmp_path)
-    (workdir / "images.npz").write_text("not an npz\n")
+    # names and labels pass config validation, which reads only the keys; prepare_data then refuses the float pixels
+    np.savez(workdir / "images.npz", images=np.zeros((20, 1, 16, 16)), labels=np.zeros(20, dtype=np.int64))
     lock = workdir / "results" / ".akdg.lock"
     lock.parent.mkdir()
     lock.write_text(json.dumps(holder(dead_pid())))
     result = snakemake(workdir, "results/data/npz.npz", "--config", "dataset={name: npz, path: images.npz, resolution: 16}")
     assert result.returncode != 0
     assert f"taking over {lock}" in result.stderr  # so this run held it
-    assert "dataset.path images.npz is not an .npz file" in (workdir / "results" / "logs" / "npz" / "prepare_data.log").read_text()
+    assert "'images' has dtype float64; expected uint8 images" in (workdir / "results" / "logs" / "npz" / "prepare_data.log").read_text()
     assert not lock.exists()
 
 
