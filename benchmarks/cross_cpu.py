@@ -2,10 +2,13 @@
 
 A CPU with other vector units (AVX2 rather than AVX-512, say) runs other kernels for the same
 convolutions and matrix products, so generator training differs in the last bits and every trained
-generator ends a little elsewhere. torch chooses the kernels once per process, and
-``ATEN_CPU_CAPABILITY`` (default, avx2, avx512) makes it choose fewer: this script runs the default
-DAG in a fresh copy of the project with that variable set, then compares every metric cell with the
-committed table, made on this machine with its native kernels. The feature extractor is the pinned
+generator ends a little elsewhere. torch's CPU kernels come from three libraries, each choosing
+its instruction set once per process: ATen's own (``ATEN_CPU_CAPABILITY``), oneDNN's convolutions
+(``ONEDNN_MAX_CPU_ISA``) and MKL's matrix products (``MKL_ENABLE_INSTRUCTIONS``); capping all three
+(:data:`CAPS`) makes this machine compute as an older CPU would. ATen's alone changes nothing here:
+convolutions and matrix products run in the other two. This script runs the default DAG in a fresh
+copy of the project under those caps, then compares every metric cell with the committed table,
+made on this machine with its native kernels. The feature extractor is the pinned
 one either way, so only the generators can move. Reported per row and metric: both values, the
 difference, the seed standard deviation, and the difference in units of it.
 
@@ -33,6 +36,11 @@ from akdg.registry import AkdgError
 
 log = logging.getLogger("cross_cpu")
 METRICS = {"is_mean": "IS", "fid": "FID", "kid_mean": "KID"}
+CAPS = {  # the environment that caps each library at an instruction set
+    "default": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"},
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
+    "avx512": {"ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "MKL_ENABLE_INSTRUCTIONS": "AVX512"},
+}
 
 
 def compare(reference: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
@@ -61,7 +69,7 @@ def compare(reference: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--capability", default="avx2", choices=["default", "avx2", "avx512"], help="ATEN_CPU_CAPABILITY of the other run")
+    parser.add_argument("--capability", default="avx2", choices=list(CAPS), help="instruction set the other run is capped at")
     parser.add_argument("--reference", type=Path, default=REPO / "results" / "tables" / "digits.csv", help="the native run's table (the committed one)")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS / "cross_cpu.json", help="JSON; a Markdown table goes beside it")
@@ -76,8 +84,8 @@ def main() -> int:
         source = REPO / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, workdir / name)
     command = [sys.executable, "-m", "snakemake", "--cores", str(args.cores), "all_tables"]
-    environment = {**os.environ, "ATEN_CPU_CAPABILITY": args.capability}
-    log.info("running %s in %s with ATEN_CPU_CAPABILITY=%s (native: %s)", " ".join(command), workdir, args.capability, native)
+    environment = {**os.environ, **CAPS[args.capability]}
+    log.info("running %s in %s with %s (native: %s)", " ".join(command), workdir, CAPS[args.capability], native)
     start = time.perf_counter()
     completed = subprocess.run(command, cwd=workdir, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if completed.returncode:
@@ -90,6 +98,7 @@ def main() -> int:
     result = {
         "native_capability": native,
         "other_capability": args.capability,
+        "other_environment": CAPS[args.capability],
         "wall_seconds": time.perf_counter() - start,
         "cells": cells.to_dict(orient="records"),
         "identical_cells": int(cells["identical"].sum()),
@@ -102,7 +111,8 @@ def main() -> int:
         **{name: cells[name].map(lambda v: "–" if pd.isna(v) else f"{v:.4g}") for name in ("native", "other", "difference", "seed_std", "difference_over_seed_std")}
     )
     args.out.with_suffix(".md").write_text(
-        f"# The default table with {native} kernels (committed) and with {args.capability} kernels\n\n"
+        f"# The default table with {native} kernels (committed) and capped at {args.capability}\n\n"
+        f"The other run's environment: {', '.join(f'{key}={value}' for key, value in CAPS[args.capability].items())}.\n"
         f"Made by `python benchmarks/cross_cpu.py --capability {args.capability}` on {info['cpu_model']} "
         f"(git {info['git_commit']}); every figure is in `{args.out.name}`.\n\n"
         + shown.to_markdown(index=False)
