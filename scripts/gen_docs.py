@@ -12,6 +12,7 @@ blocks and exits 1 if there is one (tests/test_docs.py runs it).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import re
 import sys
@@ -54,7 +55,27 @@ def cpu_repro_claims() -> str:
     )
 
 
-BLOCKS: dict[str, Callable[[], str]] = {"table": default_table, "claims": cpu_repro_claims}
+def budget() -> str:
+    """The default DAG's and the CPU reproduction's wall time and peak memory against their budgets."""
+    rows = []
+    for name, budget_seconds in (("dag_budget", 300), ("cpu_repro", 3600)):
+        measured = json.loads((ROOT / "results" / "benchmarks" / f"{name}.json").read_text())
+        machine, result = measured["machine"], measured["results"]
+        load = "/".join(f"{value:.1f}" for value in (machine["load_average_1_5_15_start"][0], machine["load_average_1_5_15_end"][0]))
+        rows.append(
+            f"| `{measured['settings']['configfile']}` (`{name}.json`) | {result['wall_seconds']:,.0f} s "
+            f"({result['wall_seconds'] / budget_seconds:.2f} of {budget_seconds:,} s) | {result['peak_pss_bytes'] / 2**30:.2f} GiB "
+            f"({result['memory_ratio_to_budget']:.2f} of 4 GiB) | {result['learning_ratio']:.3f} | {measured['created_utc'][:10]}, "
+            f"git {machine['git_commit'][:7]}, {machine['cpu_model']}, {machine['cpu_count']} CPUs, load {load} |"
+        )
+    return (
+        "Latest figures (`results/benchmarks/`, `--cores 2`; learning = worst trained FID / best untrained FID):\n\n"
+        "| DAG | wall time (of budget) | peak PSS (of budget) | learning | when, code, machine, 1-min load start/end |\n"
+        "|---|---|---|---|---|\n" + "\n".join(rows)
+    )
+
+
+BLOCKS: dict[str, Callable[[], str]] = {"table": default_table, "claims": cpu_repro_claims, "budget": budget}
 FILES = [ROOT / "README.md"]
 
 
