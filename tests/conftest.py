@@ -36,6 +36,26 @@ def copy_project(destination: Path) -> Path:
 DIGITS = {"name": "digits", "resolution": 16, "test_fraction": 0.2, "split_seed": 0}
 
 
+def tiny_train_spec(**changes: object) -> dict:
+    """A training spec as the DAG passes it (``akdg train --spec``), for width-4 DCGANs that train in moments."""
+    spec = {
+        "generator": {"arch": "dcgan", "width": 4},
+        "discriminator": {"arch": "dcgan", "width": 4},
+        "method": "vanilla",
+        "method_options": {},
+        "seed": 0,
+        "steps": 2,
+        "z_dim": 8,
+        "loss": "hinge",
+        "batch_size": 4,
+        "n_dis": 1,
+        "log_every": 1,
+        "ema_decay": 0.0,
+        "optimizer": {"lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]},
+    }
+    return {**spec, **changes}
+
+
 @pytest.fixture(scope="session")
 def digits_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("data") / "digits.npz"

@@ -27,7 +27,7 @@ from akdg.cli import main
 from akdg.config import check_spec, student_training_spec, validate_config
 from akdg.training import METHODS, Method
 
-from conftest import REPO, copy_project
+from conftest import REPO, copy_project, tiny_train_spec
 
 DEFAULT = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 DELETE = object()
@@ -240,21 +240,7 @@ def test_validate_config_verbose_shows_the_schemas_full_report(tmp_path: Path) -
     assert verbose.returncode == 2 and "Failed validating 'additionalProperties'" in verbose.stderr
 
 
-SPEC = {
-    "generator": {"arch": "dcgan", "width": 4},
-    "discriminator": {"arch": "dcgan", "width": 4},
-    "method": "vanilla",
-    "method_options": {},
-    "seed": 0,
-    "steps": 2,
-    "z_dim": 8,
-    "loss": "hinge",
-    "batch_size": 4,
-    "n_dis": 1,
-    "log_every": 1,
-    "ema_decay": 0.0,
-    "optimizer": {"lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]},
-}
+SPEC = tiny_train_spec()
 DATASET = {"name": "digits", "resolution": 16}
 EVALUATION = {"num_samples": 10, "kid_subset_size": 5}
 

@@ -35,26 +35,12 @@ from akdg.feature_extractor_classifier import NAME as CLASSIFIER
 from akdg.feature_extractor_classifier import Classifier
 from akdg.io import save_torch, sha256_file, write_json
 
-from conftest import DIGITS, copy_project
+from conftest import DIGITS, copy_project, tiny_train_spec
 from test_datasets import lsun_records, write_lmdb
 
 GENERATOR = {"arch": "dcgan", "width": 4}
 RUN = {"dataset": "digits", "role": "student", "generator_label": "dcgan-w4", "generator": GENERATOR, "method": "mse", "seed": 0}
-TRAIN_SPEC = {  # a distillation student (it reads a teacher), two steps
-    "generator": GENERATOR,
-    "discriminator": GENERATOR,
-    "method": "mse",
-    "method_options": {},
-    "seed": 0,
-    "steps": 2,
-    "z_dim": 8,
-    "loss": "hinge",
-    "batch_size": 4,
-    "n_dis": 1,
-    "log_every": 1,
-    "ema_decay": 0.0,
-    "optimizer": {"lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]},
-}
+TRAIN_SPEC = tiny_train_spec(method="mse")  # a distillation student (it reads a teacher), two steps
 EVALUATION = {"num_samples": 100, "isc_splits": 2, "kid_subsets": 2, "kid_subset_size": 50, "batch_size": 50, "rng_seed": 0}
 
 

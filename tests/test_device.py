@@ -24,7 +24,7 @@ from akdg.protocol import cpu_model, describe_device
 from akdg.registry import AkdgError
 from akdg.training import TrainContext, resolve_device, train
 
-from conftest import REPO, copy_project
+from conftest import REPO, copy_project, tiny_train_spec
 
 needs_cxx = pytest.mark.skipif(
     not (shutil.which("c++") and (Path(sysconfig.get_paths()["include"]) / "Python.h").exists()),
@@ -33,21 +33,7 @@ needs_cxx = pytest.mark.skipif(
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
 TEST_CONFIG = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
-SPEC = {
-    "generator": {"arch": "dcgan", "width": 4},
-    "discriminator": {"arch": "dcgan", "width": 4},
-    "method": "vanilla",
-    "method_options": {},
-    "seed": 5,
-    "steps": 6,
-    "z_dim": 8,
-    "loss": "hinge",
-    "batch_size": 8,
-    "n_dis": 1,
-    "log_every": 3,
-    "ema_decay": 0.0,
-    "optimizer": {"lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]},
-}
+SPEC = tiny_train_spec(seed=5, steps=6, batch_size=8, log_every=3)
 
 
 def context(splits: datasets.ImageSplits, device: str, *, amp: bool = False, generator: dict | None = None, discriminator: dict | None = None, **options: Any) -> TrainContext:

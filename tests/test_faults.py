@@ -32,7 +32,7 @@ from akdg.io import atomic_write, save_torch, sha256_file, write_json
 from akdg.registry import AkdgError
 from akdg.resume import Resumable
 
-from conftest import DIGITS, copy_project
+from conftest import DIGITS, copy_project, tiny_train_spec
 
 STUDENT = "results/models/digits/dcgan-w4/vanilla/seed0.pt"  # a vanilla student needs no teacher: prepare_data, then it
 STEPS = 120
@@ -54,21 +54,7 @@ def _die_before_the_protocol(path, payload):
 
 steps.write_json = _die_before_the_protocol
 '''
-SPEC = {  # a student training spec, as the train_student rule passes it
-    "generator": {"arch": "dcgan", "width": 4},
-    "discriminator": {"arch": "dcgan", "width": 4},
-    "method": "mse",
-    "method_options": {},
-    "seed": 0,
-    "steps": 2,
-    "z_dim": 8,
-    "loss": "hinge",
-    "batch_size": 4,
-    "n_dis": 1,
-    "log_every": 1,
-    "ema_decay": 0.0,
-    "optimizer": {"lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]},
-}
+SPEC = tiny_train_spec(method="mse")  # a student training spec, as the train_student rule passes it
 
 
 def snakemake(*args: str) -> list[str]:

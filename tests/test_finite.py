@@ -20,23 +20,9 @@ from akdg.registry import AkdgError
 from akdg.training import METHODS, PROBE_SAMPLES
 from baselines.vanilla import Vanilla
 
-from conftest import REPO
+from conftest import REPO, tiny_train_spec
 
-SPEC = {
-    "generator": {"arch": "dcgan", "width": 4},
-    "discriminator": {"arch": "dcgan", "width": 4},
-    "method": "vanilla",
-    "method_options": {},
-    "seed": 0,
-    "steps": 6,
-    "z_dim": 8,
-    "loss": "hinge",
-    "batch_size": 8,
-    "n_dis": 1,
-    "log_every": 50,
-    "ema_decay": 0.0,
-    "optimizer": {"lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]},
-}
+SPEC = tiny_train_spec(steps=6, batch_size=8, log_every=50)
 POISONED_STEP = 4
 
 
