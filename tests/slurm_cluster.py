@@ -4,8 +4,7 @@ Debian's ``slurm-wlm`` and ``munge``, started by hand (no systemd): munged, then
 in the foreground, each kept by PID and stopped in reverse order. The node is declared the size of a
 GPU node (``SlurmdParameters=config_overrides``: 8 CPUs, 128 GB, 8 GPUs as gres on placeholder
 device files), so the DAG's default resource requests are accepted as they are, several jobs run at
-once as on a real cluster, and jobs fall back to the CPU inside. The reference this follows (and
-departs from only in the node's declared size): ``../shared/reference/slurm-on-loopback.md``.
+once as on a real cluster, and jobs fall back to the CPU inside.
 """
 
 from __future__ import annotations
