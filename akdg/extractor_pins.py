@@ -19,7 +19,6 @@ PINNED_DIR = Path(__file__).resolve().parent / "data" / "extractors"
 PINNED: dict[str, dict[int, str]] = {
     "digits": {16: "a5c32073088d43d856d7ae484b8591765f4b5e0961e407df484b23774fe556e7"},
 }
-SOURCES = ("auto", "pinned", "train")  # extractor.source in the config schema
 UNLABELLED = (
     "the classifier feature extractor (extractor.source: train, or auto where none is pinned) trains on the train split's class "
     "labels, but dataset {dataset!r} has none; use a labelled dataset (a folder: one subfolder per class; an npz: a 'labels' or "
@@ -33,18 +32,22 @@ def pinned_weights(dataset: str, resolution: int) -> tuple[Path, str] | None:
     return None if expected is None else (PINNED_DIR / f"{dataset}-r{resolution}.pt", expected)
 
 
+def shipped() -> str:
+    """The pinned classifiers there are, for messages: ``digits at 16 px``."""
+    return ", ".join(f"{name} at {size} px" for name, sizes in PINNED.items() for size in sizes)
+
+
 def resolve_source(config: dict[str, Any]) -> str | None:
     """``pinned`` or ``train`` for the classifier extractor (``auto``: pinned where one ships); None for Inception."""
     if config["evaluation"].get("feature_extractor", "akdg-classifier") != "akdg-classifier":
         return None
     dataset, resolution = config["dataset"]["name"], config["dataset"]["resolution"]
-    asked = config["extractor"].get("source", "auto")
-    if asked == "train" or (asked == "auto" and pinned_weights(dataset, resolution) is None):
+    asked, ships = config["extractor"].get("source", "auto"), pinned_weights(dataset, resolution) is not None
+    if asked == "train" or (asked == "auto" and not ships):
         return "train"
-    if pinned_weights(dataset, resolution) is None:
-        shipped = ", ".join(f"{name} at {r} px" for name, by_size in PINNED.items() for r in by_size)
+    if not ships:
         raise AkdgError(
             f"extractor.source is 'pinned' but no pinned classifier ships for dataset {dataset!r} at {resolution} px "
-            f"(shipped: {shipped}); set extractor.source: train (or auto) to train one on the train split"
+            f"(shipped: {shipped()}); set extractor.source: train (or auto) to train one on the train split"
         )
     return "pinned"

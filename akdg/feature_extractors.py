@@ -29,7 +29,7 @@ import torch
 import torch_fidelity
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 
-from akdg.extractor_pins import PINNED, pinned_weights
+from akdg.extractor_pins import pinned_weights, shipped
 from akdg.feature_extractor_classifier import NAME as CLASSIFIER
 from akdg.feature_extractor_classifier import register_with_torch_fidelity
 from akdg.io import atomic_write, load_torch, read_json, sha256_file
@@ -115,8 +115,7 @@ def fetch_pinned_classifier(dataset: str, resolution: int, weights_out: Path) ->
     """Copy the shipped classifier for ``dataset`` next to the DAG's outputs after checking its SHA-256; its protocol."""
     found = pinned_weights(dataset, resolution)
     if found is None:
-        shipped = ", ".join(f"{name} at {size} px" for name, sizes in PINNED.items() for size in sizes)
-        raise AkdgError(f"no pinned {CLASSIFIER} ships for dataset {dataset!r} at {resolution} px (shipped: {shipped}); set extractor.source: train")
+        raise AkdgError(f"no pinned {CLASSIFIER} ships for dataset {dataset!r} at {resolution} px (shipped: {shipped()}); set extractor.source: train")
     weights, expected = found
     if not weights.is_file():
         raise AkdgError(f"the pinned feature extractor {weights} is missing from the installed package; reinstall akdg")

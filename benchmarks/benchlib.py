@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import statistics
 import sys
 import time
@@ -71,6 +72,13 @@ def machine(device: torch.device) -> dict[str, Any]:
         "git_commit": git_commit(REPO),
         "load_average_1_5_15_start": list(os.getloadavg()),
     }
+
+
+def copy_workflow(workdir: Path) -> None:
+    """What ``snakemake all_tables`` needs, copied to ``workdir``: a fresh project whose results start empty."""
+    for name in ("Snakefile", "workflow", "config", "profiles"):
+        source = REPO / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, workdir / name)
 
 
 def synchronize(device: torch.device) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from benchlib import REPO, RESULTS, machine, run, setup_logging, write_result
+from benchlib import copy_workflow, REPO, RESULTS, machine, run, setup_logging, write_result
 
 from akdg.registry import AkdgError
 
@@ -80,9 +80,7 @@ def main() -> int:
     info = machine(torch.device("cpu"))
     native = torch.backends.cpu.get_cpu_capability()
     workdir = Path(tempfile.mkdtemp(prefix="akdg-cross-cpu-"))
-    for name in ("Snakefile", "workflow", "config", "profiles"):
-        source = REPO / name
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, workdir / name)
+    copy_workflow(workdir)
     command = [sys.executable, "-m", "snakemake", "--cores", str(args.cores), "all_tables"]
     environment = {**os.environ, **CAPS[args.capability]}
     log.info("running %s in %s with %s (native: %s)", " ".join(command), workdir, CAPS[args.capability], native)

@@ -27,7 +27,7 @@ import psutil
 import torch
 import yaml
 
-from benchlib import REPO, RESULTS, machine, setup_logging, write_result
+from benchlib import copy_workflow, REPO, RESULTS, machine, setup_logging, write_result
 
 BUDGET_BYTES = 4 * 1024**3
 log = logging.getLogger("dag_budget")
@@ -92,9 +92,7 @@ def main() -> int:
 
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="akdg-dag-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    for name in ("Snakefile", "workflow", "config", "profiles"):
-        source = REPO / name
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, workdir / name)
+    copy_workflow(workdir)
     command = [sys.executable, "-m", "snakemake", "--cores", str(args.cores), "all_tables"]
     if args.configfile:
         command += ["--configfile", str(args.configfile.resolve())]
