@@ -3,6 +3,7 @@
 import os
 import re
 
+from snakemake.logging import logger
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -43,6 +44,8 @@ onstart:
         OUTDIR_LOCK.acquire()
     except AkdgError as error:
         raise WorkflowError(str(error))
+    for line in capacity_warnings(config):  # builds the generators (torch): a real run's start, never a dry run or a job
+        logger.warning(f"warning: {line}")
 
 
 onsuccess:

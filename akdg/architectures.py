@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import torch.nn as nn
+from akdg.registry import ARCHITECTURES, AkdgError
 
-from akdg.registry import AkdgError, Registry
+if TYPE_CHECKING:  # built by the family modules, which import torch; this module must not (config validation reads it)
+    import torch.nn as nn
 
 
 class GeneratorFactory(Protocol):
@@ -31,8 +32,6 @@ class Architecture:
     discriminator: DiscriminatorFactory
     residual: bool = False
 
-
-ARCHITECTURES: Registry[Architecture] = Registry("architecture")
 
 SUPPORTED_RESOLUTIONS = (16, 32, 64, 128, 256)
 
@@ -54,11 +53,3 @@ def build_discriminator(spec: dict[str, Any], *, resolution: int, channels: int)
     """Build a discriminator from a ``{arch, width}`` spec."""
     family = ARCHITECTURES.get(spec["arch"])
     return family.discriminator(resolution=resolution, channels=channels, width=spec["width"])
-
-
-def _register_builtin_families() -> None:
-    # The built-in families live in their own modules and register themselves on import.
-    from akdg import arch_dcgan, arch_mlp, arch_pggan, arch_sngan  # noqa: F401
-
-
-_register_builtin_families()

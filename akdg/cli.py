@@ -140,9 +140,11 @@ def cmd_plot_samples(args: argparse.Namespace) -> None:
 
 
 def cmd_validate_config(args: argparse.Namespace) -> None:
-    from akdg.config import load_config
+    from akdg.config import capacity_warnings, load_config
 
     config = load_config(args.config)
+    for line in capacity_warnings(config):
+        log.warning("%s", line)
     log.info("%s is valid: %d students x %d methods x %d seeds", args.config, len(config["students"]), len(config["methods"]), len(config["seeds"]))
 
 

@@ -23,7 +23,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from akdg.extractor_pins import UNLABELLED, resolve_source
-from akdg.registry import AkdgError, import_plugins
+from akdg.registry import ARCHITECTURES, DATASETS, DOWNLOADERS, LOSSES, METHODS, SOURCES, AkdgError, import_plugins
 
 SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 SPECS = SCHEMA.with_name("specs.schema.yaml")  # what each step's --spec holds
@@ -169,32 +169,34 @@ def check_spec(step: str, spec: Any) -> None:
 
 def check_names(config: dict[str, Any]) -> None:
     """Every name must be registered, method options known and of their declared types, files named must exist."""
-    from akdg.architectures import ARCHITECTURES
-    from akdg.datasets import DATASETS, DOWNLOADERS, SOURCES, has_labels
-    from akdg.losses import LOSSES
-    from akdg.training import METHODS
+    from akdg.datasets import has_labels
+    from akdg.method_options import check_options, check_residual_generators
 
     import_plugins(config.get("plugins", []))
     dataset = config["dataset"]["name"]
-    DATASETS.get(dataset)
+    DATASETS.metadata(dataset)  # refuses an unknown name, listing the known ones
     if dataset in DOWNLOADERS.names() and dataset not in SOURCES.names():
         raise AkdgError(
             f"dataset {dataset!r} has a downloader but no sources; register the files its loader reads with "
-            f"akdg.datasets.SOURCES.register({dataset!r}), so that the workflow downloads and tracks them"
+            f"akdg.registry.SOURCES.register({dataset!r}), so that the workflow downloads and tracks them"
         )
     path = config["dataset"].get("path")
     if path is not None and not Path(path).expanduser().exists():
         raise AkdgError(f"dataset.path {path} does not exist; point it at the dataset's files (folder: a folder of images; npz: an .npz file)")
-    LOSSES.get(config["loss"])
+    LOSSES.metadata(config["loss"])
     models = [config["teacher"]["generator"], config["teacher"]["discriminator"], config["student_discriminator"], *config["students"]]
     for model in models:
-        ARCHITECTURES.get(model["arch"])
+        ARCHITECTURES.metadata(model["arch"])
     for label, variant in method_variants(config).items():
-        method = METHODS.get(variant["method"])
-        coerce_to_schema(variant["options"], method.options_schema())  # in place: the config's own dict
-        method.check_options(variant["options"], f"methods.{label}" + (".options" if "method" in (config["methods"][label] or {}) else ""))
+        info = METHODS.metadata(variant["method"])  # from the registry index: the method's module (torch) is not imported
+        coerce_to_schema(variant["options"], info["options_schema"])  # in place: the config's own dict
+        check_options(info["options_schema"], variant["options"], f"methods.{label}" + (".options" if "method" in (config["methods"][label] or {}) else ""))
+        teacher = config["teacher"]["generator"] if info["requires_teacher"] else None
         for student in config["students"]:
-            method.check_generators(student, config["teacher"]["generator"] if method.requires_teacher else None)
+            if variant["method"] in METHODS.imported():  # a plug-in, whose own check_generators may say more
+                METHODS.get(variant["method"]).check_generators(student, teacher)
+            elif info["residual_generators"]:
+                check_residual_generators(variant["method"], student, teacher, lambda arch: ARCHITECTURES.metadata(arch)["residual"])
     checkpoint = config["teacher"].get("checkpoint")
     if checkpoint and not Path(checkpoint).is_file():
         raise AkdgError(f"teacher.checkpoint {checkpoint} does not exist; give the path of a trained teacher or remove the key to train one")
@@ -203,8 +205,6 @@ def check_names(config: dict[str, Any]) -> None:
         raise AkdgError(f"students: duplicate entries {keys}; each (arch, width) may appear once")
     if resolve_source(config) == "train" and not has_labels(config["dataset"]):  # resolve_source refuses a pinned one where none ships
         raise AkdgError(UNLABELLED.format(dataset=config["dataset"]["label"]))
-    for line in capacity_warnings(config):
-        log.warning("%s", line)
     evaluation = config["evaluation"]
     if evaluation["kid_subset_size"] > evaluation["num_samples"]:
         raise AkdgError("evaluation.kid_subset_size must not exceed evaluation.num_samples")

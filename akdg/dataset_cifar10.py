@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from akdg.datasets import DATASETS, DOWNLOADERS, SOURCES, ImageSplits, Sources, resize_uint8
+from akdg.datasets import DATASETS, DOWNLOADERS, SOURCES, ImageSplits, Sources
 from akdg.registry import AkdgError
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,8 @@ def fetch_cifar10(options: dict[str, Any]) -> None:
 def load_cifar10(options: dict[str, Any]) -> ImageSplits:
     """torchvision's CIFAR10 train and test sets as uint8 NCHW, resized if ``resolution`` is not 32."""
     from torchvision.datasets import CIFAR10
+
+    from akdg.images import resize_uint8  # torch: imported where images are made, not when the workflow plans
 
     fetch_cifar10(options)
     root, resolution = Path(options.get("root", "data")).expanduser(), options["resolution"]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from akdg.datasets import DATASETS, LABELLED, SOURCES, ImageSplits, Sources, read_npz, resize_uint8
+from akdg.datasets import DATASETS, LABELLED, SOURCES, ImageSplits, Sources, read_npz
 from akdg.registry import AkdgError
 
 IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".webp")
@@ -174,6 +174,8 @@ def _npz_images(arrays: dict[str, np.ndarray], key: str, where: Path, channels: 
         raise AkdgError(f"{where}: {key!r} has dtype {array.dtype}; expected uint8 images (0..255)")
     if len(array) == 0:
         raise AkdgError(f"{where}: {key!r} holds no images")
+    from akdg.images import resize_uint8  # torch: imported where images are made, not when the workflow plans
+
     images, layout = _to_nchw(array, f"{where}: {key!r}")
     images = resize_uint8(np.ascontiguousarray(_center_crop(_convert_channels(images, channels))), resolution)
     return images, layout

@@ -12,14 +12,12 @@ import logging
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from akdg.io import atomic_write
-from akdg.registry import AkdgError, Registry
+from akdg.registry import DATASETS, DOWNLOADERS, LABELLED, SOURCES, AkdgError
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +41,6 @@ class ImageSplits:
         return int(self.x_train.shape[-1])
 
 
-DatasetLoader = Callable[[dict[str, Any]], ImageSplits]
-DATASETS: Registry[DatasetLoader] = Registry("dataset")
-Downloader = Callable[[dict[str, Any]], None]
-DOWNLOADERS: Registry[Downloader] = Registry("dataset downloader")
 
 
 @dataclass
@@ -62,10 +56,6 @@ class Sources:
     manifest: str | None = None
 
 
-SourceFinder = Callable[[dict[str, Any]], Sources]
-SOURCES: Registry[SourceFinder] = Registry("dataset sources")
-LabelCheck = Callable[[dict[str, Any]], bool]
-LABELLED: Registry[LabelCheck] = Registry("dataset labels")  # datasets whose labels depend on their files, or that have none
 
 
 def download(options: dict[str, Any]) -> None:
@@ -103,19 +93,12 @@ def content_hash(*arrays: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def resize_uint8(images: np.ndarray, resolution: int) -> np.ndarray:
-    """Resize uint8 NCHW images with antialiased bilinear interpolation, back to uint8."""
-    if images.shape[-1] == resolution and images.shape[-2] == resolution:
-        return images
-    tensor = torch.from_numpy(images).float()
-    resized = F.interpolate(tensor, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False)
-    return resized.round().clamp(0, 255).to(torch.uint8).numpy()
-
-
 @DATASETS.register("digits")
 def load_digits(options: dict[str, Any]) -> ImageSplits:
     """scikit-learn's 1,797 handwritten 8x8 digits (shipped inside the package: no download)."""
     from sklearn.datasets import load_digits as sklearn_digits
+
+    from akdg.images import resize_uint8  # torch: imported where images are made, not when the workflow plans
     from sklearn.model_selection import train_test_split
 
     bunch = sklearn_digits()
@@ -218,22 +201,3 @@ def load_prepared(path: Path) -> ImageSplits:
     except ValueError as error:
         raise AkdgError(f"prepared dataset {path} has an unreadable protocol ({error}); {fix}") from None
     return ImageSplits(arrays["x_train"], arrays["x_test"], arrays["y_train"], arrays["y_test"], protocol)
-
-
-def to_model_range(images: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """uint8 0..255 -> float -1..1, the range generators produce with tanh."""
-    tensor = torch.as_tensor(images)
-    return tensor.float().div(127.5).sub(1.0)
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """float -1..1 -> uint8 0..255, the input torch-fidelity's feature extractors expect."""
-    return images.add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8)
-
-
-def _register_builtin_datasets() -> None:
-    # Datasets with files of their own live in their own modules and register themselves on import.
-    from akdg import dataset_cifar10, dataset_files, dataset_lsun  # noqa: F401
-
-
-_register_builtin_datasets()

@@ -21,7 +21,8 @@ import torch.nn.functional as F
 import torch_fidelity
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 
-from akdg.datasets import ImageSplits, to_model_range
+from akdg.datasets import ImageSplits
+from akdg.images import to_model_range
 from akdg.extractor_pins import UNLABELLED
 from akdg.io import load_torch, save_torch
 from akdg.registry import AkdgError

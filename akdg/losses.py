@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from akdg.registry import Registry
+from akdg.registry import LOSSES
 
 
 @dataclass(frozen=True)
@@ -16,8 +16,6 @@ class GanLoss:
     discriminator: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (scores on real, scores on fake)
     generator: Callable[[torch.Tensor], torch.Tensor]  # (scores on fake)
 
-
-LOSSES: Registry[GanLoss] = Registry("GAN loss")
 
 LOSSES.register("hinge")(
     GanLoss(

@@ -11,7 +11,9 @@ from typing import Any
 
 import torch
 
-from akdg.training import METHODS, WEIGHT, Method, TrainContext
+from akdg.method_options import WEIGHT
+from akdg.registry import METHODS
+from akdg.training import Method, TrainContext
 
 
 @METHODS.register("akdg")

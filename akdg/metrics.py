@@ -34,7 +34,8 @@ from torch_fidelity.generative_model_modulewrapper import GenerativeModelModuleW
 from torch_fidelity.metric_fid import fid_featuresdict_to_statistics_cached
 from torch_fidelity.utils import create_feature_extractor, extract_featuresdict_from_input_id_cached
 
-from akdg.datasets import ImageSplits, to_uint8
+from akdg.datasets import ImageSplits
+from akdg.images import to_uint8
 from akdg.feature_extractor_classifier import NAME as CLASSIFIER_NAME
 from akdg.feature_extractor_classifier import register_with_torch_fidelity
 from akdg.feature_extractors import feature_layers, input_channels

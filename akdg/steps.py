@@ -17,6 +17,7 @@ import torch
 
 from akdg import checkpoint, datasets
 from akdg.architectures import build_generator
+from akdg.images import to_uint8
 from akdg.io import prepare_outputs, read_json, sha256_file, write_json
 from akdg.losses import LOSSES
 from akdg.protocol import describe_device, environment
@@ -271,7 +272,7 @@ def sample_grid_images(checkpoints: dict[str, Path], z_dim: int, count: int, see
     for label, path in checkpoints.items():
         generator, _ = checkpoint.load_generator(path, expect={"z_dim": z_dim})  # the z drawn above must fit it
         with torch.no_grad():
-            images[label] = datasets.to_uint8(generator(z)).numpy()
+            images[label] = to_uint8(generator(z)).numpy()
     return images
 
 

@@ -15,15 +15,14 @@ from typing import Any, Callable, ClassVar
 
 import torch
 import torch.nn as nn
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from akdg.architectures import build_discriminator
-from akdg.datasets import to_model_range
+from akdg.images import to_model_range
 from akdg.losses import GanLoss
-from akdg.registry import AkdgError, Registry
+from akdg.method_options import check_options, check_residual_generators, options_schema
+from akdg.registry import ARCHITECTURES, METHODS, AkdgError
 from akdg.resume import Resumable
 
 log = logging.getLogger(__name__)
@@ -164,19 +163,18 @@ class TrainContext:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp and enabled, cache_enabled=False)
 
 
-WEIGHT = {"type": "number", "minimum": 0}  # a loss term's weight: a negative one rewards moving away from the term's target
-OPTION_TYPES = {bool: "boolean", int: "number", float: "number", str: "string"}  # JSON types of options declared by their default only
-
-
 class Method:
     """Base class for a training method; subclasses set ``name``-level options and ``train_step``.
 
     ``default_options`` names the options; ``option_schemas`` gives each one's JSON schema (type and
-    range, e.g. :data:`WEIGHT`), or it must have its default's type. Config validation checks the
-    config's options against them (:meth:`check_options`) before any job runs, and so does ``__init__``.
+    range, e.g. :data:`WEIGHT`), or it must have its default's type. ``residual_generators``: the
+    method matches residual blocks, so student and teacher must be residual families. Config
+    validation checks these (through the registry index, :mod:`akdg.method_options`) before any job
+    runs, and so does ``__init__``.
     """
 
     requires_teacher: ClassVar[bool] = False
+    residual_generators: ClassVar[bool] = False
     default_options: ClassVar[dict[str, Any]] = {}
     option_schemas: ClassVar[dict[str, dict[str, Any]]] = {}
 
@@ -193,23 +191,12 @@ class Method:
     @classmethod
     def options_schema(cls) -> dict[str, Any]:
         """The JSON schema of the options: config validation also uses it to read ``--config`` strings as numbers."""
-        properties = {
-            key: cls.option_schemas.get(key, {"type": OPTION_TYPES[type(default)]} if type(default) in OPTION_TYPES else {})
-            for key, default in cls.default_options.items()
-        }
-        return {"type": "object", "additionalProperties": False, "properties": properties}
+        return options_schema(cls.default_options, cls.option_schemas)
 
     @classmethod
     def check_options(cls, options: dict[str, Any], where: str) -> None:
         """Raise AkdgError naming the first unknown option, or one of the wrong type or out of range (``where``: its place)."""
-        unknown = sorted(set(options) - set(cls.default_options))
-        if unknown:
-            raise AkdgError(f"{where}: unknown option(s) {unknown}; accepted: {sorted(cls.default_options) or 'none'}")
-        schemas = cls.options_schema()["properties"]
-        for key, value in options.items():
-            error = best_match(Draft202012Validator(schemas[key]).iter_errors(value))
-            if error is not None:
-                raise AkdgError(f"{where}: option {key}: {error.message}")
+        check_options(cls.options_schema(), options, where)
 
     @classmethod
     def check_generators(cls, student_spec: dict[str, Any], teacher_spec: dict[str, Any] | None) -> None:
@@ -217,7 +204,10 @@ class Method:
 
         Config validation calls it for every student of the grid, so that a method that needs, e.g.,
         residual generators fails before any job runs, not after the teacher's hours of training.
+        A plug-in may override it; the built-ins declare ``residual_generators`` instead.
         """
+        if cls.residual_generators:
+            check_residual_generators(cls.__name__.lower(), student_spec, teacher_spec, lambda arch: ARCHITECTURES.metadata(arch)["residual"])
 
     def state_dict(self) -> dict[str, Any]:
         """Every module and optimiser the method holds (discriminators, adapters, optimisers), for resuming."""
@@ -259,9 +249,6 @@ class Method:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-
-
-METHODS: Registry[type[Method]] = Registry("method")
 
 
 DIVERGENCE_CAUSES = (
@@ -476,12 +463,3 @@ def compile_models(ctx: TrainContext) -> None:
             continue
         model.compile(mode=ctx.compile)
     log.info("training.compile: models compiled with mode %r (first steps include compilation)", ctx.compile)
-
-
-def _register_builtin_methods() -> None:
-    # AKDG lives beside the loop; the baselines live in their own package. Both register on import.
-    import baselines  # noqa: F401
-    from akdg import method_akdg  # noqa: F401
-
-
-_register_builtin_methods()

@@ -1,3 +1,1 @@
-"""The methods AKDG is compared with, each one module on akdg's shared training loop."""
-
-from baselines import joint, lit, mse, vanilla  # noqa: F401  (importing registers them)
+"""The methods AKDG is compared with, each one module on akdg's shared training loop (registered in akdg.registry)."""

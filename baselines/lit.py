@@ -25,7 +25,7 @@ Where this GAN adaptation departs from it:
   * the student's batch-norm layers see the teacher-forced batches too, so their running
     statistics average over both kinds of input (LIT's code does the same).
 LIT needs residual generators exposing ``stem(z)``, ``blocks`` and ``head(h)`` (``forward`` =
-``head(blocks(stem(z)))``, as ``sngan``'s); :meth:`LIT.check_generators` rejects other pairs first.
+``head(blocks(stem(z)))``, as ``sngan``'s); ``residual_generators`` makes config validation reject other pairs first.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from akdg.architectures import ARCHITECTURES
-from akdg.registry import AkdgError
-from akdg.training import METHODS, WEIGHT, Method, TrainContext
+from akdg.method_options import WEIGHT
+from akdg.registry import METHODS, AkdgError
+from akdg.training import Method, TrainContext
 
 
 def stage_outputs(generator: nn.Module, z: torch.Tensor) -> list[torch.Tensor]:
@@ -57,22 +57,12 @@ def adapter(in_channels: int, out_channels: int) -> nn.Module:
 @METHODS.register("lit")
 class LIT(Method):
     requires_teacher = True
+    residual_generators = True
     default_options = {
         "ir_weight": 1.0,  # weight of the summed per-block IR losses
         "kd_weight": 1.0,  # weight of the pixel MSE between the whole student's and teacher's outputs
     }
     option_schemas = {"ir_weight": WEIGHT, "kd_weight": WEIGHT}
-
-    @classmethod
-    def check_generators(cls, student_spec: dict[str, Any], teacher_spec: dict[str, Any] | None) -> None:
-        assert teacher_spec is not None  # requires_teacher is checked before this
-        names = f"student {student_spec['arch']!r}, teacher {teacher_spec['arch']!r}"
-        for role, spec in (("student", student_spec), ("teacher", teacher_spec)):
-            if not ARCHITECTURES.get(spec["arch"]).residual:
-                raise AkdgError(
-                    f"lit distils between residual blocks; {role} {spec['arch']!r} is not residual "
-                    f"(use a residual family such as sngan for the {role}; got {names})"
-                )
 
     def __init__(self, ctx: TrainContext, **options: Any) -> None:
         super().__init__(ctx, **options)

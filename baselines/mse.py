@@ -8,7 +8,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from akdg.training import METHODS, Method
+from akdg.registry import METHODS
+from akdg.training import Method
 
 
 @METHODS.register("mse")

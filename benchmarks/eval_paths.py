@@ -3,7 +3,7 @@
 - ours: what ``akdg evaluate`` runs (``akdg.metrics.fidelity_metrics``): the generator is torch-fidelity's
   input1 (``GenerativeModelModuleWrapper``), its images quantised to uint8 in memory, no files.
 - png: the same N images (the same z: torch-fidelity's noise from ``rng_seed``, drawn in the same
-  batches), quantised the same way (``akdg.datasets.to_uint8``), written as PNG files with PIL, then
+  batches), quantised the same way (``akdg.images.to_uint8``), written as PNG files with PIL, then
   ``torch_fidelity.calculate_metrics`` on the folder.
 
 Both use the same extractor weights, reference split, options and torch-fidelity arguments, and a
@@ -47,6 +47,7 @@ from akdg.config import load_config
 from akdg.feature_extractor_classifier import NAME as CLASSIFIER
 from akdg.feature_extractor_classifier import ClassifierFeatureExtractor, train_classifier
 from akdg.feature_extractors import INCEPTION, default_inception_weights_path
+from akdg.images import to_uint8
 from akdg.io import sha256_file
 from akdg.losses import LOSSES
 from akdg.training import TrainContext, train
@@ -91,7 +92,7 @@ def write_pngs(generator: nn.Module, z_dim: int, options: dict[str, Any], folder
     with torch.no_grad():
         for start in range(0, count, batch):
             z = random_normal(rng, (min(batch, count - start), z_dim)).to(device)
-            for index, image in enumerate(datasets.to_uint8(generator(z)).cpu().numpy(), start):
+            for index, image in enumerate(to_uint8(generator(z)).cpu().numpy(), start):
                 Image.fromarray(image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)).save(folder / f"{index:07d}.png")
     return sum(path.stat().st_size for path in folder.iterdir())
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 import logging
+from pathlib import Path
 
 import pytest
 import yaml
 
+from akdg.cli import main
 from akdg.config import capacity_warnings, planned_size, validate_config
 
 from conftest import REPO
@@ -38,11 +39,13 @@ def test_the_default_students_keep_the_papers_proportions() -> None:
         assert 0.4 <= size["params"] / teacher["params"] <= 0.65 and size["mult_adds"] <= teacher["mult_adds"] / 10, (student, size)
 
 
-def test_a_student_as_large_as_its_teacher_is_warned_about_at_validation(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_student_as_large_as_its_teacher_is_warned_about_by_validate_config(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
+    """`akdg validate-config` and a run's start warn; planning (snakemake -n) does not build models, so it cannot."""
     config = load("config.yaml")
     config["students"] = [*config["students"], {"arch": "mlp", "width": 256}]
-    with caplog.at_level(logging.WARNING, logger="akdg.config"):
-        validate_config(copy.deepcopy(config))
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(config))
+    with caplog.at_level(logging.WARNING, logger="akdg.cli"):
+        assert main(["validate-config", str(tmp_path / "grid.yaml")]) == 0
     assert [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING] == [
         "student mlp-w256 is not smaller than the teacher sngan-w32 (207,360 vs 54,497 parameters, 204,800 vs 5,988,352 "
         "mult-adds at 16 px): the grid lacks the paper's capacity gap; narrow the student or widen the teacher"

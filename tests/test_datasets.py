@@ -20,6 +20,7 @@ from PIL import Image
 from torchvision.datasets import CIFAR10
 
 from akdg import dataset_lsun, datasets
+from akdg.images import resize_uint8
 from akdg.registry import AkdgError
 
 # ---------------------------------------------------------------- CIFAR-10
@@ -71,7 +72,7 @@ def test_cifar10_placed_archive_is_verified_and_extracted_offline(cifar_archive:
 
     (cifar_archive["root"] / CIFAR10.filename).unlink()  # the extracted batches alone are enough now
     resized = datasets.DATASETS.get("cifar10")({**options, "resolution": 16})
-    np.testing.assert_array_equal(resized.x_train, datasets.resize_uint8(cifar_archive["x_train"], 16))
+    np.testing.assert_array_equal(resized.x_train, resize_uint8(cifar_archive["x_train"], 16))
     assert resized.x_train.shape == (10, 3, 16, 16) and "resized to 16x16" in resized.protocol["preprocessing"]
 
 

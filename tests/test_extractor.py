@@ -14,6 +14,7 @@ import yaml
 from torchvision.transforms.functional import gaussian_blur
 
 from akdg import datasets, metrics
+from akdg.images import to_model_range
 from akdg.config import validate_config
 from akdg.extractor_pins import PINNED, pinned_weights, resolve_source
 from akdg.feature_extractor_classifier import load_classifier, train_classifier
@@ -84,7 +85,7 @@ def test_auto_uses_the_pinned_classifier_where_one_ships_and_trains_elsewhere() 
 def classifier_features(weights: Path, images: np.ndarray) -> torch.Tensor:
     model = load_classifier(weights)
     with torch.no_grad():
-        return model.features_and_logits(datasets.to_model_range(torch.from_numpy(images)))[0]
+        return model.features_and_logits(to_model_range(torch.from_numpy(images)))[0]
 
 
 def ten_class_bars(count: int, seed: int) -> datasets.ImageSplits:

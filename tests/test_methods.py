@@ -7,15 +7,15 @@ import copy
 import pytest
 import torch
 
-from akdg import datasets
 from akdg.architectures import build_generator
+from akdg.images import to_model_range
 from akdg.losses import LOSSES
 from akdg.registry import AkdgError
 from akdg.training import METHODS, Method, TrainContext, train
 
 Z_DIM, RES = 8, 16
 REAL_PIXEL = 200  # the uint8 value of every real pixel; the loop hands it over as REAL_MARKER
-REAL_MARKER = float(datasets.to_model_range(torch.tensor(REAL_PIXEL, dtype=torch.uint8)))  # no tanh output hits it exactly
+REAL_MARKER = float(to_model_range(torch.tensor(REAL_PIXEL, dtype=torch.uint8)))  # no tanh output hits it exactly
 
 
 def make_context(

@@ -10,7 +10,7 @@ import scipy.linalg
 import torch
 
 from akdg.architectures import build_generator
-from akdg.datasets import to_model_range
+from akdg.images import to_model_range
 from akdg.feature_extractor_classifier import FORMAT as CLASSIFIER_FORMAT
 from akdg.feature_extractor_classifier import Classifier, load_classifier
 from akdg.metrics import fidelity_metrics

@@ -6,13 +6,12 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from akdg.config import method_variants, student_key, student_training_spec, teacher_training_spec, validate_config
-from akdg.datasets import DOWNLOADERS
+from akdg.config import capacity_warnings, method_variants, student_key, student_training_spec, teacher_training_spec, validate_config
 from akdg.datasets import sources as dataset_sources
 from akdg.extractor_pins import pinned_weights, resolve_source
+from akdg.fingerprint import fingerprint
 from akdg.outdir_lock import OutdirLock
-from akdg.registry import AkdgError
-from akdg.training import METHODS as METHOD_REGISTRY
+from akdg.registry import DOWNLOADERS, METHODS as METHOD_REGISTRY, AkdgError
 
 
 # The one validation akdg validate-config also runs: string coercion of nested --config values,
@@ -81,10 +80,24 @@ def student_spec_json(wildcards):
     return as_json(student_training_spec(config, STUDENTS[wildcards.student], wildcards.method, int(wildcards.seed)))
 
 
+# Each job's code as a param (akdg.fingerprint): Snakemake reruns the jobs whose code changed, and what follows them.
+LOSS = config["loss"]
+TEACHER_ARCH = config["teacher"]["generator"]["arch"]
+GENERATOR_ARCHS = sorted({TEACHER_ARCH, *(model["arch"] for model in STUDENTS.values())})
+
+
+def student_code(wildcards):
+    method = VARIANTS[wildcards.method]["method"]
+    architectures = [STUDENTS[wildcards.student]["arch"], config["student_discriminator"]["arch"]]
+    if METHOD_REGISTRY.metadata(method)["requires_teacher"]:
+        architectures.append(TEACHER_ARCH)
+    return fingerprint("train", architectures=architectures, methods=[method], losses=[LOSS])
+
+
 def student_inputs(wildcards):
     """Only distillation methods wait for the teacher; vanilla students train alongside it."""
     inputs = {"data": DATA}
-    if METHOD_REGISTRY.get(VARIANTS[wildcards.method]["method"]).requires_teacher:
+    if METHOD_REGISTRY.metadata(VARIANTS[wildcards.method]["method"])["requires_teacher"]:
         inputs["teacher"] = TEACHER
     return inputs
 

@@ -30,6 +30,7 @@ rule prepare_data:
         protocol=DATA.replace(".npz", ".json"),
     params:
         spec=as_json(DATASET_SPEC),
+        code=fingerprint("prepare_data", dataset=config["dataset"]["name"]),
         **({"manifest": DATA_SOURCES.manifest} if DATA_SOURCES.manifest else {}),  # a folder's content: params changed, job rerun
     resources:
         **job_resources("data"),
@@ -54,6 +55,7 @@ if EXTRACTOR_SOURCE == "train":
             protocol=EXTRACTOR,
         params:
             spec=as_json({key: value for key, value in config["extractor"].items() if key != "source"}),
+            code=fingerprint("train_extractor"),
         threads: 1
         resources:
             **job_resources("data"),
@@ -80,6 +82,7 @@ else:
                 {"feature_extractor": FEATURE_EXTRACTOR, "inception_weights": config["evaluation"].get("inception_weights")}
                 | ({"pinned": {"dataset": config["dataset"]["name"], "resolution": config["dataset"]["resolution"]}} if PINNED_EXTRACTOR else {})
             ),
+            code=fingerprint("fetch_extractor"),
         resources:
             **job_resources("data"),
         conda:
@@ -102,6 +105,7 @@ rule reference_stats:
     params:
         spec=as_json({"feature_extractor": FEATURE_EXTRACTOR, "batch_size": config["evaluation"]["batch_size"]}),
         cache=REFERENCE_CACHE,
+        code=fingerprint("reference_stats"),
     threads: 1
     resources:
         **job_resources("evaluate"),

@@ -14,6 +14,7 @@ rule measure_cost:
                 "speed": config["speed"],
             }
         ),
+        code=fingerprint("measure_cost", architectures=GENERATOR_ARCHS),
     threads: cost_threads()  # alone on the machine, so speed figures are not disturbed by other jobs
     priority: 100  # first, so that evaluations (which embed its figures) never wait for it
     resources:
@@ -57,6 +58,7 @@ rule evaluate_teacher:
                 ]
             )
         ),
+        code=fingerprint("evaluate", architectures=[TEACHER_ARCH]),
     threads: 1
     resources:
         **job_resources("evaluate"),
@@ -96,6 +98,7 @@ rule evaluate_student:
                 ]
             )
         ),
+        code=lambda wildcards: fingerprint("evaluate", architectures=[STUDENTS[wildcards.student]["arch"]]),
     threads: 1
     resources:
         **job_resources("evaluate"),
@@ -130,6 +133,7 @@ rule evaluate_references:
                 ]
             )
         ),
+        code=fingerprint("evaluate", architectures=sorted({model["arch"] for model in STUDENTS.values()})),
     threads: 1
     resources:
         **job_resources("evaluate"),

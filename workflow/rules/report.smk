@@ -15,6 +15,7 @@ rule aggregate:
         dataset=DATASET,
         tables_dir=lambda wildcards, output: os.path.dirname(output.tables[0]),
         plots_dir=lambda wildcards, output: os.path.dirname(output.plot),
+        code=fingerprint("aggregate"),
     resources:
         **job_resources("report"),
     conda:
@@ -41,6 +42,7 @@ rule plot_samples:
             + [f"{name}/{method}={path}" for (name, method), path in zip([(n, m) for n in STUDENTS for m in METHODS], input.students)]
         ),
         z_dim=config["z_dim"],
+        code=fingerprint("plot_samples", architectures=GENERATOR_ARCHS),
     resources:
         **job_resources("report"),
     conda:

@@ -12,6 +12,7 @@ if config["teacher"]["checkpoint"]:
             TEACHER,
         params:
             spec=as_json({"generator": config["teacher"]["generator"], "z_dim": config["z_dim"]}),
+            code=fingerprint("import_teacher", architectures=[TEACHER_ARCH]),
         resources:
             **job_resources("teacher"),
         conda:
@@ -33,6 +34,9 @@ else:
         params:
             spec=as_json(teacher_training_spec(config)),
             every=config["training"]["checkpoint_every"],
+            code=fingerprint(
+                "train", architectures=[TEACHER_ARCH, config["teacher"]["discriminator"]["arch"]], methods=["vanilla"], losses=[LOSS]
+            ),
         threads: 2  # the teacher is the DAG's critical path; students and evaluations take 1 thread each
         resources:
             **job_resources("teacher"),
@@ -55,6 +59,7 @@ rule train_student:
         spec=student_spec_json,
         teacher=lambda wildcards, input: f"--teacher {input.teacher}" if "teacher" in input.keys() else "",
         every=config["training"]["checkpoint_every"],
+        code=student_code,
     threads: 1
     resources:
         **job_resources("student"),
