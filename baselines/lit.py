@@ -9,12 +9,12 @@ Where this follows LIT (the paper and its code, github.com/stanford-futuredata/l
   * a KD term on the whole student's output is added to the summed IR losses. For a generator the
     output is pixels, so KD is the MSE between G_S(z) and G_T(z) on the same z (as in the MSE method);
     LIT's code weighs KD and IR as beta and 1 - beta with beta = 0.5, i.e. equally, hence the
-    defaults ``ir_weight = kd_weight = 1``.
+    defaults ``ir_weight = pixel_weight = 1``.
 Where this GAN adaptation departs from it:
   * one phase: LIT first trains the blocks on IR (+KD) and then fine-tunes the whole student on
     its task loss (its StarGAN code: IR only, then StarGAN's own losses). Here every step of the
     shared loop sums the adversarial loss (a student discriminator on real vs student images, as in
-    vanilla), ``ir_weight`` times the summed IR losses and ``kd_weight`` times KD, so LIT gets the
+    vanilla), ``ir_weight`` times the summed IR losses and ``pixel_weight`` times KD, so LIT gets the
     same step budget as the other methods;
   * LIT keeps the teacher's width and cuts depth (one student block stands for several teacher
     blocks). The paper's students are narrower, not shallower, so blocks are matched one to one
@@ -60,9 +60,9 @@ class LIT(Method):
     residual_generators = True
     default_options = {
         "ir_weight": 1.0,  # weight of the summed per-block IR losses
-        "kd_weight": 1.0,  # weight of the pixel MSE between the whole student's and teacher's outputs
+        "pixel_weight": 1.0,  # weight of the pixel MSE (LIT's KD term) between the whole student's and teacher's outputs
     }
-    option_schemas = {"ir_weight": WEIGHT, "kd_weight": WEIGHT}
+    option_schemas = {"ir_weight": WEIGHT, "pixel_weight": WEIGHT}
 
     def __init__(self, ctx: TrainContext, **options: Any) -> None:
         super().__init__(ctx, **options)
@@ -123,5 +123,5 @@ class LIT(Method):
         adversarial = ctx.loss.generator(self.discriminator(fake))
         kd = F.mse_loss(fake, target)
         ir = torch.stack(self.intermediate_losses(teacher_stages)).sum()
-        self.generator_update(adversarial + self.options["ir_weight"] * ir + self.options["kd_weight"] * kd)
+        self.generator_update(adversarial + self.options["ir_weight"] * ir + self.options["pixel_weight"] * kd)
         return {"d": d_loss.item(), "g_adversarial": adversarial.item(), "g_ir": ir.item(), "g_kd": kd.item()}

@@ -296,7 +296,7 @@ def test_lit_ir_loss_is_teacher_forced_and_zero_for_a_copy_of_the_teacher():
 
 def test_lit_without_ir_and_kd_is_exactly_vanilla_and_with_them_is_not():
     runs = {}
-    for name, options in (("vanilla", {}), ("lit-off", {"ir_weight": 0.0, "kd_weight": 0.0}), ("lit", {})):
+    for name, options in (("vanilla", {}), ("lit-off", {"ir_weight": 0.0, "pixel_weight": 0.0}), ("lit", {})):
         ctx = make_context("sngan", seed=6)
         METHODS.get(name.split("-")[0])(ctx, **options).train_step()
         runs[name] = _parameters(ctx.generator)
@@ -304,7 +304,7 @@ def test_lit_without_ir_and_kd_is_exactly_vanilla_and_with_them_is_not():
     assert any(not torch.equal(a, b) for a, b in zip(runs["vanilla"], runs["lit"]))
 
 
-@pytest.mark.parametrize("key", ["ir_weight", "kd_weight"])
+@pytest.mark.parametrize("key", ["ir_weight", "pixel_weight"])
 def test_lit_rejects_negative_weights(key: str):
     with pytest.raises(AkdgError, match=rf"LIT: option {key}: -1.0 is less than the minimum of 0"):
         METHODS.get("lit")(make_context("sngan"), **{key: -1.0})
