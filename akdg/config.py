@@ -83,6 +83,8 @@ def _filling_defaults(validator: type[Validator]) -> type[Validator]:
 
     def properties(checker: Validator, properties: dict[str, Any], instance: Any, schema: dict[str, Any]) -> Any:
         for name, sub in properties.items():
+            if "$ref" in sub and "default" not in sub:  # a step spec's keys refer to the config's, where the defaults are
+                sub = checker._resolver.lookup(sub["$ref"]).contents  # as jsonschema's own $ref keyword resolves it
             if isinstance(instance, dict) and "default" in sub:
                 instance.setdefault(name, copy.deepcopy(sub["default"]))
         yield from check_properties(checker, properties, instance, schema)

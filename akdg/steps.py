@@ -6,6 +6,7 @@ step depends on, so that Snakemake reruns a step exactly when its part of the pr
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -17,13 +18,14 @@ import torch
 
 from akdg import checkpoint, datasets
 from akdg.architectures import build_generator
+from akdg.config import check_spec
 from akdg.images import to_uint8
 from akdg.io import prepare_outputs, read_json, sha256_file, write_json
 from akdg.losses import LOSSES
 from akdg.protocol import describe_device, environment
 from akdg.registry import AkdgError
 from akdg.resume import Resumable
-from akdg.training import MAX_ABS_LOSS, TrainContext, check_probe, checks_made, resolve_device, train
+from akdg.training import TrainContext, check_probe, checks_made, resolve_device, train
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,11 @@ def train_extractor(spec: dict[str, Any], data: Path, out: Path) -> None:
     write_json(Path(out).with_suffix(".json"), protocol)
 
 
-TRAINING_DEFAULTS = {"device": "auto", "amp": False, "channels_last": False, "compile": "off", "max_abs_loss": MAX_ABS_LOSS}  # as in the config schema
+def with_defaults(step: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``spec`` checked against its step's schema, with the config schema's defaults for what it omits."""
+    spec = copy.deepcopy(spec)
+    check_spec(step, spec)
+    return spec
 
 
 def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path | None = None, checkpoint_every: int = 0) -> None:
@@ -70,7 +76,7 @@ def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path |
     to be saved: :func:`akdg.training.check_probe`) stops with an AkdgError
     before ``out`` is written; its meta's ``checks`` records what was checked.
     """
-    spec = {**TRAINING_DEFAULTS, **spec}  # a spec without them (by hand, or older) means the schema's defaults
+    spec = with_defaults("train", spec)
     prepare_outputs([out, f"{out}.state"])
     device = resolve_device(spec["device"])
     splits = datasets.load_prepared(data)
@@ -140,9 +146,6 @@ def import_teacher(spec: dict[str, Any], data: Path, source: Path, out: Path) ->
     log.info("imported teacher %s (%s) -> %s", source, spec["generator"], out)
 
 
-SPEED_DEFAULTS = {"device": "auto", "rounds": 10}  # as in the config schema
-
-
 def measure_cost(spec: dict[str, Any], data: Path, out: Path, threads: int) -> None:
     """Cost of every generator in the grid, measured side by side in one process.
 
@@ -155,7 +158,7 @@ def measure_cost(spec: dict[str, Any], data: Path, out: Path, threads: int) -> N
     """
     from akdg import cost
 
-    speed = {**SPEED_DEFAULTS, **spec["speed"]}  # a spec without them (by hand, or older) means the schema's defaults
+    speed = with_defaults("measure-cost", spec)["speed"]
     prepare_outputs([out])
     device = resolve_device(speed["device"])
     splits = datasets.load_prepared(data)

@@ -50,3 +50,16 @@ def test_a_student_as_large_as_its_teacher_is_warned_about_by_validate_config(ca
         "student mlp-w256 is not smaller than the teacher sngan-w32 (207,360 vs 54,497 parameters, 204,800 vs 5,988,352 "
         "mult-adds at 16 px): the grid lacks the paper's capacity gap; narrow the student or widen the teacher"
     ]
+
+
+def test_a_step_spec_gets_the_config_schemas_defaults() -> None:
+    """Specs refer to the config schema's keys; their defaults come from there, not from a copy in the steps."""
+    from akdg.config import check_spec
+    from conftest import tiny_train_spec
+
+    spec = {key: value for key, value in tiny_train_spec().items() if key not in ("device", "amp", "channels_last", "compile", "max_abs_loss")}
+    check_spec("train", spec)
+    training = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())["properties"]["training"]["properties"]
+    assert {key: spec[key] for key in ("device", "amp", "channels_last", "compile", "max_abs_loss")} == {
+        key: training[key]["default"] for key in ("device", "amp", "channels_last", "compile", "max_abs_loss")
+    }
