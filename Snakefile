@@ -27,6 +27,9 @@ envvars:
     "AKDG_PLUGINS",
 
 
+report: "workflow/report/workflow.rst"  # the description atop `snakemake --report` (docs/report.md)
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"

@@ -126,3 +126,12 @@ def cost_threads():
         return workflow.cores
     except WorkflowError:
         return config["resources"].get("cost", {}).get("threads", DEFAULT_RESOURCES["cost"]["threads"])
+
+
+REPORT_FORMATS = {".md": "Markdown", ".csv": "CSV", ".tex": "LaTeX", ".png": "PNG"}
+
+
+def in_report(path, caption, category, **labels):
+    """``path`` as `snakemake --report` shows it (docs/report.md): captioned by workflow/report/<caption>.rst, labelled with its format."""
+    labels["format"] = REPORT_FORMATS[os.path.splitext(path)[1]]
+    return report(path, caption=f"../report/{caption}.rst", category=category, subcategory=DATASET, labels=labels)

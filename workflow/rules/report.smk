@@ -5,11 +5,11 @@ rule aggregate:
     input:
         ALL_RUNS,
     output:
-        tables=TABLES,
-        claims=CLAIMS,
+        tables=[in_report(path, "summary", "Tables", table="summary") for path in TABLES],
+        claims=[in_report(path, "claims", "Tables", table="claims") for path in CLAIMS],
         metrics=directory(f"{OUT}/metrics/{DATASET}"),
-        plot=f"{OUT}/plots/{DATASET}_fid_vs_params.png",
-        plot_data=f"{OUT}/plots/{DATASET}_fid_vs_params.csv",
+        plot=in_report(f"{OUT}/plots/{DATASET}_fid_vs_params.png", "fid_vs_params", "Plots", plot="FID vs parameters"),
+        plot_data=in_report(f"{OUT}/plots/{DATASET}_fid_vs_params.csv", "fid_vs_params", "Plots", plot="FID vs parameters"),
     params:
         methods=" ".join(METHODS),
         dataset=DATASET,
@@ -35,7 +35,7 @@ rule plot_samples:
         teacher=TEACHER,
         students=expand(STUDENT_CHECKPOINT, student=STUDENTS, method=METHODS, seed=SEEDS[0]),
     output:
-        f"{OUT}/plots/{DATASET}_samples.png",
+        in_report(f"{OUT}/plots/{DATASET}_samples.png", "samples", "Plots", plot="sample grids"),
     params:
         checkpoints=lambda wildcards, input: " ".join(
             [f"teacher={input.teacher}"]
