@@ -25,7 +25,7 @@ from referencing.jsonschema import DRAFT202012
 from akdg.extractor_pins import UNLABELLED, resolve_source
 from akdg.registry import ARCHITECTURES, DATASETS, DOWNLOADERS, LOSSES, METHODS, SOURCES, AkdgError, import_plugins
 
-SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"  # package data; workflow/schemas links here
 SPECS = SCHEMA.with_name("specs.schema.yaml")  # what each step's --spec holds
 log = logging.getLogger(__name__)
 
