@@ -11,9 +11,9 @@ from typing import Any
 
 import torch
 
+from akdg.method_api import Method, TrainContext
 from akdg.method_options import WEIGHT
 from akdg.registry import METHODS
-from akdg.training import Method, TrainContext
 
 
 @METHODS.register("akdg")

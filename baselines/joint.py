@@ -15,8 +15,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from akdg.method_api import Method, TrainContext
 from akdg.registry import METHODS
-from akdg.training import Method, TrainContext
 
 
 @METHODS.register("joint")

@@ -36,9 +36,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from akdg.method_api import Method, TrainContext
 from akdg.method_options import WEIGHT
 from akdg.registry import METHODS, AkdgError
-from akdg.training import Method, TrainContext
 
 
 def stage_outputs(generator: nn.Module, z: torch.Tensor) -> list[torch.Tensor]:

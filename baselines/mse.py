@@ -8,8 +8,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from akdg.method_api import Method
 from akdg.registry import METHODS
-from akdg.training import Method
 
 
 @METHODS.register("mse")

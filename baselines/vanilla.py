@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from akdg.method_api import Method, TrainContext
 from akdg.registry import METHODS
-from akdg.training import Method, TrainContext
 
 
 @METHODS.register("vanilla")

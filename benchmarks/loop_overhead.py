@@ -42,7 +42,8 @@ from akdg.config import load_config, method_variants, student_key
 from akdg.datasets import DATASETS
 from akdg.losses import LOSSES
 from akdg.registry import AkdgError
-from akdg.training import TrainContext, place_images, train
+from akdg.method_api import TrainContext, place_images
+from akdg.training import train
 
 log = logging.getLogger("loop_overhead")
 TARGET = 0.95  # ours / bare steps per second, at least

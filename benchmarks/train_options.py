@@ -41,7 +41,7 @@ import torch.nn as nn
 from benchlib import RESULTS, choose_device, interleave, machine, ratio_figures, run, setup_logging, table, write_result
 from loop_overhead import SYNTHETIC_IMAGES, Setup, add_step_arguments, config_setups, largest_difference, prepare_ours, steps_per_config
 
-from akdg import training
+from akdg import method_api
 from akdg.registry import AkdgError
 
 log = logging.getLogger("train_options")
@@ -60,12 +60,12 @@ BASELINE = "defaults"
 @contextlib.contextmanager
 def keep_data_on_host(enabled: bool) -> Iterator[None]:
     """Make ``place_images`` keep the split in host memory, as it does for a split too big for the GPU."""
-    fraction = training.DATA_ON_DEVICE_FRACTION
-    training.DATA_ON_DEVICE_FRACTION = 0.0 if enabled else fraction
+    fraction = method_api.DATA_ON_DEVICE_FRACTION
+    method_api.DATA_ON_DEVICE_FRACTION = 0.0 if enabled else fraction
     try:
         yield
     finally:
-        training.DATA_ON_DEVICE_FRACTION = fraction
+        method_api.DATA_ON_DEVICE_FRACTION = fraction
 
 
 @dataclass

@@ -120,7 +120,7 @@ def test_a_run_stamps_every_step_and_times_only_those_after_the_warm_up() -> Non
 
 
 def test_host_data_keeps_the_split_off_the_gpu_and_restores_the_rule() -> None:
-    fraction = train_options.training.DATA_ON_DEVICE_FRACTION
+    fraction = train_options.method_api.DATA_ON_DEVICE_FRACTION
     with train_options.keep_data_on_host(True):
-        assert train_options.training.DATA_ON_DEVICE_FRACTION == 0.0
-    assert train_options.training.DATA_ON_DEVICE_FRACTION == fraction
+        assert train_options.method_api.DATA_ON_DEVICE_FRACTION == 0.0
+    assert train_options.method_api.DATA_ON_DEVICE_FRACTION == fraction

@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from akdg import checkpoint, datasets, steps, tables, training
+from akdg import checkpoint, datasets, method_api, steps, tables, training
 from akdg.architectures import build_generator
 from akdg.config import validate_config
 from akdg.losses import LOSSES
@@ -165,7 +165,7 @@ def test_a_state_of_the_previous_format_is_named_with_the_fix(tmp_path: Path):
 @needs_cuda
 def test_on_cuda_the_split_is_drawn_on_the_gpu_or_copied_per_batch_alike(digits: datasets.ImageSplits, monkeypatch: pytest.MonkeyPatch):
     on_device = context(digits, "cuda")
-    monkeypatch.setattr(training, "DATA_ON_DEVICE_FRACTION", 0.0)  # as if the split did not fit
+    monkeypatch.setattr(method_api, "DATA_ON_DEVICE_FRACTION", 0.0)  # as if the split did not fit
     on_host = context(digits, "cuda")
     assert on_device.images.is_cuda and not on_host.images.is_cuda
     for _ in range(3):

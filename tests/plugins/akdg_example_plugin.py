@@ -8,7 +8,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from akdg.training import METHODS, Method
+from akdg.method_api import Method
+from akdg.registry import METHODS
 
 
 @METHODS.register("example-l1")
