@@ -136,7 +136,8 @@ def cmd_plot_samples(args: argparse.Namespace) -> None:
         if not path:
             raise AkdgError(f"--checkpoint {item!r} must be LABEL=PATH")
         checkpoints[label] = Path(path)
-    sample_grids(sample_grid_images(checkpoints, args.z_dim, args.count, args.seed), args.out)
+    images, training_seeds = sample_grid_images(checkpoints, args.z_dim, args.count, args.seed)
+    log.info("%s: %s", args.out, sample_grids(images, args.out, noise_seed=args.seed, training_seeds=training_seeds))
 
 
 def cmd_validate_config(args: argparse.Namespace) -> None:
@@ -226,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     command = step("plot-samples", cmd_plot_samples, "sample grids of several generators on the same z", spec=False, data=False)
     command.add_argument("--checkpoint", nargs="+", required=True, metavar="LABEL=PATH")
     command.add_argument("--z-dim", type=_count(1, "the generators' noise size"), required=True)
-    command.add_argument("--count", type=_count(1, "images per generator"), default=64)
+    command.add_argument("--count", type=_count(1, "images per generator"), default=32, help="images per generator, in rows of 32 (default: 32)")
     command.add_argument("--seed", type=_count(0, "seed of the shared noise"), default=0)
     command.add_argument("--out", type=Path, required=True)
 
