@@ -1,7 +1,8 @@
-"""The ``akdg`` command: one subcommand per DAG step, plus ``run`` and ``validate-config``.
+"""akdg: the AKDG reproduction (GAN knowledge distillation, Tsunashima et al., ICPR 2020) as a Snakemake DAG.
 
-Steps take a ``--spec`` (JSON: the slice of the config the step depends on) so Snakemake can pass
-exactly what each job needs; users can call any step by hand the same way.
+'akdg run' runs the whole DAG (data, feature extractor, teacher, students, evaluation, tables, plots).
+Every other command is one step of it: Snakemake calls each with a --spec, the JSON slice of the
+config that step reads, and you can call any step by hand the same way (see 'akdg COMMAND --help').
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -136,7 +138,8 @@ def cmd_plot_samples(args: argparse.Namespace) -> None:
         if not path:
             raise AkdgError(f"--checkpoint {item!r} must be LABEL=PATH")
         checkpoints[label] = Path(path)
-    sample_grids(sample_grid_images(checkpoints, args.z_dim, args.count, args.seed), args.out)
+    images, training_seeds = sample_grid_images(checkpoints, args.z_dim, args.count, args.seed)
+    log.info("%s: %s", args.out, sample_grids(images, args.out, noise_seed=args.seed, training_seeds=training_seeds))
 
 
 def cmd_validate_config(args: argparse.Namespace) -> None:
@@ -148,102 +151,258 @@ def cmd_validate_config(args: argparse.Namespace) -> None:
     log.info("%s is valid: %d students x %d methods x %d seeds", args.config, len(config["students"]), len(config["methods"]), len(config["seeds"]))
 
 
-def cmd_run(args: argparse.Namespace) -> None:
-    """Run the Snakemake DAG (the same as calling snakemake in the repository root)."""
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO_ROOT / "Snakefile"), "--cores", str(args.cores), args.target]
+def snakemake_command(args: argparse.Namespace) -> list[str]:
+    """The snakemake call ``akdg run`` makes: this checkout's Snakefile, config files as absolute paths.
+
+    The paths are resolved here, against the caller's working directory, because Snakemake then runs
+    in the repository root.
+    """
+    configfiles = [path.resolve() for path in args.configfile or []]
+    for given, path in zip(args.configfile or [], configfiles):
+        if not path.is_file():
+            raise AkdgError(
+                f"--configfile {given}: {path} is not a file; give a path relative to where you call akdg run "
+                "(--configfile takes every word that follows it as a file, so put targets before it)"
+            )
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO_ROOT / "Snakefile"), "--cores", str(args.cores)]
     command += args.snakemake_args
-    if args.configfile:  # last: --configfile takes every following word as a file
-        command += ["--configfile", str(args.configfile)]
-    log.info("running %s", " ".join(command))
-    completed = subprocess.run(command, check=False)
+    if configfiles:  # last: --configfile takes every following word as a file
+        command += ["--configfile", *map(str, configfiles)]
+    return command
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    """Run the Snakemake DAG in the repository root, wherever akdg is called from, so its outputs land there."""
+    if not (REPO_ROOT / "Snakefile").is_file():
+        raise AkdgError(
+            f"akdg run needs the repository the akdg package comes from, but {REPO_ROOT} has no Snakefile; "
+            "install akdg from a clone (pip install -e .) or call snakemake in the clone"
+        )
+    command = snakemake_command(args)
+    log.info("running snakemake in %s: %s", REPO_ROOT, shlex.join(command))
+    completed = subprocess.run(command, cwd=REPO_ROOT, check=False)
     if completed.returncode:
         raise AkdgError(f"snakemake failed with exit code {completed.returncode}; see the log it printed above")
 
 
+def _example(*lines: str) -> str:
+    """An argparse epilog: one command, continued over ``lines``."""
+    return "example:\n  " + " \\\n      ".join(lines)
+
+
+# The --help examples: commands the workflow's rules run for config/test.yaml (snakemake -n -p prints them).
+DIGITS_DATA = "--data results/data/digits.npz"
+DIGITS_EXTRACTOR = "--extractor results/models/digits/extractor.json"
+TRAIN_SPEC = (
+    '{"amp": false, "batch_size": 16, "channels_last": false, "compile": "off", "device": "auto", '
+    '"discriminator": {"arch": "dcgan", "width": 8}, "ema_decay": 0.0, "generator": {"arch": "dcgan", "width": 4}, '
+    '"log_every": 10, "loss": "hinge", "max_abs_loss": 10000.0, "method": "akdg", "method_options": {"kd_weight": 1.0}, '
+    '"n_dis": 1, "optimizer": {"betas": [0.5, 0.999], "lr_d": 0.0002, "lr_g": 0.0002}, "seed": 0, "steps": 20, "z_dim": 16}'
+)
+EVALUATE_SPEC = (
+    '{"evaluation": {"batch_size": 200, "isc_splits": 2, "kid_subset_size": 100, "kid_subsets": 10, "num_samples": 200, "rng_seed": 2020}, '
+    '"rows": [{"checkpoint": "results/models/digits/dcgan-w4/akdg/seed0.pt", "kind": "trained", '
+    '"out": "results/runs/digits/dcgan-w4/akdg/seed0.json", "run": {"dataset": "digits", "generator": {"arch": "dcgan", "width": 4}, '
+    '"generator_label": "dcgan-w4", "method": "akdg", "role": "student", "seed": 0}}], "z_dim": 16}'
+)
+DIGITS_SPEC = '{"name": "digits", "resolution": 16, "split_seed": 0, "test_fraction": 0.2}'
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="akdg", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="akdg",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  akdg run -n\n  akdg run --cores 2 all_tables --configfile config/test.yaml\n  akdg validate-config config/config.yaml",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def step(name: str, handler: Any, help_text: str, *, spec: bool = True, data: bool = True, threads: bool = False) -> argparse.ArgumentParser:
-        command = sub.add_parser(name, help=help_text, description=help_text)
+    def step(
+        name: str, handler: Any, help_text: str, example: str, *, out: str | None = None, spec: bool = True, data: bool = True, threads: bool = False,
+        **options: Any,
+    ) -> argparse.ArgumentParser:
+        options.setdefault("description", help_text)
+        command = sub.add_parser(name, help=help_text, epilog=example, formatter_class=argparse.RawDescriptionHelpFormatter, **options)
         if spec:
             command.add_argument("--spec", type=_spec, required=True, help="JSON (or @file) with this step's slice of the config")
         if data:
             command.add_argument("--data", type=Path, required=True, help="prepared dataset (.npz from prepare-data)")
         if threads:
             command.add_argument("--threads", type=_count(1, "CPU threads for torch; omit it for all cores"), default=None, help="CPU threads for torch (default: all cores)")
+        if out:
+            command.add_argument("--out", type=Path, required=True, help=out)
         command.set_defaults(handler=handler)
         return command
 
-    command = step("download-data", cmd_download_data, "fetch or verify a dataset's official files under its root", data=False)
+    command = step(
+        "download-data", cmd_download_data, "fetch or verify a dataset's official files under its root",
+        _example("akdg download-data", """--spec '{"download": true, "name": "cifar10", "resolution": 32, "root": "data", "split_seed": 0, "test_fraction": 0.2}'"""),
+        data=False,
+    )
     command.add_argument("--out", type=Path, default=None, help="a JSON record of what was fetched (optional)")
 
-    command = step("prepare-data", cmd_prepare_data, "load a dataset by name, split it, write an .npz and its protocol", data=False)
-    command.add_argument("--out", type=Path, required=True)
+    command = step(
+        "prepare-data", cmd_prepare_data, "load a dataset by name, split it, write an .npz and its protocol",
+        _example("akdg prepare-data", f"--spec '{DIGITS_SPEC}'", "--out results/data/digits.npz"),
+        data=False,
+        out="the split dataset (.npz); its protocol goes beside it (.json)",
+    )
 
-    command = step("train-extractor", cmd_train_extractor, "train the domain classifier used as the feature extractor", threads=True)
-    command.add_argument("--out", type=Path, required=True, help="weights (.pt); protocol goes beside it (.json)")
+    command = step(
+        "train-extractor", cmd_train_extractor, "train the domain classifier used as the feature extractor",
+        _example(
+            "akdg train-extractor", """--spec '{"batch_size": 64, "epochs": 1, "lr": 0.001, "seed": 0, "width": 32}'""",
+            f"{DIGITS_DATA} --threads 1 --out results/models/digits/extractor.pt",
+        ),
+        threads=True,
+        out="weights (.pt); protocol goes beside it (.json)",
+    )
 
-    command = step("train", cmd_train, "train one generator (teacher or student) with one method and seed", threads=True)
+    command = step(
+        "train", cmd_train, "train one generator (teacher or student) with one method and seed",
+        _example(
+            "akdg train", f"--spec '{TRAIN_SPEC}'", f"{DIGITS_DATA} --teacher results/models/digits/teacher.pt",
+            "--threads 1 --checkpoint-every 100 --out results/models/digits/dcgan-w4/akdg/seed0.pt",
+        ),
+        threads=True,
+        out="the trained generator's checkpoint (.pt)",
+    )
     command.add_argument("--teacher", type=Path, default=None, help="teacher checkpoint, for distillation methods")
     command.add_argument(
         "--checkpoint-every", type=_count(0, "steps between saved training states; 0: never"), default=0,
         help="write the training state every N steps (to OUT.state) and resume from it; 0: never",
     )
-    command.add_argument("--out", type=Path, required=True)
 
-    command = step("import-teacher", cmd_import_teacher, "check a teacher trained elsewhere against the config and store it")
+    command = step(
+        "import-teacher", cmd_import_teacher, "check a teacher trained elsewhere against the config and store it",
+        _example(
+            "akdg import-teacher", """--spec '{"generator": {"arch": "sngan", "width": 16}, "z_dim": 16}'""",
+            f"{DIGITS_DATA} --checkpoint my_teacher_state_dict.pt --out results/models/digits/teacher.pt",
+        ),
+        out="the teacher in akdg's checkpoint format (.pt)",
+    )
     command.add_argument("--checkpoint", type=Path, required=True, help="akdg checkpoint or plain state_dict of spec's generator")
-    command.add_argument("--out", type=Path, required=True)
 
-    command = step("measure-cost", cmd_measure_cost, "params, layers, mult-adds, images/s and latency of every generator, side by side", threads=True)
-    command.add_argument("--out", type=Path, required=True)
+    command = step(
+        "measure-cost", cmd_measure_cost, "params, layers, mult-adds, images/s and latency of every generator, side by side",
+        _example(
+            "akdg measure-cost",
+            """--spec '{"generators": {"dcgan-w4": {"arch": "dcgan", "width": 4}, "mlp-w32": {"arch": "mlp", "width": 32}, """
+            """"teacher": {"arch": "sngan", "width": 16}}, "speed": {"batch_size": 16, "device": "auto", "min_run_time": 0.02, "rounds": 3}, "z_dim": 16}'""",
+            f"{DIGITS_DATA} --threads 2 --out results/cost/digits.json",
+        ),
+        threads=True,
+        out="cost JSON: one entry per generator, with how it was measured",
+    )
 
-    command = step("evaluate", cmd_evaluate, "IS/FID/KID of table rows (spec 'rows': kind, run, checkpoint, out) into run JSONs", threads=True)
+    command = step(
+        "evaluate", cmd_evaluate, "IS/FID/KID of table rows (spec 'rows': kind, run, checkpoint, out) into run JSONs",
+        _example(
+            "akdg evaluate", f"--spec '{EVALUATE_SPEC}'", f"{DIGITS_DATA} {DIGITS_EXTRACTOR}",
+            "--cost results/cost/digits.json --reference-cache results/cache/digits/fidelity --threads 1",
+        ),
+        threads=True,
+    )
     command.add_argument("--extractor", type=Path, required=True, help="feature extractor protocol JSON (or the classifier's .pt beside it)")
     command.add_argument("--cost", type=Path, required=True, help="cost JSON from measure-cost")
     command.add_argument(
         "--reference-cache", type=Path, default=None, help="train-split feature cache filled by reference-stats (missing entries are filled); default: no cache"
     )
 
-    command = step("fetch-extractor", cmd_fetch_extractor, "resolve Inception-v3 weights (local file or download), write their protocol and sha256", data=False)
-    command.add_argument("--out", type=Path, required=True, help="extractor protocol (.json)")
+    command = step(
+        "fetch-extractor", cmd_fetch_extractor, "resolve a fixed extractor's weights (the pinned classifier; Inception-v3 from a file or download), write their protocol and sha256",
+        _example(
+            "akdg fetch-extractor",
+            """--spec '{"feature_extractor": "akdg-classifier", "inception_weights": null, "pinned": {"dataset": "digits", "resolution": 16}}'""",
+            "--out results/models/digits/extractor.json",
+        ),
+        data=False,
+        out="extractor protocol (.json)",
+    )
 
-    command = step("reference-stats", cmd_reference_stats, "compute the train split's features once into a cache keyed by content", threads=True)
+    command = step(
+        "reference-stats", cmd_reference_stats, "compute the train split's features once into a cache keyed by content",
+        _example(
+            "akdg reference-stats", """--spec '{"batch_size": 200, "feature_extractor": "akdg-classifier"}'""", f"{DIGITS_DATA} {DIGITS_EXTRACTOR}",
+            "--cache-dir results/cache/digits/fidelity --threads 1 --out results/cache/digits/reference.json",
+        ),
+        threads=True,
+        out="JSON: cache key, its fields, files and their sha256",
+    )
     command.add_argument("--extractor", type=Path, required=True, help="feature extractor protocol JSON (or the classifier's .pt beside it)")
     command.add_argument("--cache-dir", type=Path, required=True, help="torch-fidelity cache folder the evaluations read")
-    command.add_argument("--out", type=Path, required=True, help="JSON: cache key, its fields, files and their sha256")
 
-    command = step("aggregate", cmd_aggregate, "turn run JSONs into tables (md/csv/tex), DVC metrics and plots", spec=False, data=False)
-    command.add_argument("--runs", type=Path, nargs="+", required=True)
-    command.add_argument("--method-order", nargs="+", required=True)
+    command = step(
+        "aggregate", cmd_aggregate, "turn run JSONs into tables (md/csv/tex), DVC metrics and plots",
+        _example(
+            "akdg aggregate", "--runs $(find results/runs/digits -name '*.json') --method-order vanilla mse akdg --dataset digits",
+            "--tables-dir results/tables --plots-dir results/plots --metrics-dir results/metrics/digits",
+        ),
+        spec=False, data=False,
+    )
+    command.add_argument("--runs", type=Path, nargs="+", required=True, help="run JSONs written by evaluate: teacher, students, untrained and real rows")
+    command.add_argument("--method-order", nargs="+", required=True, help="the config's method labels, in the order the table lists them")
     command.add_argument("--dataset", required=True, help="the runs' dataset.label: names the tables, claims and plots")
-    command.add_argument("--tables-dir", type=Path, required=True)
-    command.add_argument("--plots-dir", type=Path, required=True)
+    command.add_argument("--tables-dir", type=Path, required=True, help="folder for DATASET.md/.csv/.tex and DATASET_claims.md/.csv")
+    command.add_argument("--plots-dir", type=Path, required=True, help="folder for DATASET_fid_vs_params.png and its data (.csv)")
     command.add_argument("--metrics-dir", type=Path, required=True, help="one numeric JSON per run (for dvc metrics show)")
 
-    command = step("plot-samples", cmd_plot_samples, "sample grids of several generators on the same z", spec=False, data=False)
-    command.add_argument("--checkpoint", nargs="+", required=True, metavar="LABEL=PATH")
-    command.add_argument("--z-dim", type=_count(1, "the generators' noise size"), required=True)
-    command.add_argument("--count", type=_count(1, "images per generator"), default=64)
-    command.add_argument("--seed", type=_count(0, "seed of the shared noise"), default=0)
-    command.add_argument("--out", type=Path, required=True)
+    command = step(
+        "plot-samples", cmd_plot_samples, "sample grids of several generators on the same z",
+        _example(
+            "akdg plot-samples", "--checkpoint teacher=results/models/digits/teacher.pt",
+            "dcgan-w4/vanilla=results/models/digits/dcgan-w4/vanilla/seed0.pt dcgan-w4/akdg=results/models/digits/dcgan-w4/akdg/seed0.pt",
+            "--z-dim 16 --out results/plots/digits_samples.png",
+        ),
+        spec=False, data=False,
+        out="the figure (.png)",
+    )
+    command.add_argument("--checkpoint", nargs="+", required=True, metavar="LABEL=PATH", help="generators to show, one row each, labelled LABEL (e.g. student/method)")
+    command.add_argument("--z-dim", type=_count(1, "the generators' noise size"), required=True, help="the generators' noise size (config z_dim)")
+    command.add_argument("--count", type=_count(1, "images per generator"), default=32, help="images per generator, in rows of 32 (default: 32)")
+    command.add_argument("--seed", type=_count(0, "seed of the shared noise"), default=0, help="seed of the noise every generator gets (default: 0)")
 
-    command = step("validate-config", cmd_validate_config, "check a config against the schema and the registries", spec=False, data=False)
-    command.add_argument("config", type=Path)
+    command = step(
+        "validate-config", cmd_validate_config, "check a config against the schema and the registries",
+        _example("akdg validate-config config/paper/cifar10.yaml"),
+        spec=False, data=False,
+    )
+    command.add_argument("config", type=Path, help="the config file (YAML) to check")
     command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging, with the schema's full report on an error")
 
-    command = step("run", cmd_run, "run the Snakemake DAG (default target all_tables)", spec=False, data=False)
-    command.add_argument("--cores", type=_count(1, "cores Snakemake may use"), default=os.cpu_count() or 1)
-    command.add_argument("--configfile", type=Path, default=None)
-    command.add_argument("--target", default="all_tables")
-    command.add_argument("snakemake_args", nargs="*", help="passed to snakemake (after --)")
+    command = step(
+        "run", cmd_run, "run the Snakemake DAG (default target all_tables) in the repository root",
+        "examples:\n  akdg run -n\n  akdg run --cores 2 all_tables --configfile config/test.yaml\n"
+        "  akdg run --profile profiles/slurm all_tables --configfile config/paper/cifar10.yaml",
+        spec=False, data=False,
+        description="Run the Snakemake DAG in the repository root (where the Snakefile is), wherever this is called from,\n"
+        "so the config's outdir (results/ by default) is the repository's. Every option not listed below, and any target\n"
+        "(default: all_tables), goes to snakemake unchanged: see snakemake --help.",
+        allow_abbrev=False,  # no prefix matching: snakemake's --config must not read as --configfile
+    )
+    command.add_argument(
+        "--cores", type=_count(1, "cores Snakemake may use"), default=os.cpu_count() or 1,
+        help="cores Snakemake may use (default: all of this machine's; overrides a profile's)",
+    )
+    command.add_argument(
+        "--configfile", "--configfiles", type=Path, nargs="+", action="extend", default=None,
+        help="config file(s), relative to where you are; every word after it is a file, so put targets before it",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, unknown = parser.parse_known_args(argv)
+    if args.command == "run" and "--" in unknown:  # `akdg run -- -n`, the form before flags passed straight through
+        del argv[argv.index("--")]
+        args, unknown = parser.parse_known_args(argv)
+    if args.command == "run":
+        args.snakemake_args = unknown
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         import_plugins(name for name in os.environ.get("AKDG_PLUGINS", "").split(",") if name)  # set by the Snakefile

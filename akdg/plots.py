@@ -1,8 +1,13 @@
-"""Seaborn plots: FID against parameters per method, and sample grids on a shared z."""
+"""The suite's figures: FID against generator parameters per method, and sample grids on a shared z.
+
+Every figure colours a method with :func:`method_colours`, so a method looks the same in all of them.
+"""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
+from typing import Iterable
 
 import matplotlib
 
@@ -11,45 +16,140 @@ matplotlib.use("Agg")  # headless: clusters and CI have no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from akdg.io import atomic_write  # noqa: E402
 
+# Okabe-Ito colours (told apart with colour-blindness too): the teacher and the shipped methods keep theirs.
+METHOD_COLOURS = {"teacher": "#000000", "vanilla": "#0072B2", "mse": "#009E73", "akdg": "#D55E00", "lit": "#CC79A7", "joint": "#56B4E9"}
+SPARE_COLOURS = ("#E69F00", "#999999", "#F0E442", "#8C564B", "#17BECF", "#BCBD22")
+
+
+def method_colours(methods: Iterable[str]) -> dict[str, str]:
+    """Each method's colour: fixed for the teacher and the shipped methods; a plugin's method takes the
+    spare colours in sorted name order, so the same grid colours it the same way in every figure."""
+    methods = list(dict.fromkeys(methods))
+    extra = sorted(method for method in methods if method not in METHOD_COLOURS)
+    spare = {method: SPARE_COLOURS[index % len(SPARE_COLOURS)] for index, method in enumerate(extra)}
+    return {method: METHOD_COLOURS.get(method) or spare[method] for method in methods}
+
+
+def _save(figure: Figure, out_png: Path) -> None:
+    with atomic_write(out_png) as tmp:
+        figure.savefig(tmp, format="png", dpi=120)
+    plt.close(figure)
+
+
+def fid_vs_params_figure(runs: pd.DataFrame, title: str) -> Figure:
+    """Mean FID over seeds (open circles: each seed; bar: their range) per method, against log-x parameters.
+
+    The y axis fits the trained generators and the real-data row; the untrained generators' FID (tens of
+    times larger) is given as a note rather than drawn, since it would squeeze every trained point flat.
+    """
+    trained = runs[runs["kind"] == "trained"].copy()
+    trained["method"] = np.where(trained["role"] == "teacher", "teacher", trained["method"])
+    methods = list(dict.fromkeys(["teacher", *trained["method"]]))
+    colours = method_colours(methods)
+    groups = trained.groupby(["student", "method"], sort=False)
+    summary = groups["fid"].agg(["mean", "min", "max", "count"]).join(groups["params"].first()).reset_index()
+    log_params = np.log10(summary["params"])
+    dodge = 0.03 * max(log_params.max() - log_params.min(), 0.3)  # in decades: methods of one student side by side
+    student_methods = [method for method in methods if method != "teacher"]
+
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    axis.grid(True, axis="y", color="#dddddd", linewidth=0.8)
+    for method in methods:
+        rows = summary[summary["method"] == method]
+        if rows.empty:
+            continue
+        offset = 0.0 if method == "teacher" else (student_methods.index(method) - (len(student_methods) - 1) / 2) * dodge
+        x = rows["params"] * 10**offset
+        seeds = rows["count"].max()
+        axis.errorbar(
+            x, rows["mean"], yerr=[rows["mean"] - rows["min"], rows["max"] - rows["mean"]], fmt="o", color=colours[method],
+            markersize=7, capsize=3, zorder=4, label=f"{method} (mean of {seeds} seeds)" if seeds > 1 else method,
+        )
+        for (_, row), position in zip(rows.iterrows(), x):
+            seed_fids = trained[(trained["student"] == row["student"]) & (trained["method"] == method)]["fid"]
+            axis.scatter([position] * len(seed_fids), seed_fids, s=22, facecolors="white", edgecolors=colours[method], linewidths=1, zorder=3)
+    real = runs[runs["kind"] == "real"]["fid"]
+    if len(real):
+        axis.axhline(real.min(), color="grey", linestyle=":", linewidth=1.2, label=f"real test images vs train: {real.min():.1f}")
+    top = max(summary["max"].max(), real.max() if len(real) else 0.0)
+    axis.set_ylim(0, top * 1.12)
+    untrained = runs[runs["kind"] == "untrained"]["fid"]
+    if len(untrained):
+        axis.text(
+            0.99, 0.97, f"untrained generators (not drawn): FID {untrained.min():,.0f} to {untrained.max():,.0f}",
+            transform=axis.transAxes, ha="right", va="top", fontsize=8, color="dimgrey",
+        )
+    ticks = summary.groupby("params", sort=True)["student"].agg(lambda names: " / ".join(dict.fromkeys(names)))
+    axis.set_xscale("log")
+    axis.set_xticks(ticks.index, [f"{name}\n{params / 1e3:,.0f}K" for params, name in ticks.items()], fontsize=8)
+    axis.minorticks_off()
+    low, high = np.log10(ticks.index.min()), np.log10(ticks.index.max())
+    margin = max(high - low, 0.3) * 0.12
+    axis.set_xlim(10 ** (low - margin), 10 ** (high + margin))
+    axis.set(xlabel="generator (parameters, log scale)", ylabel="FID (lower is better)", title=f"{title}: FID against generator size")
+    axis.legend(fontsize=7, loc="upper left", title="filled: mean; open: each seed; bar: their range", title_fontsize=7)
+    figure.tight_layout()
+    return figure
+
 
 def fid_vs_params(runs: pd.DataFrame, out_png: Path, out_csv: Path, title: str) -> None:
-    """One point per run (every seed), coloured by method, styled by student family; log-x params."""
+    """Write the FID-against-parameters figure and its data (every trained run, one row per seed)."""
     trained = runs[runs["kind"] == "trained"].copy()
     trained["method"] = np.where(trained["role"] == "teacher", "teacher", trained["method"])
     with atomic_write(out_csv) as tmp:
         trained[["student", "method", "seed", "params", "fid", "is_mean"]].to_csv(tmp, index=False)
-    sns.set_theme(style="whitegrid")
-    figure, axis = plt.subplots(figsize=(6, 4))
-    sns.scatterplot(data=trained, x="params", y="fid", hue="method", style="student", s=60, ax=axis)
-    untrained = runs[runs["kind"] == "untrained"]["fid"]
-    if len(untrained):
-        axis.axhline(untrained.min(), color="grey", linestyle="--", linewidth=1, label="untrained (best)")
-    axis.set(xscale="log", xlabel="generator parameters", ylabel="FID (lower is better)", title=title)
-    axis.legend(fontsize=7, loc="best")
-    figure.tight_layout()
-    with atomic_write(out_png) as tmp:
-        figure.savefig(tmp, format="png", dpi=120)
-    plt.close(figure)
+    _save(fid_vs_params_figure(runs, title), out_png)
 
 
-def sample_grids(images: dict[str, np.ndarray], out_png: Path, columns: int = 8) -> None:
-    """One panel per generator, the same z in the same cell of every panel."""
-    panels = len(images)
-    figure, axes = plt.subplots(1, panels, figsize=(2.2 * panels, 2.6), squeeze=False)
-    for axis, (label, batch) in zip(axes[0], images.items()):
+def sample_caption(labels: list[str], noise_seed: int, count: int, training_seeds: dict[str, int | None]) -> str:
+    """What a sample grid shows: which row is which generator, the shared z, which training seed."""
+    students = {label: seed for label, seed in training_seeds.items() if label != "teacher"}
+    seeds = set(students.values())
+    if len(seeds) == 1:
+        trained = f"each student is the run of training seed {seeds.pop()} of its method."
+    else:
+        trained = "training seeds: " + ", ".join(f"{label} {seed}" for label, seed in students.items()) + "."
+    return (
+        f"Rows, top to bottom: {', '.join(labels)}. Every row draws from the same {count} noise vectors z (seed {noise_seed}), "
+        f"so the image in the same place of every row comes from the same z; {trained}"
+    )
+
+
+def sample_grid_figure(images: dict[str, np.ndarray], caption: str, columns: int = 32) -> Figure:
+    """One row per generator (its images in lines of ``columns``), labelled on the left, captioned below."""
+    rows = []
+    for batch in images.values():
         batch = np.pad(batch, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=128)  # grey lines between cells
         count, channels, height, width = batch.shape
-        rows = count // columns
-        grid = batch[: rows * columns].reshape(rows, columns, channels, height, width)
-        grid = grid.transpose(0, 3, 1, 4, 2).reshape(rows * height, columns * width, channels)
-        axis.imshow(grid.squeeze(-1) if channels == 1 else grid, cmap="gray" if channels == 1 else None, vmin=0, vmax=255)
-        axis.set_title(label, fontsize=8)
-        axis.axis("off")
-    figure.tight_layout()
-    with atomic_write(out_png) as tmp:
-        figure.savefig(tmp, format="png", dpi=120)
-    plt.close(figure)
+        lines = -(-count // columns)
+        batch = np.concatenate([batch, np.full((lines * columns - count, channels, height, width), 255, batch.dtype)])
+        grid = batch.reshape(lines, columns, channels, height, width).transpose(0, 3, 1, 4, 2).reshape(lines * height, columns * width, channels)
+        rows.append(grid)
+    cell = 0.22  # inches per image
+    row_heights = [grid.shape[0] / rows[0].shape[1] * columns * cell for grid in rows]
+    figure_width = columns * cell + 1.4
+    wrapped = textwrap.fill(caption, width=int(figure_width * 15))  # characters of 8-point text per line
+    caption_height = 0.16 * (wrapped.count("\n") + 1) + 0.1
+    figure, axes = plt.subplots(
+        len(rows), 1, figsize=(figure_width, sum(row_heights) * 1.08 + caption_height + 0.2),
+        gridspec_kw={"height_ratios": row_heights}, squeeze=False,
+    )
+    for axis, label, grid in zip(axes[:, 0], images, rows):
+        axis.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        axis.set_xticks([])
+        axis.set_yticks([])
+        axis.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    figure.text(0.01, 0.01, wrapped, ha="left", va="bottom", fontsize=8)
+    figure.subplots_adjust(left=1.3 / figure.get_figwidth(), right=0.99, top=0.99, bottom=caption_height / figure.get_figheight(), hspace=0.08)
+    return figure
+
+
+def sample_grids(images: dict[str, np.ndarray], out_png: Path, *, noise_seed: int, training_seeds: dict[str, int | None]) -> str:
+    """Write the sample grid of ``images`` (label -> uint8 NCHW, same z in the same position); return its caption."""
+    caption = sample_caption(list(images), noise_seed, len(next(iter(images.values()))), training_seeds)
+    _save(sample_grid_figure(images, caption), out_png)
+    return caption

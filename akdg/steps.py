@@ -268,15 +268,17 @@ def _row_label(run: dict[str, Any], checkpoint_path: Path | str | None) -> str:
     return f"run [{identity}]" + (f" from checkpoint {checkpoint_path}" if checkpoint_path else "")
 
 
-def sample_grid_images(checkpoints: dict[str, Path], z_dim: int, count: int, seed: int) -> dict[str, np.ndarray]:
-    """Images from each generator on the same z, uint8 NCHW, for side-by-side sample grids."""
+def sample_grid_images(checkpoints: dict[str, Path], z_dim: int, count: int, seed: int) -> tuple[dict[str, np.ndarray], dict[str, int | None]]:
+    """Images from each generator on the same z (uint8 NCHW), and each one's training seed from its checkpoint,
+    for side-by-side sample grids that say which run they show."""
     z = torch.randn(count, z_dim, generator=torch.Generator().manual_seed(seed))
-    images = {}
+    images, training_seeds = {}, {}
     for label, path in checkpoints.items():
-        generator, _ = checkpoint.load_generator(path, expect={"z_dim": z_dim})  # the z drawn above must fit it
+        generator, meta = checkpoint.load_generator(path, expect={"z_dim": z_dim})  # the z drawn above must fit it
         with torch.no_grad():
             images[label] = to_uint8(generator(z)).numpy()
-    return images
+        training_seeds[label] = (meta.get("training") or {}).get("seed")
+    return images, training_seeds
 
 
 def fetch_extractor(spec: dict[str, Any], out: Path) -> None:
