@@ -266,7 +266,7 @@ def config_value(value: Any) -> str:
         return str(value).lower()
     if value is None:
         return "null"
-    return f"{value:,}" if isinstance(value, int) else str(value)
+    return f"{value:,}" if isinstance(value, int) and value >= 10_000 else str(value)  # 50,000 steps; seed 2020
 
 
 def leaves(tree: dict, prefix: str = "") -> dict[str, Any]:
