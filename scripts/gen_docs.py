@@ -1,9 +1,11 @@
-"""Fill the generated blocks of the docs from results/, so that no number in them is pasted by hand.
+"""Fill the generated blocks of the docs from results/, configs and code, so that no number in them is pasted by hand.
 
-A block is the text between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` in a Markdown file;
-each NAME has a function here that renders it from the committed results. Run it after the DAG
-has regenerated results (``dvc repro``, the CPU reproduction); ``--check`` only reports stale
-blocks and exits 1 if there is one (tests/test_docs.py runs it).
+A block is the text between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` in a Markdown file
+(README.md, docs/*.md, config/README.md); each NAME has a function here that renders it from the
+committed results, the benchmark JSONs, the configs and schema, the paper's numbers
+(akdg/data/akdg_icpr2020.csv) or the model code. Run it after the DAG or a benchmark has
+regenerated results; ``--check`` only reports stale blocks and exits 1 if there is one
+(tests/test_docs.py runs it).
 
     .venv/bin/python scripts/gen_docs.py            # rewrite the blocks
     .venv/bin/python scripts/gen_docs.py --check    # exit 1 if a block is stale
@@ -12,15 +14,26 @@ blocks and exits 1 if there is one (tests/test_docs.py runs it).
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import logging
 import re
+import statistics
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
+
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # describe this checkout's akdg, not whichever one is installed
+BENCHMARKS = ROOT / "results" / "benchmarks"
 log = logging.getLogger("gen_docs")
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------------
 
 
 def first_table(markdown: str) -> str:
@@ -36,6 +49,51 @@ def table_and_notes(markdown: str) -> str:
     return markdown.split("\n", 2)[2].strip() if markdown.startswith("# ") else markdown.strip()
 
 
+def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
+    """A pipe table; cells are rendered with ``str``."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def benchmark(name: str) -> dict:
+    return json.loads((BENCHMARKS / f"{name}.json").read_text())
+
+
+def provenance(measured: dict, name: str) -> str:
+    """Where a benchmark's figures come from: file, date, commit, machine, threads and load."""
+    machine = measured["machine"]
+    start, end = machine["load_average_1_5_15_start"][0], machine["load_average_1_5_15_end"][0]
+    return (
+        f"`{name}.json`: {measured['created_utc'][:10]}, git {machine['git_commit'][:7]}, {machine['cpu_model']} "
+        f"({machine['cpu_count']} CPUs, {machine['torch_threads']} torch thread{'s' * (machine['torch_threads'] != 1)}, "
+        f"{machine['device']}), torch {machine['torch']}, 1-min load {start:.1f} at start, {end:.1f} at end"
+    )
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def figure(value: float) -> str:
+    """Three significant digits, with thousands separators above 1,000: 0.868, 48.0, 16.5, 8,512."""
+    return f"{value:,.0f}" if value >= 1000 else f"{value:#.3g}".rstrip(".")
+
+
+# --------------------------------------------------------------------------------------------------
+# Result tables
+# --------------------------------------------------------------------------------------------------
+
+
+def headline() -> str:
+    """The default DAG's table alone, for the README."""
+    return (
+        "The embedded default (handwritten digits, 16x16; [`results/tables/digits.md`](results/tables/digits.md), "
+        "its protocol and the claims in [docs/results.md](docs/results.md)):\n\n"
+        + first_table((ROOT / "results" / "tables" / "digits.md").read_text())
+    )
+
+
 def default_table() -> str:
     tables = ROOT / "results" / "tables"
     return (
@@ -45,45 +103,423 @@ def default_table() -> str:
     )
 
 
+def cpu_repro_table() -> str:
+    tables = ROOT / "results" / "cpu_repro" / "tables"
+    return (
+        "[`results/cpu_repro/tables/digits.md`](../results/cpu_repro/tables/digits.md):\n\n"
+        + table_and_notes((tables / "digits.md").read_text())
+    )
+
+
 def cpu_repro_claims() -> str:
     tables = ROOT / "results" / "cpu_repro" / "tables"
     return (
-        "The summary of [`results/cpu_repro/tables/digits_claims.md`](results/cpu_repro/tables/digits_claims.md)\n"
-        "(every comparison, with its interval and effect size, is in that file; the table it tests is\n"
-        "[`results/cpu_repro/tables/digits.md`](results/cpu_repro/tables/digits.md)):\n\n"
+        "The summary of [`results/cpu_repro/tables/digits_claims.md`](../results/cpu_repro/tables/digits_claims.md)\n"
+        "(every comparison, with its interval and effect size, is in that file):\n\n"
         f"{first_table((tables / 'digits_claims.md').read_text())}"
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# The paper and its grids
+# --------------------------------------------------------------------------------------------------
+
+
+def count(value: float) -> str:
+    """4100000 -> 4.1M, 8900000000 -> 8.9B (the paper's own rounding survives)."""
+    for divisor, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if value >= divisor:
+            return f"{value / divisor:g}{suffix}"
+    return f"{value:g}"
+
+
+def paper_tables() -> str:
+    """Tables I and II as akdg/data/akdg_icpr2020.csv holds them."""
+    import pandas as pd
+
+    paper = pd.read_csv(ROOT / "akdg" / "data" / "akdg_icpr2020.csv")
+    parts = []
+    for source, rows in paper.groupby("source", sort=True):
+        has_is = rows["is_mean"].notna().any()
+        header = ["row", "layers", "params", "mult-adds", *(["IS"] if has_is else []), "FID"]
+        body = [
+            [
+                row.paper_row, row.layers, count(row.params), count(row.mult_adds),
+                *([f"{row.is_mean:.2f} ± {row.is_std:.2f}"] if has_is else []), f"{row.fid:.2f}",
+            ]
+            for row in rows.itertuples()
+        ]
+        parts.append(f"{source} ({rows['dataset'].iloc[0]}):\n\n{markdown_table(header, body)}")
+    return "From [`akdg/data/akdg_icpr2020.csv`](../akdg/data/akdg_icpr2020.csv):\n\n" + "\n\n".join(parts)
+
+
+def model_name(spec: dict) -> str:
+    return f"{spec['arch']} w{spec['width']}"
+
+
+def paper_grids() -> str:
+    """What each config/paper/*.yaml runs, read from the files."""
+    rows = []
+    for path in sorted((ROOT / "config" / "paper").glob("*.yaml")):
+        config = yaml.safe_load(path.read_text())
+        dataset, teacher = config["dataset"], config["teacher"]
+        runs = len(config["students"]) * len(config["methods"]) * len(config["seeds"])
+        rows.append(
+            [
+                f"`config/paper/{path.name}`", f"{dataset['name']}, {dataset['resolution']} px", f"{model_name(teacher['generator'])}, {teacher['steps']:,} steps",
+                ", ".join(model_name(student) for student in config["students"]), ", ".join(config["methods"]),
+                f"{len(config['seeds'])} seeds, {config['training']['steps']:,} steps", runs,
+                f"{config['evaluation']['num_samples']:,}", config["evaluation"].get("feature_extractor", "akdg-classifier"),
+            ]
+        )
+    header = ["config", "dataset", "teacher", "students", "methods", "per student", "student runs", "samples", "extractor"]
+    return markdown_table(header, rows)
+
+
+# --------------------------------------------------------------------------------------------------
+# Architectures against the paper (docs/architectures.md)
+# --------------------------------------------------------------------------------------------------
+
+# Per dataset: the resolution and z size (one per config, shared by teacher and students) and the
+# width chosen for each family (see docs/architectures.md for how each was chosen).
+PAPER_CONFIGS = {
+    "cifar10": {"resolution": 32, "z_dim": 128, "widths": {"sngan": 256, "dcgan": 51, "mlp": 518}},
+    "lsun_bedroom": {"resolution": 256, "z_dim": 512, "widths": {"pggan": 512, "dcgan": 5}},
+}
+
+
+def size_on_meta(arch: str, width: int, resolution: int, z_dim: int) -> dict[str, int]:
+    """Layers, params and mult-adds of an RGB generator, built on the meta device: no memory, no compute."""
+    import torch
+
+    from akdg.architectures import build_generator
+    from akdg.cost import count_mult_adds, count_parameters, count_weight_layers, example_noise
+
+    with torch.device("meta"):
+        generator = build_generator({"arch": arch, "width": width}, resolution=resolution, channels=3, z_dim=z_dim)
+    return {
+        "layers": count_weight_layers(generator, example_noise(generator, z_dim)),
+        "params": count_parameters(generator),
+        "mult_adds": count_mult_adds(generator, z_dim),
+    }
+
+
+def paper_size_rows() -> list[dict]:
+    """Ours vs the paper for every generator of Tables I and II (one row per dataset and family)."""
+    from akdg.paper import load_paper
+
+    paper = load_paper().drop_duplicates(["dataset", "arch"])
+    rows = []
+    for dataset, config in PAPER_CONFIGS.items():
+        for arch, width in config["widths"].items():
+            printed = paper[(paper["dataset"] == dataset) & (paper["arch"] == arch)].iloc[0]
+            ours = size_on_meta(arch, width, config["resolution"], config["z_dim"])
+            rows.append(
+                {
+                    "dataset": dataset, "role": printed["role"], "arch": arch, "width": width,
+                    "resolution": config["resolution"], "z_dim": config["z_dim"],
+                    **{f"ours_{key}": value for key, value in ours.items()},
+                    **{f"paper_{key}": int(printed[key]) for key in ours},
+                }
+            )
+    return rows
+
+
+def architectures() -> str:
+    """The table of docs/architectures.md: our generators' sizes next to the paper's."""
+    def millions(value: int, digits: str = ".2f") -> str:
+        return f"{value / 1e9:{digits}}B" if value >= 1e9 else f"{value / 1e6:{digits}}M"
+
+    header = ["dataset", "model", "width", "z_dim", "px", "layers ours / paper", "params ours / paper (ratio)", "mult-adds ours / paper (ratio)"]
+    body = [
+        [
+            row["dataset"], f"{row['role']} {row['arch']}", row["width"], row["z_dim"], row["resolution"],
+            f"{row['ours_layers']} / {row['paper_layers']}",
+            *(
+                f"{millions(row[f'ours_{key}'])} / {millions(row[f'paper_{key}'], 'g')} ({row[f'ours_{key}'] / row[f'paper_{key}']:.2f})"
+                for key in ("params", "mult_adds")
+            ),
+        ]
+        for row in paper_size_rows()
+    ]
+    return markdown_table(header, body)
+
+
+# --------------------------------------------------------------------------------------------------
+# Configuration (config/README.md)
+# --------------------------------------------------------------------------------------------------
+
+CONFIG_FILES = ("config/config.yaml", "config/cpu_repro.yaml", "config/test.yaml", "config/paper/cifar10.yaml", "config/paper/lsun_bedroom.yaml")
+
+
+def config_value(value: Any) -> str:
+    """A config value in one short cell."""
+    if isinstance(value, dict) and {"arch", "width"} <= set(value):
+        return model_name(value)
+    if isinstance(value, list) and value and all(isinstance(item, dict) and "arch" in item for item in value):
+        return ", ".join(model_name(item) for item in value)
+    if isinstance(value, dict):
+        return ", ".join(value) if value else "{}"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value) if value else "[]"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "null"
+    return f"{value:,}" if isinstance(value, int) and value >= 10_000 else str(value)  # 50,000 steps; seed 2020
+
+
+def leaves(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """Dotted keys of every scalar, list, model spec and method map in a config."""
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value and not {"arch", "width"} <= set(value) and name not in ("methods", "resources"):
+            flat.update(leaves(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def schema_defaults(schema: dict, prefix: str = "") -> dict[str, Any]:
+    """Dotted keys of the config schema that declare a default."""
+    defaults = {}
+    for key, node in schema.get("properties", {}).items():
+        name = f"{prefix}{key}"
+        if "properties" in node and name not in ("methods", "resources"):
+            defaults.update(schema_defaults(node, f"{name}."))
+        if "default" in node and not isinstance(node["default"], dict):
+            defaults[name] = node["default"]
+    return defaults
+
+
+def config_keys() -> str:
+    """Every key the shipped configs set, with the schema's default, file by file."""
+    schema = yaml.safe_load((ROOT / "akdg" / "schemas" / "config.schema.yaml").read_text())
+    defaults = schema_defaults(schema)
+    configs = {path: leaves(yaml.safe_load((ROOT / path).read_text())) for path in CONFIG_FILES}
+    keys = sorted(set(defaults).union(*configs.values()))
+    rows = [
+        [f"`{key}`", config_value(defaults[key]) if key in defaults else "–",
+         *(config_value(configs[path][key]) if key in configs[path] else "" for path in CONFIG_FILES)]
+        for key in keys
+    ]
+    header = ["key", "schema default", *(f"`{Path(path).name}`" for path in CONFIG_FILES)]
+    return (
+        "Every key the shipped configs set (an empty cell: the file leaves it to the schema's default; "
+        "`–`: no default, so a config that needs it must set it):\n\n" + markdown_table(header, rows)
+    )
+
+
+RESOURCE_GROUPS = {
+    "data": "download_data, prepare_data, train/fetch_extractor, reference_stats",
+    "teacher": "train_teacher, import_teacher",
+    "student": "train_student",
+    "cost": "measure_cost",
+    "evaluate": "evaluate_*",
+    "report": "aggregate, plot_samples",
+}
+
+
+def resources() -> str:
+    """The job groups' default cluster resources, read from workflow/rules/common.smk."""
+    source = (ROOT / "workflow" / "rules" / "common.smk").read_text()
+    defaults = ast.literal_eval(re.search(r"^DEFAULT_RESOURCES = (\{.*?^\})", source, re.DOTALL | re.MULTILINE).group(1))
+    rows = [
+        [group, RESOURCE_GROUPS.get(group, "–"), values["gpu"], f"{values['mem_mb']:,}", f"{values['runtime']:,}", values.get("threads", "")]
+        for group, values in defaults.items()
+    ]
+    return markdown_table(["group", "rules", "gpu", "mem_mb", "runtime (min)", "threads (cluster)"], rows)
+
+
+# --------------------------------------------------------------------------------------------------
+# Benchmarks (docs/benchmarks.md)
+# --------------------------------------------------------------------------------------------------
 
 
 def budget() -> str:
     """The default DAG's and the CPU reproduction's wall time and peak memory against their budgets."""
     rows = []
-    for name, budget_seconds in (("dag_budget", 300), ("cpu_repro", 3600)):
-        measured = json.loads((ROOT / "results" / "benchmarks" / f"{name}.json").read_text())
+    for name in ("dag_budget", "cpu_repro"):
+        measured = benchmark(name)
         machine, result = measured["machine"], measured["results"]
+        budget_seconds = result["budget_seconds"]
         load = "/".join(f"{value:.1f}" for value in (machine["load_average_1_5_15_start"][0], machine["load_average_1_5_15_end"][0]))
         rows.append(
-            f"| `{measured['settings']['configfile']}` (`{name}.json`) | {result['wall_seconds']:,.0f} s "
-            f"({result['wall_seconds'] / budget_seconds:.2f} of {budget_seconds:,} s) | {result['peak_pss_bytes'] / 2**30:.2f} GiB "
-            f"({result['memory_ratio_to_budget']:.2f} of 4 GiB) | {result['learning_ratio']:.3f} | {measured['created_utc'][:10]}, "
-            f"git {machine['git_commit'][:7]}, {machine['cpu_model']}, {machine['cpu_count']} CPUs, load {load} |"
+            [
+                f"`{measured['settings']['configfile']}` (`{name}.json`)",
+                f"{result['wall_seconds']:,.0f} s ({result['wall_seconds'] / budget_seconds:.2f} of {budget_seconds:,.0f} s)",
+                f"{result['peak_pss_bytes'] / 2**30:.2f} GiB ({result['memory_ratio_to_budget']:.2f} of 4 GiB)",
+                f"{result['learning_ratio']:.3f}",
+                f"{measured['created_utc'][:10]}, git {machine['git_commit'][:7]}, {machine['cpu_model']}, {machine['cpu_count']} CPUs, load {load}",
+            ]
         )
+    header = ["DAG", "wall time (of budget)", "peak PSS (of budget)", "learning", "when, code, machine, 1-min load start/end"]
     return (
         "Latest figures (`results/benchmarks/`, `--cores 2`; learning = worst trained FID / best untrained FID):\n\n"
-        "| DAG | wall time (of budget) | peak PSS (of budget) | learning | when, code, machine, 1-min load start/end |\n"
-        "|---|---|---|---|---|\n" + "\n".join(rows)
+        + markdown_table(header, rows)
     )
 
 
-BLOCKS: dict[str, Callable[[], str]] = {"table": default_table, "claims": cpu_repro_claims, "budget": budget}
-FILES = [ROOT / "README.md"]
+def quickstart_time() -> str:
+    """One line for the README: how long the default DAG took when last measured."""
+    measured = benchmark("dag_budget")
+    machine, result = measured["machine"], measured["results"]
+    return (
+        f"The default DAG last took {result['wall_seconds']:,.0f} s on {result['cores']} cores "
+        f"({machine['cpu_model']}, load {machine['load_average_1_5_15_start'][0]:.1f}; "
+        f"[`dag_budget.json`](results/benchmarks/dag_budget.json), see [docs/benchmarks.md](docs/benchmarks.md))."
+    )
+
+
+def loop_overhead() -> str:
+    """akdg's loop against a bare loop: both runs, every setup."""
+    parts = []
+    for name in ("loop_overhead", "loop_overhead_run1"):
+        measured = benchmark(name)
+        rows = [
+            [
+                setup["label"], f"{setup['steps']} x {setup['repeats']}", figure(setup["ours_steps_per_s"]), figure(setup["bare_steps_per_s"]),
+                f"{setup['ours_over_bare']:.3f}", f"{setup['ours_over_bare_cpu_time']:.3f}", "yes" if setup["weights_equal"] else "**no**",
+            ]
+            for setup in measured["results"]
+        ]
+        header = ["setup", "steps x pairs", "ours steps/s", "bare steps/s", "ours/bare (wall)", "ours/bare (CPU time)", "same weights"]
+        parts.append(f"{provenance(measured, name)}; target: {measured['target']}.\n\n{markdown_table(header, rows)}")
+    return "\n\n".join(parts)
+
+
+def eval_paths() -> str:
+    measured = benchmark("eval_paths")
+    rows = [
+        [
+            result["extractor"], f"{result['samples']:,}", result["repeats"], f"{result['ours_median_s']:.2f} s", f"{result['png_median_s']:.2f} s",
+            f"{median(result['png_write_seconds']):.2f} s", f"{result['png_over_ours']:.2f}", f"{result['png_over_ours_cpu_time']:.2f}",
+            "yes" if result["metrics_ours"] == result["metrics_png"] else "**no**",
+        ]
+        for result in measured["results"]
+    ]
+    header = ["extractor", "samples", "repeats", "ours (median)", "PNG path (median)", "of which PNG writing", "PNG / ours (wall)", "PNG / ours (CPU time)", "identical metrics"]
+    skipped = f" Skipped: {measured['skipped']}." if measured.get("skipped") else ""
+    return f"{provenance(measured, 'eval_paths')}.{skipped}\n\n{markdown_table(header, rows)}"
+
+
+def paper_mult_add_ratios() -> dict[tuple[str, str], float]:
+    """The paper's teacher/student mult-add ratio per (dataset, student arch)."""
+    import pandas as pd
+
+    paper = pd.read_csv(ROOT / "akdg" / "data" / "akdg_icpr2020.csv").drop_duplicates(["dataset", "arch"])
+    teachers = paper[paper["role"] == "teacher"].set_index("dataset")["mult_adds"]
+    return {
+        (row.dataset, row.arch): teachers[row.dataset] / row.mult_adds for row in paper[paper["role"] == "student"].itertuples()
+    }
+
+
+def student_speed() -> str:
+    """Every student against its teacher, per config, from both student-speed runs."""
+    paper_ratios = paper_mult_add_ratios()
+    parts = []
+    for name in ("student_speed", "student_speed_lsun"):
+        measured = benchmark(name)
+        rows = []
+        for config in measured["results"]:
+            teacher = config["generators"]["teacher"]
+            for student, ratios in config["speedups"].items():
+                generator = config["generators"][student]
+                paper = paper_ratios.get((config["config"], generator["generator"]["arch"]))
+                rows.append(
+                    [
+                        config["config"], f"{model_name(teacher['generator'])} / {student}", f"{config['batch_size']}, {config['rounds']}",
+                        f"{figure(teacher['images_per_s'])} / {figure(generator['images_per_s'])}", f"{ratios['throughput_student_over_teacher']:.1f}x",
+                        f"{figure(teacher['latency_ms'])} / {figure(generator['latency_ms'])}", f"{ratios['latency_teacher_over_student']:.1f}x",
+                        f"{ratios['mult_adds_teacher_over_student']:.0f}x", f"{paper:.1f}x" if paper else "–",
+                    ]
+                )
+        header = [
+            "config", "teacher / student", "batch, rounds", "images/s teacher / student", "student/teacher images/s",
+            "batch-1 latency ms teacher / student", "teacher/student latency", "mult-add ratio (ours)", "mult-add ratio (paper)",
+        ]
+        parts.append(f"{provenance(measured, name)}.\n\n{markdown_table(header, rows)}")
+    return "\n\n".join(parts)
+
+
+def paper_job() -> str:
+    measured = benchmark("paper_job")
+    result, settings = measured["results"], measured["settings"]
+    resources = result["resources_student"]
+    rows = [
+        ["wall time (of which importing)", f"{result['wall_s']:.0f} s ({result['import_s']:.1f} s)"],
+        ["training loop", f"{result['steps_per_s']:.3f} steps/s over {result['loop_steps_timed']} steps"],
+        [
+            f"full job projected ({'{:,}'.format(yaml.safe_load((ROOT / settings['config']).read_text())['training']['steps'])} steps)",
+            f"{result['projected_full_job_minutes'] / 60:.0f} h: {result['projected_full_job_over_runtime']:.1f} x `resources.student.runtime` ({resources['runtime']:,} min)",
+        ],
+        ["peak PSS (of `mem_mb`)", f"{result['peak_pss_bytes'] / 2**30:.2f} GiB ({result['peak_pss_over_mem_mb']:.2f} of {resources['mem_mb']:,} MB)"],
+        ["peak RSS", f"{result['peak_rss_exact_bytes'] / 2**30:.2f} GiB"],
+        [
+            "CUDA peak (of the GPU)",
+            f"{result['cuda_max_memory_allocated_bytes'] / 2**30:.2f} GiB ({result['cuda_peak_over_total']:.2f})" if result["cuda_max_memory_allocated_bytes"] else "no GPU",
+        ],
+    ]
+    return (
+        f"{provenance(measured, 'paper_job')}; `{settings['config']}`, method {settings['method']}, {settings['steps']} steps, "
+        f"{settings['train_images']:,} synthetic train images ({measured['note']}).\n\n" + markdown_table(["figure", "value"], rows)
+    )
+
+
+def train_options() -> str:
+    """Each speed switch against the defaults, every setup of both runs."""
+    variants = ("amp", "channels_last", "compile", "all")
+    rows, files = [], []
+    for name in ("train_options", "train_options_cifar10"):
+        measured = benchmark(name)
+        files.append(provenance(measured, name))
+        for setup in measured["results"]:
+            measured_variants = setup["variants"]
+            rows.append(
+                [
+                    setup["label"], f"{setup['steps']} x {setup['repeats']}",
+                    *(f"{measured_variants[variant]['speedup']:.3f}" if variant in measured_variants else "not run" for variant in variants),
+                    f"+{measured_variants['compile']['extra_first_steps_seconds']:.1f} s" if "compile" in measured_variants else "–",
+                    f"{max(value['max_abs_weight_difference'] for value in measured_variants.values()):.1g}",
+                ]
+            )
+    header = ["setup", "steps x pairs", "`amp`", "`channels_last`", "`compile: default`", "all three", "first steps, compile", "largest weight difference"]
+    return "- " + "\n- ".join(files) + "\n\n" + markdown_table(header, rows)
+
+
+BLOCKS: dict[str, Callable[[], str]] = {
+    "headline": headline,
+    "quickstart-time": quickstart_time,
+    "table": default_table,
+    "cpu-repro-table": cpu_repro_table,
+    "claims": cpu_repro_claims,
+    "paper-tables": paper_tables,
+    "paper-grids": paper_grids,
+    "architectures": architectures,
+    "config-keys": config_keys,
+    "resources": resources,
+    "budget": budget,
+    "loop-overhead": loop_overhead,
+    "eval-paths": eval_paths,
+    "student-speed": student_speed,
+    "paper-job": paper_job,
+    "train-options": train_options,
+}
+
+
+def doc_files() -> list[Path]:
+    """Every Markdown page that may hold a block."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "config" / "README.md"]
 
 
 def render(text: str) -> str:
-    """``text`` with every block it contains rendered afresh."""
+    """``text`` with every block it contains rendered afresh (a block's function runs only if the text has it)."""
     for name, make in BLOCKS.items():
-        pattern = re.compile(rf"(<!-- {name}:begin -->\n).*?(\n<!-- {name}:end -->)", re.DOTALL)
-        text = pattern.sub(lambda match: match.group(1) + make() + match.group(2), text)
+        pattern = re.compile(rf"(<!-- {name}:begin -->\n).*?(<!-- {name}:end -->)", re.DOTALL)
+        if pattern.search(text):
+            fresh = make()
+            text = pattern.sub(lambda match: match.group(1) + fresh + "\n" + match.group(2), text)
     return text
 
 
@@ -93,7 +529,9 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     stale = []
-    for path in FILES:
+    for path in doc_files():
+        if not path.exists():
+            continue
         text = path.read_text()
         fresh = render(text)
         if fresh != text:

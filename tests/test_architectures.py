@@ -20,8 +20,8 @@ to ``parametrizations.weight.original``).
 
 from __future__ import annotations
 
+import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -30,11 +30,11 @@ import torch.nn.functional as F
 from akdg import checkpoint
 from akdg.arch_pggan import growth_state
 from akdg.architectures import ARCHITECTURES, SUPPORTED_RESOLUTIONS, build_discriminator, build_generator
-from akdg.cost import count_mult_adds, count_parameters, count_weight_layers, example_noise, generator_size, measure_speeds
+from akdg.cost import count_parameters, count_weight_layers, generator_size, measure_speeds
 from akdg.losses import LOSSES
-from akdg.paper import load_paper
 from akdg.registry import AkdgError
 from akdg.training import METHODS, TrainContext, train
+from conftest import REPO
 
 FAMILIES = ("sngan", "dcgan", "mlp", "pggan")
 RESOLUTIONS = (16, 32, 64)
@@ -490,73 +490,19 @@ def test_unsupported_resolution(family, resolution):
 # 6. Paper-sized configurations (Tables I and II) and docs/architectures.md
 # --------------------------------------------------------------------------------------------------
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "architectures.md"
-# Per dataset: the resolution and z size (one per config, shared by teacher and students) and the
-# width chosen for each family (see docs/architectures.md for how each was chosen).
-PAPER_CONFIGS = {
-    "cifar10": {"resolution": 32, "z_dim": 128, "widths": {"sngan": 256, "dcgan": 51, "mlp": 518}},
-    "lsun_bedroom": {"resolution": 256, "z_dim": 512, "widths": {"pggan": 512, "dcgan": 5}},
-}
+# The paper-sized widths and their sizes on the meta device are scripts/gen_docs.py's, which renders
+# docs/architectures.md from them; tests/test_docs.py fails when that page is stale.
+_spec = importlib.util.spec_from_file_location("gen_docs", REPO / "scripts" / "gen_docs.py")
+gen_docs = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(gen_docs)
 PARAMS_TOLERANCE = 0.02  # the paper prints 2-3 significant digits (4.1M, 18.3M)
 # Only where the layout and the counting are the paper's can mult-adds be held to it (see the doc).
 MULT_ADDS_MATCH = {("cifar10", "mlp"), ("lsun_bedroom", "pggan")}
 
 
-def _size_on_meta(arch: str, width: int, resolution: int, z_dim: int) -> dict[str, int]:
-    """Layers, params and mult-adds of an RGB generator, built on the meta device: no memory, no compute."""
-    with torch.device("meta"):
-        generator = build_generator({"arch": arch, "width": width}, resolution=resolution, channels=3, z_dim=z_dim)
-    return {
-        "layers": count_weight_layers(generator, example_noise(generator, z_dim)),
-        "params": count_parameters(generator),
-        "mult_adds": count_mult_adds(generator, z_dim),
-    }
-
-
-def paper_size_rows() -> list[dict]:
-    """Ours vs the paper for every generator of Tables I and II (one row per dataset and family)."""
-    paper = load_paper().drop_duplicates(["dataset", "arch"])
-    rows = []
-    for dataset, config in PAPER_CONFIGS.items():
-        for arch, width in config["widths"].items():
-            printed = paper[(paper["dataset"] == dataset) & (paper["arch"] == arch)].iloc[0]
-            ours = _size_on_meta(arch, width, config["resolution"], config["z_dim"])
-            rows.append(
-                {
-                    "dataset": dataset, "role": printed["role"], "arch": arch, "width": width,
-                    "resolution": config["resolution"], "z_dim": config["z_dim"],
-                    **{f"ours_{key}": value for key, value in ours.items()},
-                    **{f"paper_{key}": int(printed[key]) for key in ours},
-                }
-            )
-    return rows
-
-
-def render_paper_table() -> str:
-    """The Markdown table of docs/architectures.md (regenerate: .venv/bin/python tests/test_architectures.py)."""
-    def millions(value: int, digits: str = ".2f") -> str:
-        return f"{value / 1e9:{digits}}B" if value >= 1e9 else f"{value / 1e6:{digits}}M"
-
-    lines = [
-        "| dataset | model | width | z_dim | px | layers ours / paper | params ours / paper (ratio) | mult-adds ours / paper (ratio) |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for row in paper_size_rows():
-        cells = [
-            row["dataset"], f"{row['role']} {row['arch']}", str(row["width"]), str(row["z_dim"]), str(row["resolution"]),
-            f"{row['ours_layers']} / {row['paper_layers']}",
-            *(
-                f"{millions(row[f'ours_{key}'])} / {millions(row[f'paper_{key}'], 'g')} ({row[f'ours_{key}'] / row[f'paper_{key}']:.2f})"
-                for key in ("params", "mult_adds")
-            ),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
 @pytest.fixture(scope="module")
 def paper_rows() -> list[dict]:
-    return paper_size_rows()
+    return gen_docs.paper_size_rows()
 
 
 def test_paper_layers_and_params_match_at_the_chosen_widths(paper_rows):
@@ -581,20 +527,15 @@ def test_paper_mult_adds_where_layout_and_counting_agree(paper_rows):
 @pytest.mark.parametrize("arch,paper_layers", [("pggan", 15), ("dcgan", 8)])
 def test_lsun_layer_counts_point_at_256px(arch, paper_layers):
     """Table II's 15 PGGAN and 8 DCGAN layers are each reached at 256 px and at no other resolution."""
-    matching = [r for r in SUPPORTED_RESOLUTIONS if _size_on_meta(arch, 512, r, 512)["layers"] == paper_layers]
+    matching = [r for r in SUPPORTED_RESOLUTIONS if gen_docs.size_on_meta(arch, 512, r, 512)["layers"] == paper_layers]
     assert matching == [256]
 
 
 def test_pggan_channel_rule_gives_the_paper_teacher():
     """Channels min(width, 16*width // r) with width 512 at 256 px: 18.3M parameters, 8.9B mult-adds."""
-    size = _size_on_meta("pggan", 512, 256, 512)
+    size = gen_docs.size_on_meta("pggan", 512, 256, 512)
     assert size["params"] == 18_350_965
     assert abs(size["mult_adds"] / 8.9e9 - 1) < 0.02
-
-
-def test_docs_table_is_the_generated_one():
-    assert DOC.exists(), f"{DOC} is missing"
-    assert render_paper_table() in DOC.read_text(), "docs/architectures.md is stale: paste in render_paper_table()'s output"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -794,7 +735,3 @@ def test_generator_size_and_per_round_speed_samples():
     assert isinstance(rounds, list) and len(rounds) == 3
     assert all(isinstance(value, float) and value > 0 for value in rounds)
     assert min(rounds) <= speeds["g"]["images_per_s"] <= max(rounds)
-
-
-if __name__ == "__main__":
-    print(render_paper_table(), end="")
