@@ -30,7 +30,7 @@ def git_commit(start: Path | None = None) -> str | None:
     None outside git.
     """
     where = start or Path(__file__).resolve().parent
-    ignored = ("results", "dvc.lock", "README.md", "docs", "tests")
+    ignored = ("results", "dvc.lock", "README.md", "docs", "config/README.md", "tests")
     status = ["git", "status", "--porcelain", "--untracked-files=no", "--", ":/", *(f":(exclude,top){path}" for path in ignored)]
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, check=True).stdout.strip()

@@ -93,7 +93,7 @@ class Registry(Generic[T]):
         except KeyError:
             raise AkdgError(
                 f"unknown {self.kind} {name!r}; available: {', '.join(self.names())}"
-                " (a new one registers itself on import: see README, 'Adding a method or an architecture')"
+                " (a new one registers itself on import: see docs/extending.md)"
             ) from None
 
     def metadata(self, name: str) -> dict[str, Any]:

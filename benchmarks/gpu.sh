@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 python=${PYTHON:-../.venv/bin/python}
 out=../results/benchmarks
 if ! "$python" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
-  echo "benchmarks/gpu.sh: torch sees no CUDA device here; run it on a GPU machine (the CPU figures come from the plain commands in the README)" >&2
+  echo "benchmarks/gpu.sh: torch sees no CUDA device here; run it on a GPU machine (the CPU figures come from the commands in docs/benchmarks.md)" >&2
   exit 2
 fi
 gpu=$("$python" -c 'import torch; print(torch.cuda.get_device_name(0))')

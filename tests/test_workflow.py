@@ -118,7 +118,7 @@ def file_hashes(workdir: Path, paths: list[str]) -> dict[str, str]:
 
 
 def test_a_clone_pulls_the_outputs_from_a_dvc_remote_and_finds_nothing_to_run(dvc_run: Path, tmp_path: Path):
-    """The README's sequence on another machine: clone, dvc pull, then neither DVC nor Snakemake reruns anything."""
+    """The documented sequence on another machine: clone, dvc pull, then neither DVC nor Snakemake reruns anything."""
     outs = dvc_outs(dvc_run)
     cached = [path for path, is_cached in outs.items() if is_cached]
     run(["dvc", "remote", "add", "-d", "store", str(tmp_path / "remote")], dvc_run)

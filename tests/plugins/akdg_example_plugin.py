@@ -1,4 +1,4 @@
-"""A user's plug-in, as the README describes one: a module listed under `plugins:` that registers a method.
+"""A user's plug-in, as docs/extending.md describes one: a module listed under `plugins:` that registers a method.
 
 The end-to-end test puts this folder on PYTHONPATH; every job of the DAG must then know the method.
 """
