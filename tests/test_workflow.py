@@ -134,7 +134,7 @@ def test_a_clone_pulls_the_outputs_from_a_dvc_remote_and_finds_nothing_to_run(dv
     assert not (clone / ".dvc" / "cache").exists() and not (clone / ".snakemake").exists()
 
     shell = user_environment()
-    run(["dvc", "pull"], clone, shell)
+    run(["dvc", "pull", "default"], clone, shell)
     pulled = file_hashes(clone, cached)
     assert {"results/models/digits/teacher.pt", "results/runs/digits/dcgan-w4/akdg/seed1.json"} <= set(pulled)
     assert pulled == file_hashes(dvc_run, cached)
