@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 import torch.nn as nn
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
@@ -18,7 +19,7 @@ from akdg.feature_extractor_classifier import train_classifier
 from akdg.feature_extractors import INCEPTION
 
 REPO = Path(__file__).resolve().parent.parent
-PROJECT_FILES = ("Snakefile", "workflow", "config", "profiles", "dvc.yaml", "akdg", "baselines")
+PROJECT_FILES = ("Snakefile", "workflow", "config", "profiles", "dvc.yaml", "params.yaml", "akdg", "baselines")
 
 
 def copy_project(destination: Path) -> Path:
@@ -34,6 +35,16 @@ def copy_project(destination: Path) -> Path:
 
 
 DIGITS = {"name": "digits", "resolution": 16, "test_fraction": 0.2, "split_seed": 0}
+# Of config/test.yaml's methods, one that needs no teacher and one that does: with one student and one seed,
+# the smallest grid that still runs every rule (13 jobs instead of 27).
+SMALL_GRID_METHODS = ("vanilla", "akdg")
+
+
+def small_grid() -> dict:
+    """config/test.yaml cut to its first student, its first seed and :data:`SMALL_GRID_METHODS`."""
+    grid = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    grid.update(students=grid["students"][:1], seeds=grid["seeds"][:1], methods={label: grid["methods"][label] for label in SMALL_GRID_METHODS})
+    return grid
 
 
 def tiny_train_spec(**changes: object) -> dict:
@@ -95,20 +106,38 @@ def standin_weights(path: Path, seed: int) -> Path:
     return path
 
 
+def command_environment() -> dict[str, str]:
+    """This interpreter's bin first on PATH: the stages' `python -m snakemake`, and dvc and akdg, are ours."""
+    return {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
+
+
+def run_checked(command: list[str], workdir: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=env or command_environment())
+    assert result.returncode == 0, f"{command} failed in {workdir}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def dvc_project(workdir: Path, grid: Path | None = None) -> Path:
+    """A project copy made a git and DVC repository, ``grid`` (a config file) in place of config/config.yaml.
+
+    The `default` stage (dvc.yaml) then runs that grid: `dvc repro default`.
+    """
+    if grid is not None:
+        shutil.copy(grid, workdir / "config" / "config.yaml")
+    for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["cp", str(REPO / ".gitignore"), str(REPO / ".dvcignore"), "."]):
+        run_checked(command, workdir)  # .gitignore and .dvcignore after dvc init, which writes a .dvcignore of its own
+    return workdir
+
+
 @pytest.fixture(scope="session")
 def test_grid_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """config/test.yaml's whole DAG, run once per session and shared by the end-to-end tests.
 
-    `dvc repro` in a git repository (the config in place of config/config.yaml), so one run serves
-    the table and protocol checks, the DVC remote round trip and the SLURM comparison. DVC's stage
-    runs Snakemake through profiles/local.
+    `dvc repro default` in a git repository (the config in place of config/config.yaml), so one run
+    serves the table and protocol checks and the DVC remote round trip. DVC's stage runs Snakemake
+    through profiles/local.
     """
     workdir = copy_project(tmp_path_factory.mktemp("test_grid"))
-    shutil.copy(workdir / "config" / "test.yaml", workdir / "config" / "config.yaml")
-    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])  # our snakemake, dvc and akdg first
-    env = {**os.environ, "PATH": path}
-    for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["cp", str(REPO / ".gitignore"), str(REPO / ".dvcignore"), "."], ["dvc", "repro"]):
-        # .gitignore and .dvcignore after dvc init, which writes a .dvcignore of its own
-        result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=env)
-        assert result.returncode == 0, f"{command} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    dvc_project(workdir, workdir / "config" / "test.yaml")
+    run_checked(["dvc", "repro", "default"], workdir)
     return workdir

@@ -95,6 +95,32 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 
 
+def kill_once_training_saved(job: subprocess.Popen, state: Path, out: str) -> list[str]:
+    """Once the training job of ``out`` has written its ``state``, SIGKILL ``job``'s process group; the trainer's command."""
+    deadline = time.monotonic() + 300
+    while not state.exists() and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    trainer = trainer_of(job, out)
+    assert trainer is not None, f"no akdg train process for {out} ({job.args} exit {job.poll()})"
+    command = trainer.cmdline()
+    hard_kill(job)
+    psutil.wait_procs([trainer], timeout=30)
+    assert not trainer.is_running() or trainer.status() == psutil.STATUS_ZOMBIE
+    return command
+
+
+def assert_uninterrupted_run_gives_the_weights(command: list[str], workdir: Path, out: str) -> None:
+    """The very `akdg train` command a job ran, uninterrupted (no states), ends with the weights the job left in ``out``."""
+    arguments = command[command.index("train") :]
+    arguments[arguments.index("--out") + 1] = "whole.pt"
+    arguments[arguments.index("--checkpoint-every") + 1] = "0"
+    whole = subprocess.run([sys.executable, "-m", "akdg", *arguments], cwd=workdir, capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    resumed, uninterrupted = weights(workdir / out), weights(workdir / "whole.pt")
+    assert resumed.keys() == uninterrupted.keys()
+    assert all(torch.equal(resumed[key], uninterrupted[key]) for key in resumed), "resumed weights differ from the uninterrupted run's"
+
+
 def test_a_hard_killed_dag_reruns_what_was_cut_short_and_training_resumes(tmp_path: Path):
     """SIGKILL of Snakemake's process group, twice: between a rule's two outputs, then mid-training.
 
@@ -122,15 +148,7 @@ def test_a_hard_killed_dag_reruns_what_was_cut_short_and_training_resumes(tmp_pa
     # 2. The documented recovery redoes prepare_data; the DAG is killed again once the student has written a state.
     assert run("--unlock").returncode == 0  # the kill left Snakemake's lock behind
     with dag_in_background(workdir, STUDENT, "--rerun-incomplete", "--config", TRAINING) as job:
-        deadline = time.monotonic() + 240
-        while not state.exists() and job.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        trainer = trainer_of(job, STUDENT)
-        assert trainer is not None, f"no akdg train process for {STUDENT} (snakemake exit {job.poll()})"
-        command = trainer.cmdline()
-        hard_kill(job)
-        psutil.wait_procs([trainer], timeout=30)
-    assert not trainer.is_running() or trainer.status() == psutil.STATUS_ZOMBIE
+        command = kill_once_training_saved(job, state, STUDENT)
     assert (workdir / "results/data/digits.json").exists(), "--rerun-incomplete did not redo prepare_data"
     assert not (workdir / STUDENT).exists(), "the job finished before it was killed; raise STEPS"
     saved_step = torch.load(state, weights_only=True)["step"]
@@ -145,14 +163,7 @@ def test_a_hard_killed_dag_reruns_what_was_cut_short_and_training_resumes(tmp_pa
     assert not state.exists()
 
     # 4. The very command Snakemake ran, uninterrupted, ends with the same weights.
-    arguments = command[command.index("train") :]
-    arguments[arguments.index("--out") + 1] = "whole.pt"
-    arguments[arguments.index("--checkpoint-every") + 1] = "0"
-    whole = subprocess.run([sys.executable, "-m", "akdg", *arguments], cwd=workdir, capture_output=True, text=True)
-    assert whole.returncode == 0, whole.stderr[-3000:]
-    resumed, uninterrupted = weights(workdir / STUDENT), weights(workdir / "whole.pt")
-    assert resumed.keys() == uninterrupted.keys()
-    assert all(torch.equal(resumed[key], uninterrupted[key]) for key in resumed), "resumed weights differ from the uninterrupted run's"
+    assert_uninterrupted_run_gives_the_weights(command, workdir, STUDENT)
 
 
 # A full disk: /dev/full fails every write with ENOSPC. A link to it where atomic_write puts its

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from dvc.repo import Repo
 
 from conftest import REPO
 
@@ -92,19 +93,17 @@ def dvc_run(test_grid_run: Path) -> Path:
 
 def test_dvc_repro_makes_the_rows_and_dvc_shows_every_runs_metrics(dvc_run: Path):
     assert pd.read_csv(dvc_run / "results" / "tables" / "digits.csv")["row"].tolist() == EXPECTED_ROWS
-    assert "all_tables" in (dvc_run / "dvc.lock").read_text()
+    assert "default" in yaml.safe_load((dvc_run / "dvc.lock").read_text())["stages"]
     shown = run(["dvc", "metrics", "show", "--json"], dvc_run).stdout
     for run_name in ("teacher", "real", "dcgan-w4/akdg/seed1", "mlp-w32/untrained/seed0"):
         assert f"results/metrics/digits/{run_name}.json" in shown
 
 
 def dvc_outs(workdir: Path) -> dict[str, bool]:
-    """Each output of the DVC stage -> whether DVC caches it, i.e. whether a remote stores it."""
-    outs = {}
-    for out in yaml.safe_load((workdir / "dvc.yaml").read_text())["stages"]["all_tables"]["outs"]:
-        path, options = (out, {}) if isinstance(out, str) else next(iter(out.items()))
-        outs[path] = options.get("cache", True)
-    return outs
+    """Each output (metrics and plots included) of the default stage -> whether DVC caches it, i.e. whether a remote stores it."""
+    with Repo(str(workdir)) as repo:
+        (stage,) = repo.stage.collect("default")
+        return {out.def_path: out.use_cache for out in stage.outs}
 
 
 def file_hashes(workdir: Path, paths: list[str]) -> dict[str, str]:
@@ -131,11 +130,11 @@ def test_a_clone_pulls_the_outputs_from_a_dvc_remote_and_finds_nothing_to_run(dv
     # git brings the code, dvc.lock, the remote's address and the uncached outputs (tables, plots, metrics,
     # which no remote stores); everything cached must come from the remote, into an empty cache.
     assert [path for path in cached if (clone / path).exists()] == []
-    assert [path for path, is_cached in outs.items() if not is_cached and not (clone / path).is_dir()] == []
+    assert [path for path, is_cached in outs.items() if not is_cached and not (clone / path).exists()] == []
     assert not (clone / ".dvc" / "cache").exists() and not (clone / ".snakemake").exists()
 
     shell = user_environment()
-    run(["dvc", "pull"], clone, shell)
+    run(["dvc", "pull", "default"], clone, shell)
     pulled = file_hashes(clone, cached)
     assert {"results/models/digits/teacher.pt", "results/runs/digits/dcgan-w4/akdg/seed1.json"} <= set(pulled)
     assert pulled == file_hashes(dvc_run, cached)
@@ -145,10 +144,10 @@ def test_a_clone_pulls_the_outputs_from_a_dvc_remote_and_finds_nothing_to_run(dv
     # proves (by content, against dvc.lock) unchanged. `snakemake --touch` re-dates them in DAG order.
     stale = run([sys.executable, "-m", "snakemake", "-n", "all_tables"], clone, shell)
     assert "reason: Updated input files" in stale.stdout + stale.stderr
-    repro = run(["dvc", "repro"], clone, shell).stdout
-    assert "Stage 'all_tables' didn't change, skipping" in repro and "Data and pipelines are up to date." in repro
+    repro = run(["dvc", "repro", "default"], clone, shell).stdout
+    assert "Stage 'default' didn't change, skipping" in repro and "Data and pipelines are up to date." in repro
     run([sys.executable, "-m", "snakemake", "--touch", "all_tables"], clone, shell)
     after = run([sys.executable, "-m", "snakemake", "-n", "all_tables"], clone, shell)
     assert "Nothing to be done" in after.stdout + after.stderr
-    assert "Data and pipelines are up to date." in run(["dvc", "status"], clone, shell).stdout
+    assert "Data and pipelines are up to date." in run(["dvc", "status", "default"], clone, shell).stdout
     assert run(["git", "status", "--porcelain"], clone, shell).stdout == ""  # dates changed, no committed byte
