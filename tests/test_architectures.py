@@ -595,6 +595,7 @@ def test_pggan_fresh_models_are_fully_grown():
     assert count_weight_layers(generator, torch.zeros(1, Z_DIM)) == 2 * 3 + 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("resolution", (16, 32))
 def test_pggan_fade_in_is_continuous(resolution):
     """At the start of a fade the new stage has weight 0: the output is the previous stage's, upsampled."""
@@ -663,6 +664,7 @@ def _pggan_context(*, images: int = 12, resolution: int = 16) -> TrainContext:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ema_decay", (0.0, 0.5))
 def test_training_loop_grows_generator_and_discriminators(ema_decay):
     ctx = _pggan_context()

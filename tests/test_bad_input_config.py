@@ -355,6 +355,7 @@ SNAKEMAKE_ROWS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("row", list(SNAKEMAKE_ROWS))
 def test_snakemake_refuses(row: str, project: Path) -> None:
     args, fragment = SNAKEMAKE_ROWS[row]
@@ -365,6 +366,7 @@ def test_snakemake_refuses(row: str, project: Path) -> None:
     assert not (project / "results").exists()
 
 
+@pytest.mark.slow
 def test_snakemake_accepts_options_and_variants_from_the_command_line_and_every_spec_fits_its_step(project: Path, tmp_path: Path) -> None:
     """The issue's valid overrides, and every step's spec the DAG builds (two grids cover all nine) passes check_spec unchanged."""
     default = snakemake(project, "--config", "methods={akdg: {kd_weight: 0.5}, vanilla-b64: {method: vanilla, training: {batch_size: 64}}}")

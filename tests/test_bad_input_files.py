@@ -354,7 +354,7 @@ def read_only_mount(folder: Path) -> list[str]:
     return ["unshare", "-m", "sh", "-c", f'mount -t tmpfs -o ro,size=64k tmpfs {folder} && exec "$0" "$@"']
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
+@pytest.mark.parametrize("case", [pytest.param(case, marks=pytest.mark.slow) if case.subprocess else case for case in CASES], ids=str)
 def test_bad_input_or_output_exits_2_with_one_sentence_and_writes_nothing(case: Case, good: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture):
     out = {
         "under /proc": Path("/proc/akdg-test"),
@@ -489,6 +489,7 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_a_run_on_an_outdir_another_clone_holds_is_refused_naming_it_and_a_dry_run_is_not(tmp_path: Path):
     shared = tmp_path / "shared-results"
     shared.mkdir()
@@ -512,6 +513,7 @@ def test_a_run_on_an_outdir_another_clone_holds_is_refused_naming_it_and_a_dry_r
     assert json.loads(lock.read_text()) == owner
 
 
+@pytest.mark.slow
 def test_a_stale_lock_is_taken_over_with_a_warning_and_released_when_the_run_succeeds(tmp_path: Path):
     workdir = copy_project(tmp_path)
     data = workdir / "results" / "data"
@@ -527,6 +529,7 @@ def test_a_stale_lock_is_taken_over_with_a_warning_and_released_when_the_run_suc
     assert not lock.exists()
 
 
+@pytest.mark.slow
 def test_the_lock_is_released_when_the_run_fails(tmp_path: Path):
     workdir = copy_project(tmp_path)
     # names and labels pass config validation, which reads only the keys; prepare_data then refuses the float pixels

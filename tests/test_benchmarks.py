@@ -87,6 +87,7 @@ def test_measure_reports_steps_per_second_and_equal_weights() -> None:
     assert result["ours_over_bare"] == pytest.approx(statistics.median(b / o for o, b in zip(seconds["ours"], seconds["bare"])))
 
 
+@pytest.mark.slow
 def test_png_files_give_the_in_memory_metrics(digits: ImageSplits, extractor: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
     generator = build_generator({"arch": "dcgan", "width": 8}, resolution=16, channels=1, z_dim=32).eval()
@@ -102,6 +103,7 @@ def test_png_files_give_the_in_memory_metrics(digits: ImageSplits, extractor: Pa
     assert eval_paths.from_files(other, digits, CLASSIFIER, extractor, options, cache) != result["metrics_ours"]
 
 
+@pytest.mark.slow
 def test_train_options_times_the_steps_after_the_warm_up_against_the_defaults() -> None:
     result = train_options.measure(tiny_setup("akdg"), ["channels_last"], 2, 2, 2, CPU, 0)
     variant = result["variants"]["channels_last"]

@@ -23,6 +23,8 @@ from akdg.registry import AkdgError
 
 from conftest import REPO, copy_project
 
+pytestmark = [pytest.mark.slow, pytest.mark.workflow]
+
 TEST_CONFIG = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
 
 

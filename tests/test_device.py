@@ -30,8 +30,15 @@ needs_cxx = pytest.mark.skipif(
     not (shutil.which("c++") and (Path(sysconfig.get_paths()["include"]) / "Python.h").exists()),
     reason="torch.compile on the CPU needs a C++ compiler and Python's headers (scripts/test.sh installs g++ on Debian)",
 )
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
+CUDA_MARKS = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+DEVICES = ["cpu", pytest.param("cuda", marks=CUDA_MARKS)]
+
+
+def needs_cuda(test):
+    """Mark a test as a GPU test that skips without a CUDA device."""
+    for mark in CUDA_MARKS:
+        test = mark(test)
+    return test
 TEST_CONFIG = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
 SPEC = tiny_train_spec(seed=5, steps=6, batch_size=8, log_every=3)
 
@@ -76,6 +83,7 @@ def test_the_schema_defaults_to_auto_without_amp_and_rejects_other_devices():
         validate_config(bad)
 
 
+@pytest.mark.slow
 def test_every_training_job_gets_the_device_and_amp_asked_for_not_the_resolved_device(tmp_path: Path):
     """The spec says 'auto' on every machine, so Snakemake's params (and what reruns) do not depend on the GPU."""
     workdir = copy_project(tmp_path)
@@ -210,6 +218,7 @@ def test_channels_last_trains_nhwc_saves_nchw_and_computes_the_same_losses(digit
         assert all(ours[key] == pytest.approx(reference[key], rel=1e-4, abs=1e-5) for key in ours)
 
 
+@pytest.mark.slow
 @needs_cxx
 def test_compile_trains_compiled_models_to_the_eager_losses(digits: datasets.ImageSplits):
     torch.compiler.reset()

@@ -16,6 +16,8 @@ from dvc.repo import Repo
 from conftest import REPO, command_environment, copy_project, dvc_project, run_checked, small_grid
 from test_faults import assert_uninterrupted_run_gives_the_weights, hard_kill, kill_once_training_saved
 
+pytestmark = [pytest.mark.slow, pytest.mark.workflow]
+
 GRIDS = {
     "default": "config/config.yaml",
     "cpu_repro": "config/cpu_repro.yaml",

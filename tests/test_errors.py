@@ -149,6 +149,7 @@ def test_weights_that_do_not_fit_the_recorded_architecture_are_rejected(tmp_path
         checkpoint.load_generator(path)
 
 
+@pytest.mark.slow
 def test_training_step_with_missing_input_exits_2_and_writes_nothing(tmp_path):
     out = tmp_path / "student.pt"
     config = validate_config(copy.deepcopy(DEFAULT))

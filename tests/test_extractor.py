@@ -138,6 +138,7 @@ def test_the_committed_default_table_was_scored_with_the_pinned_classifier() -> 
     assert f"weights sha256 {PINNED['digits'][16][:16]}…" in table and "pinned" in table
 
 
+@pytest.mark.slow
 def test_the_default_dag_fetches_the_pinned_classifier(tmp_path: Path) -> None:
     """fetch_extractor as the default config plans it: the copy and protocol land in the outdir, nothing is trained."""
     project = copy_project(tmp_path / "project")

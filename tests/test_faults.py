@@ -34,6 +34,8 @@ from akdg.resume import Resumable
 
 from conftest import DIGITS, copy_project, tiny_train_spec
 
+pytestmark = [pytest.mark.slow, pytest.mark.workflow]
+
 STUDENT = "results/models/digits/dcgan-w4/vanilla/seed0.pt"  # a vanilla student needs no teacher: prepare_data, then it
 STEPS = 120
 TRAINING = f"training={{steps: {STEPS}, checkpoint_every: 10}}"  # --config merges this into config/test.yaml's block

@@ -22,6 +22,8 @@ import yaml
 from akdg.fingerprint import fingerprint, imported_closure, module_digest
 from conftest import REPO, copy_project
 
+pytestmark = [pytest.mark.slow, pytest.mark.workflow]
+
 Job = tuple[str, str]  # (rule, its first output)
 EXAMPLE_METHOD = "example-l1"
 

@@ -137,6 +137,7 @@ def test_evaluation_refuses_a_nan_generator_naming_the_run_and_count_and_writes_
     assert list(tmp_path.iterdir()) == []  # not the NaN row's JSON, nor the valid row's before it
 
 
+@pytest.mark.slow
 def test_cli_evaluate_of_a_nan_generator_exits_2_without_a_traceback(tmp_path: Path, digits_npz: Path, evaluation_inputs: dict[str, Path]):
     spec = evaluation_spec(tmp_path / "runs", evaluation_inputs["nan_checkpoint"])
     command = [

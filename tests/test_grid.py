@@ -63,6 +63,7 @@ def test_bad_method_variants_are_named(methods, message):
         validate_config(config)
 
 
+@pytest.mark.slow
 def test_variant_overrides_reach_the_training_jobs(tmp_path: Path):
     """Table II's vanilla at two batch sizes: each label's jobs train with its own batch size."""
     workdir = copy_project(tmp_path)
@@ -128,6 +129,7 @@ def test_import_rejects_a_file_that_is_not_a_checkpoint(tmp_path: Path, digits_n
         steps.import_teacher({"generator": {"arch": "sngan", "width": 8}, "z_dim": 16}, digits_npz, tmp_path / "notes.pt", tmp_path / "t.pt")
 
 
+@pytest.mark.slow
 def test_dag_imports_instead_of_training_the_teacher(tmp_path: Path, teacher_state):
     workdir = copy_project(tmp_path / "project")
     _, state = teacher_state
@@ -151,6 +153,7 @@ ONCE = (
 )  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset", sorted(PAPER_JOBS))
 def test_paper_config_plans_exactly_the_expected_jobs(tmp_path: Path, dataset: str):
     """`snakemake -n` on a paper config: the full grid with Inception, downloads, and per-job resources."""
@@ -166,6 +169,7 @@ def test_paper_config_plans_exactly_the_expected_jobs(tmp_path: Path, dataset: s
         assert asked == {key: str(value) for key, value in wanted.items()}, (rule, asked)
 
 
+@pytest.mark.slow
 def test_a_configfile_is_a_whole_grid_not_merged_into_the_default(tmp_path: Path):
     """LSUN's method labels replace the default's: no stray 'vanilla' label from config/config.yaml."""
     workdir = copy_project(tmp_path)

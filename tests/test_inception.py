@@ -101,6 +101,7 @@ def evaluate(tmp_path: Path, data: Path, extractor: Path, name: str, cache: Path
     return read_json(out)
 
 
+@pytest.mark.slow
 def test_inception_protocol_end_to_end_with_a_reference_cache_keyed_by_content(tmp_path: Path, weights: Path, monkeypatch: pytest.MonkeyPatch):
     data = prepare(tmp_path, offset=0)
     extractor, cache, stats = tmp_path / "extractor.json", tmp_path / "cache", tmp_path / "stats.json"

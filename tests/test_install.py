@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import shutil
 import subprocess
@@ -9,6 +11,8 @@ import sys
 from pathlib import Path
 
 from conftest import REPO
+
+pytestmark = pytest.mark.slow
 
 
 def test_a_wheel_install_validates_a_config_outside_the_checkout(tmp_path: Path) -> None:

@@ -63,6 +63,7 @@ def rows_in(rows: torch.Tensor, pool: list[torch.Tensor]) -> bool:
     return all(bool((candidates == row.flatten()).all(dim=1).any()) for row in rows)
 
 
+@pytest.mark.slow
 def test_akdg_distillation_discriminator_sees_only_teacher_and_student_images():
     ctx = make_context()
     method = METHODS.get("akdg")(ctx)
@@ -184,6 +185,7 @@ def _parameters(module: torch.nn.Module) -> list[torch.Tensor]:
     ("method_name", "student_arch", "student_width"),
     [("joint", "dcgan", 8), ("joint", "mlp", 32), ("lit", "sngan", 8), ("lit", "sngan", 16)],
 )
+@pytest.mark.slow
 def test_joint_and_lit_train_through_the_loop(method_name: str, student_arch: str, student_width: int):
     ctx = make_context(student_arch, student_width=student_width, seed=1)
     before = _parameters(ctx.generator)

@@ -23,6 +23,7 @@ def add_noise(images: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
     return np.clip(np.round(noisy), 0, 255).astype(np.uint8)
 
 
+@pytest.mark.slow
 def test_fid_of_a_set_against_itself_is_zero_and_grows_with_noise(digits, extractor):
     images = digits.x_train[:500]
     fids = [fidelity_metrics(add_noise(images, sigma) if sigma else images, images, z_dim=1, extractor_weights=extractor, options=OPTIONS)["fid"] for sigma in (0, 20, 60, 120)]
@@ -66,6 +67,7 @@ def test_inception_score_of_real_digits_is_well_above_one(digits, extractor):
     assert scores["is_mean"] > 5.0  # 10 balanced classes, confidently recognised
 
 
+@pytest.mark.slow
 def test_generator_in_memory_path_is_deterministic_and_scores_worse_than_real(digits, extractor):
     torch.manual_seed(0)
     generator = build_generator({"arch": "dcgan", "width": 8}, resolution=16, channels=1, z_dim=16).eval()

@@ -22,6 +22,8 @@ import yaml
 
 from conftest import REPO, copy_project, standin_weights
 
+pytestmark = [pytest.mark.slow, pytest.mark.workflow]
+
 RESOLUTION = 16
 LABELS = ["vanilla-b4", "vanilla-b8", "joint", "akdg", "l1"]
 

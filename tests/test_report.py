@@ -18,6 +18,8 @@ import yaml
 
 from conftest import REPO
 
+pytestmark = [pytest.mark.slow, pytest.mark.workflow]
+
 # Each caption of workflow/report/ and the outputs (relative to the run's directory) it describes.
 CAPTIONS = {
     "summary": ["results/tables/digits.md", "results/tables/digits.csv", "results/tables/digits.tex"],

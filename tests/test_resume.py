@@ -55,6 +55,7 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 
 
+@pytest.mark.slow
 def test_sigkill_midway_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path: Path, digits_npz: Path, teacher: Path):
     killed, whole = tmp_path / "killed.pt", tmp_path / "whole.pt"
     state = Path(f"{killed}.state")
@@ -81,6 +82,7 @@ def test_sigkill_midway_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_
     assert all(torch.equal(resumed[key], uninterrupted[key]) for key in resumed), "resumed weights differ from the uninterrupted run's"
 
 
+@pytest.mark.slow
 def test_a_nan_stop_keeps_the_last_good_state(tmp_path: Path, digits_npz: Path, teacher: Path, monkeypatch: pytest.MonkeyPatch):
     from baselines.vanilla import Vanilla
 
@@ -100,6 +102,7 @@ def test_a_nan_stop_keeps_the_last_good_state(tmp_path: Path, digits_npz: Path, 
     assert torch.load(Path(f"{out}.state"), weights_only=True)["step"] == 6
 
 
+@pytest.mark.slow
 def test_a_corrupt_state_is_named_and_a_finished_run_leaves_none(tmp_path: Path, digits_npz: Path):
     out = tmp_path / "student.pt"
     spec = {**SPEC, "method": "vanilla", "method_options": {}, "steps": 6}

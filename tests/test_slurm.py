@@ -26,6 +26,8 @@ import yaml
 from conftest import REPO, copy_project, dvc_project, small_grid
 from slurm_cluster import loopback_cluster, missing_requirements
 
+pytestmark = [pytest.mark.slow, pytest.mark.workflow, pytest.mark.slurm]
+
 CONFIG = os.environ.get("AKDG_SLURM_CONFIG", "slurm_grid.yaml")
 # profiles/slurm plus only what a cluster without an accounting database needs: squeue for job states, no account.
 LOOPBACK_SETTINGS = {"slurm-status-command": "squeue", "slurm-no-account": True, "slurm-init-seconds-before-status-checks": 2}

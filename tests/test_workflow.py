@@ -17,6 +17,8 @@ from dvc.repo import Repo
 
 from conftest import REPO
 
+pytestmark = [pytest.mark.slow, pytest.mark.workflow]
+
 EXPECTED_ROWS = [
     "Teacher (sngan)",
     *(f"{student} {method}" for student in ("dcgan-w4", "mlp-w32") for method in ("untrained", "vanilla", "mse", "akdg")),
