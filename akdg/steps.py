@@ -19,6 +19,7 @@ from akdg import checkpoint, datasets
 from akdg.architectures import build_generator
 from akdg.io import prepare_outputs, read_json, sha256_file, write_json
 from akdg.losses import LOSSES
+from akdg.progress import LoggedProgress
 from akdg.protocol import describe_device, environment
 from akdg.registry import AkdgError
 from akdg.resume import Resumable
@@ -203,7 +204,7 @@ def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path,
             prepare_outputs([], folders=[cache.root])  # the evaluation fills it
     device = metrics.metrics_device()
     results = []
-    for row in spec["rows"]:
+    for row in LoggedProgress(spec["rows"], desc="evaluate", unit="rows", logger=log):
         kind, run = row["kind"], row["run"]
         row_options = options
         if kind == "real" and options["kid_subset_size"] > len(splits.x_test):
