@@ -10,6 +10,7 @@ if TO_DOWNLOAD:
             [protected(path) for path in TO_DOWNLOAD],
         params:
             spec=as_json(DATASET_SPEC),
+        priority: 95  # the root of the critical path: data -> teacher -> distilled students -> their evaluation
         resources:
             **job_resources("data"),
         conda:
@@ -31,6 +32,7 @@ rule prepare_data:
     params:
         spec=as_json(DATASET_SPEC),
         **({"manifest": DATA_SOURCES.manifest} if DATA_SOURCES.manifest else {}),  # a folder's content: params changed, job rerun
+    priority: 95  # the root of the critical path: data -> teacher -> distilled students -> their evaluation
     resources:
         **job_resources("data"),
     conda:
@@ -55,6 +57,9 @@ if EXTRACTOR_SOURCE == "train":
         params:
             spec=as_json({key: value for key, value in config["extractor"].items() if key != "source"}),
         threads: 1
+        priority: 50  # after the teacher has its cores, before the students: every evaluation waits for it
+        message:
+            "train the feature extractor (log: {log})"
         resources:
             **job_resources("data"),
         conda:
@@ -80,6 +85,7 @@ else:
                 {"feature_extractor": FEATURE_EXTRACTOR, "inception_weights": config["evaluation"].get("inception_weights")}
                 | ({"pinned": {"dataset": config["dataset"]["name"], "resolution": config["dataset"]["resolution"]}} if PINNED_EXTRACTOR else {})
             ),
+        priority: 50  # before the students: every evaluation waits for it
         resources:
             **job_resources("data"),
         conda:
@@ -103,6 +109,9 @@ rule reference_stats:
         spec=as_json({"feature_extractor": FEATURE_EXTRACTOR, "batch_size": config["evaluation"]["batch_size"]}),
         cache=REFERENCE_CACHE,
     threads: 1
+    priority: 50  # after the teacher has its cores, before the students: every evaluation waits for it
+    message:
+        "reference features of the train split (log: {log})"
     resources:
         **job_resources("evaluate"),
     conda:

@@ -15,7 +15,9 @@ rule measure_cost:
             }
         ),
     threads: cost_threads()  # alone on the machine, so speed figures are not disturbed by other jobs
-    priority: 100  # first, so that evaluations (which embed its figures) never wait for it
+    priority: 100  # alone on the machine wherever it runs, so first: evaluations (which embed its figures) never wait for it
+    message:
+        "measure every generator's cost on {threads} threads, alone (log: {log})"
     resources:
         **job_resources("cost"),
     conda:
@@ -58,6 +60,9 @@ rule evaluate_teacher:
             )
         ),
     threads: 1
+    priority: 10  # as soon as its inputs are ready: the critical path ends with the evaluations
+    message:
+        "evaluate the teacher (progress: {log})"
     resources:
         **job_resources("evaluate"),
     conda:
@@ -97,6 +102,9 @@ rule evaluate_student:
             )
         ),
     threads: 1
+    priority: 10  # as soon as its seeds are trained: the critical path ends with the evaluations
+    message:
+        "evaluate student {wildcards.student} with {wildcards.method}, every seed (progress: {log})"
     resources:
         **job_resources("evaluate"),
     conda:
@@ -131,6 +139,8 @@ rule evaluate_references:
             )
         ),
     threads: 1
+    message:
+        "evaluate the test split and the untrained students (progress: {log})"
     resources:
         **job_resources("evaluate"),
     conda:

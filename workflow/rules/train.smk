@@ -12,6 +12,7 @@ if config["teacher"]["checkpoint"]:
             TEACHER,
         params:
             spec=as_json({"generator": config["teacher"]["generator"], "z_dim": config["z_dim"]}),
+        priority: 90  # the critical path: every distilled student waits for the teacher
         resources:
             **job_resources("teacher"),
         conda:
@@ -34,6 +35,9 @@ else:
             spec=as_json(teacher_training_spec(config)),
             every=config["training"]["checkpoint_every"],
         threads: 2  # the teacher is the DAG's critical path; students and evaluations take 1 thread each
+        priority: 90  # the critical path: started as soon as the data is ready, before any student
+        message:
+            f"train the teacher, {config['teacher']['steps']} steps on {{threads}} threads (progress: {{log}})"
         resources:
             **job_resources("teacher"),
         conda:
@@ -56,6 +60,8 @@ rule train_student:
         teacher=lambda wildcards, input: f"--teacher {input.teacher}" if "teacher" in input.keys() else "",
         every=config["training"]["checkpoint_every"],
     threads: 1
+    message:
+        "train student {wildcards.student} with {wildcards.method}, seed {wildcards.seed} (progress: {log})"
     resources:
         **job_resources("student"),
     conda:
