@@ -228,6 +228,25 @@ def log_run(label: str, run: dict[str, Any], budget_seconds: float) -> None:
              run["teacher_start_seconds"], ", ".join(run["start_order"]))
 
 
+def summarize(runs: dict[str, list[dict[str, Any]]], latest_label: str, budget_seconds: float) -> dict[str, Any]:
+    """The JSON's results: the latest run of this checkout, and with a baseline the comparison of every pair so far."""
+    latest = runs[latest_label][-1]
+    result = {**latest, "budget_seconds": budget_seconds, "wall_ratio_to_budget": latest["wall_seconds"] / budget_seconds}
+    if latest_label == "after":
+        result["comparison"] = comparison(runs["before"], runs["after"])
+        log.info("\n%s", table(
+            ["run", "checkout", "load before", "wall s", "efficiency", "CPU efficiency", "jobs before teacher"],
+            [[f"{label} {i + 1}", run["checkout_git_commit"][:12], f"{run['load_average_1_5_15_before'][0]:.2f}", f"{run['wall_seconds']:.1f}",
+              f"{run['efficiency']:.2f}", f"{run['cpu_efficiency']:.2f}", run["jobs_started_before_teacher"]]
+             for label in ("before", "after") for i, run in enumerate(runs[label])],
+        ))
+        log.info("after / before: wall %.2f (paired %s), efficiency %.2f, CPU efficiency %.2f",
+                 result["comparison"]["wall_ratio_after_to_before"],
+                 ", ".join(f"{ratio:.2f}" for ratio in result["comparison"]["paired_wall_ratios_after_to_before"]),
+                 result["comparison"]["efficiency_ratio_after_to_before"], result["comparison"]["cpu_efficiency_ratio_after_to_before"])
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cores", type=int, default=2)
@@ -243,7 +262,9 @@ def main() -> int:
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="akdg-dag-"))
     plan = [("before", args.baseline.resolve()), ("after", REPO)] * args.rounds if args.baseline else [("this", REPO)]
+    latest_label = "after" if args.baseline else "this"
     runs: dict[str, list[dict[str, Any]]] = {"before": [], "after": [], "this": []}
+    settings = {"cores": args.cores, "configfile": str(args.configfile or "config/config.yaml"), "baseline": str(args.baseline) if args.baseline else None}
     for index, (label, checkout) in enumerate(plan):
         workdir = root if len(plan) == 1 else root / f"{index}-{label}"
         run = run_dag(checkout, workdir, args.cores, args.configfile)
@@ -253,23 +274,9 @@ def main() -> int:
         runs[label].append(run)
         if not args.keep:
             shutil.rmtree(workdir)
-    latest = runs["this" if not args.baseline else "after"][-1]
-    result = {**latest, "budget_seconds": args.budget_seconds, "wall_ratio_to_budget": latest["wall_seconds"] / args.budget_seconds}
-    if args.baseline:
-        result["comparison"] = comparison(runs["before"], runs["after"])
-        log.info("\n%s", table(
-            ["run", "checkout", "load before", "wall s", "efficiency", "CPU efficiency", "jobs before teacher"],
-            [[f"{label} {i + 1}", run["checkout_git_commit"][:12], f"{run['load_average_1_5_15_before'][0]:.2f}", f"{run['wall_seconds']:.1f}",
-              f"{run['efficiency']:.2f}", f"{run['cpu_efficiency']:.2f}", run["jobs_started_before_teacher"]]
-             for label in ("before", "after") for i, run in enumerate(runs[label])],
-        ))
-        log.info("after / before: wall %.2f (paired %s), efficiency %.2f, CPU efficiency %.2f",
-                 result["comparison"]["wall_ratio_after_to_before"],
-                 ", ".join(f"{ratio:.2f}" for ratio in result["comparison"]["paired_wall_ratios_after_to_before"]),
-                 result["comparison"]["efficiency_ratio_after_to_before"], result["comparison"]["cpu_efficiency_ratio_after_to_before"])
-    settings = {"cores": args.cores, "configfile": str(args.configfile or "config/config.yaml"), "baseline": str(args.baseline) if args.baseline else None,
-                "rounds": args.rounds}
-    write_result(args.out, "dag_budget", info, settings, result)
+        if label == latest_label:  # after each pair: a run stopped early still leaves its complete pairs
+            write_result(args.out, "dag_budget", info, {**settings, "rounds": len(runs[label])}, summarize(runs, latest_label, args.budget_seconds))
+    latest = runs[latest_label][-1]
     log.info("peak memory   %6.2f GB PSS, %.2f GB summed RSS   (budget 4 GB, PSS ratio %.2f)", latest["peak_pss_bytes"] / 1024**3,
              latest["peak_rss_sum_bytes"] / 1024**3, latest["memory_ratio_to_budget"])
     log.info("learning      worst trained FID %.2f vs best untrained FID %.2f (ratio %.3f)", latest["worst_trained_fid"],
