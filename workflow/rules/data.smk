@@ -10,7 +10,6 @@ if TO_DOWNLOAD:
             [protected(path) for path in TO_DOWNLOAD],
         params:
             spec=as_json(DATASET_SPEC),
-        priority: 95  # the root of the critical path: data -> teacher -> distilled students -> their evaluation
         resources:
             **job_resources("data"),
         conda:
@@ -19,6 +18,7 @@ if TO_DOWNLOAD:
             f"{LOGS}/download_data.log",
         benchmark:
             f"{BENCHMARKS}/download_data.tsv"
+        priority: 95  # the root of the critical path: data -> teacher -> distilled students -> their evaluation
         shell:
             "akdg download-data --spec {params.spec:q} > {log} 2>&1"
 
@@ -32,7 +32,6 @@ rule prepare_data:
     params:
         spec=as_json(DATASET_SPEC),
         **({"manifest": DATA_SOURCES.manifest} if DATA_SOURCES.manifest else {}),  # a folder's content: params changed, job rerun
-    priority: 95  # the root of the critical path: data -> teacher -> distilled students -> their evaluation
     resources:
         **job_resources("data"),
     conda:
@@ -41,6 +40,7 @@ rule prepare_data:
         f"{LOGS}/prepare_data.log",
     benchmark:
         f"{BENCHMARKS}/prepare_data.tsv"
+    priority: 95  # the root of the critical path: data -> teacher -> distilled students -> their evaluation
     shell:
         "akdg prepare-data --spec {params.spec:q} --out {output.npz} > {log} 2>&1"
 
@@ -57,9 +57,6 @@ if EXTRACTOR_SOURCE == "train":
         params:
             spec=as_json({key: value for key, value in config["extractor"].items() if key != "source"}),
         threads: 1
-        priority: 50  # after the teacher has its cores, before the students: every evaluation waits for it
-        message:
-            "train the feature extractor (log: {log})"
         resources:
             **job_resources("data"),
         conda:
@@ -68,6 +65,9 @@ if EXTRACTOR_SOURCE == "train":
             f"{LOGS}/train_extractor.log",
         benchmark:
             f"{BENCHMARKS}/train_extractor.tsv"
+        priority: 50  # after the teacher has its cores, before the students: every evaluation waits for it
+        message:
+            "train the feature extractor (log: {log})"
         shell:
             "akdg train-extractor --spec {params.spec:q} --data {input} --threads {threads} --out {output.weights} > {log} 2>&1"
 
@@ -85,7 +85,6 @@ else:
                 {"feature_extractor": FEATURE_EXTRACTOR, "inception_weights": config["evaluation"].get("inception_weights")}
                 | ({"pinned": {"dataset": config["dataset"]["name"], "resolution": config["dataset"]["resolution"]}} if PINNED_EXTRACTOR else {})
             ),
-        priority: 50  # before the students: every evaluation waits for it
         resources:
             **job_resources("data"),
         conda:
@@ -94,6 +93,7 @@ else:
             f"{LOGS}/fetch_extractor.log",
         benchmark:
             f"{BENCHMARKS}/fetch_extractor.tsv"
+        priority: 50  # before the students: every evaluation waits for it
         shell:
             "akdg fetch-extractor --spec {params.spec:q} --out {output.protocol} > {log} 2>&1"
 
@@ -109,9 +109,6 @@ rule reference_stats:
         spec=as_json({"feature_extractor": FEATURE_EXTRACTOR, "batch_size": config["evaluation"]["batch_size"]}),
         cache=REFERENCE_CACHE,
     threads: 1
-    priority: 50  # after the teacher has its cores, before the students: every evaluation waits for it
-    message:
-        "reference features of the train split (log: {log})"
     resources:
         **job_resources("evaluate"),
     conda:
@@ -120,6 +117,9 @@ rule reference_stats:
         f"{LOGS}/reference_stats.log",
     benchmark:
         f"{BENCHMARKS}/reference_stats.tsv"
+    priority: 50  # after the teacher has its cores, before the students: every evaluation waits for it
+    message:
+        "reference features of the train split (log: {log})"
     shell:
         "akdg reference-stats --spec {params.spec:q} --data {input.data} --extractor {input.extractor}"
         " --cache-dir {params.cache} --threads {threads} --out {output} > {log} 2>&1"

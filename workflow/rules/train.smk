@@ -12,7 +12,6 @@ if config["teacher"]["checkpoint"]:
             TEACHER,
         params:
             spec=as_json({"generator": config["teacher"]["generator"], "z_dim": config["z_dim"]}),
-        priority: 90  # the critical path: every distilled student waits for the teacher
         resources:
             **job_resources("teacher"),
         conda:
@@ -21,6 +20,7 @@ if config["teacher"]["checkpoint"]:
             f"{LOGS}/import_teacher.log",
         benchmark:
             f"{BENCHMARKS}/import_teacher.tsv"
+        priority: 90  # the critical path: every distilled student waits for the teacher
         shell:
             "akdg import-teacher --spec {params.spec:q} --data {input.data} --checkpoint {input.checkpoint:q} --out {output} > {log} 2>&1"
 
@@ -35,9 +35,6 @@ else:
             spec=as_json(teacher_training_spec(config)),
             every=config["training"]["checkpoint_every"],
         threads: 2  # the teacher is the DAG's critical path; students and evaluations take 1 thread each
-        priority: 90  # the critical path: started as soon as the data is ready, before any student
-        message:
-            f"train the teacher, {config['teacher']['steps']} steps on {{threads}} threads (progress: {{log}})"
         resources:
             **job_resources("teacher"),
         conda:
@@ -46,6 +43,9 @@ else:
             f"{LOGS}/train_teacher.log",
         benchmark:
             f"{BENCHMARKS}/train_teacher.tsv"
+        priority: 90  # the critical path: first (after measure_cost) once both cores are free; see docs/benchmarks.md
+        message:
+            f"train the teacher, {config['teacher']['steps']} steps on {{threads}} threads (progress: {{log}})"
         shell:
             "akdg train --spec {params.spec:q} --data {input} --threads {threads} --checkpoint-every {params.every} --out {output} > {log} 2>&1"
 
@@ -60,8 +60,6 @@ rule train_student:
         teacher=lambda wildcards, input: f"--teacher {input.teacher}" if "teacher" in input.keys() else "",
         every=config["training"]["checkpoint_every"],
     threads: 1
-    message:
-        "train student {wildcards.student} with {wildcards.method}, seed {wildcards.seed} (progress: {log})"
     resources:
         **job_resources("student"),
     conda:
@@ -70,6 +68,8 @@ rule train_student:
         f"{LOGS}/train/{{student}}_{{method}}_seed{{seed}}.log",
     benchmark:
         f"{BENCHMARKS}/train/{{student}}_{{method}}_seed{{seed}}.tsv"
+    message:
+        "train student {wildcards.student} with {wildcards.method}, seed {wildcards.seed} (progress: {log})"
     shell:
         "akdg train --spec {params.spec:q} --data {input.data} {params.teacher}"
         " --threads {threads} --checkpoint-every {params.every} --out {output} > {log} 2>&1"
