@@ -75,8 +75,32 @@ def budget() -> str:
     )
 
 
-BLOCKS: dict[str, Callable[[], str]] = {"table": default_table, "claims": cpu_repro_claims, "budget": budget}
-FILES = [ROOT / "README.md"]
+def dag_schedule() -> str:
+    """The default DAG before and after a scheduling change: wall time, efficiency, jobs started before the teacher."""
+    measured = json.loads((ROOT / "results" / "benchmarks" / "dag_budget.json").read_text())
+    compared = measured["results"].get("comparison")
+    if compared is None:
+        return "`results/benchmarks/dag_budget.json` holds no before/after comparison (run `dag_budget.py` with `--baseline`)."
+    rows = [
+        f"| {label} {index} | {compared[label]['checkout_git_commit'][:7]} | {run['load_average_1_5_15_before'][0]:.1f} | "
+        f"{run['wall_seconds']:.0f} | {run['efficiency']:.2f} | {run['cpu_efficiency']:.2f} | {run['jobs_started_before_teacher']} | "
+        f"{run['teacher_start_seconds']:.0f} |"
+        for label in ("before", "after")
+        for index, run in enumerate(compared[label]["runs"], start=1)
+    ]
+    paired = ", ".join(f"{ratio:.2f}" for ratio in compared["paired_wall_ratios_after_to_before"])
+    return (
+        f"`results/benchmarks/dag_budget.json` ({measured['created_utc'][:10]}, {measured['machine']['cpu_model']}, "
+        f"{measured['machine']['cpu_count']} CPUs, `--cores {measured['settings']['cores']}`), in the order the runs were taken:\n\n"
+        "| run | code | 1-min load before | wall s | efficiency | CPU efficiency | jobs started before train_teacher | train_teacher starts at s |\n"
+        "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
+        f"After / before (medians): wall time {compared['wall_ratio_after_to_before']:.2f} (per pair: {paired}), "
+        f"efficiency {compared['efficiency_ratio_after_to_before']:.2f}, CPU efficiency {compared['cpu_efficiency_ratio_after_to_before']:.2f}."
+    )
+
+
+BLOCKS: dict[str, Callable[[], str]] = {"table": default_table, "claims": cpu_repro_claims, "budget": budget, "dag_schedule": dag_schedule}
+FILES = [ROOT / "README.md", ROOT / "docs" / "benchmarks.md"]
 
 
 def render(text: str) -> str:
