@@ -11,6 +11,7 @@ and its protocol says so.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from akdg.datasets import ImageSplits
 from akdg.images import to_model_range
 from akdg.extractor_pins import UNLABELLED
 from akdg.io import load_torch, save_torch
+from akdg.progress import LoggedProgress
 from akdg.registry import AkdgError
 
 log = logging.getLogger(__name__)
@@ -124,6 +126,10 @@ def train_classifier(splits: ImageSplits, options: dict[str, Any], out: Path) ->
     optimizer = torch.optim.Adam(model.parameters(), lr=options["lr"])
     x_train, y_train = to_model_range(splits.x_train), torch.from_numpy(splits.y_train)
     generator = torch.Generator().manual_seed(options["seed"])
+    batches = math.ceil(len(x_train) / options["batch_size"])
+    progress = LoggedProgress(
+        total=options["epochs"] * batches, desc="train the classifier", unit="batches", logger=log, per_unit=(options["batch_size"], "images")
+    )
     for epoch in range(options["epochs"]):
         model.train()
         order = torch.randperm(len(x_train), generator=generator)
@@ -133,7 +139,9 @@ def train_classifier(splits: ImageSplits, options: dict[str, Any], out: Path) ->
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            progress.update()
         log.info("classifier epoch %d: last batch loss %.4f", epoch + 1, loss.item())
+    progress.close()
     model.eval()
     with torch.no_grad():
         predictions = model(to_model_range(splits.x_test)).argmax(1).numpy()

@@ -39,6 +39,7 @@ from akdg.images import to_uint8
 from akdg.feature_extractor_classifier import NAME as CLASSIFIER_NAME
 from akdg.feature_extractor_classifier import register_with_torch_fidelity
 from akdg.feature_extractors import feature_layers, input_channels
+from akdg.progress import CountedProgress
 from akdg.registry import AkdgError
 
 log = logging.getLogger(__name__)
@@ -50,17 +51,27 @@ def to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
 
 
 class UInt8Images(Dataset):
-    """uint8 NCHW array as the Dataset torch-fidelity reads (one image tensor per item)."""
+    """uint8 NCHW array as the Dataset torch-fidelity reads (one image tensor per item).
 
-    def __init__(self, images: np.ndarray, channels: int | None = None) -> None:
+    ``progress`` counts the images its DataLoader reads, batch by batch (``__getitems__``), and not
+    the single item torch-fidelity reads first to check the type.
+    """
+
+    def __init__(self, images: np.ndarray, channels: int | None = None, progress: CountedProgress | None = None) -> None:
         self.images = torch.from_numpy(np.ascontiguousarray(images))
         self.channels = channels or self.images.shape[1]
+        self.progress = progress
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, index: int) -> torch.Tensor:
         return to_channels(self.images[index : index + 1], self.channels)[0]
+
+    def __getitems__(self, indices: list[int]) -> list[torch.Tensor]:
+        if self.progress is not None:
+            self.progress.count(len(indices))
+        return [self[index] for index in indices]
 
 
 class UInt8Generator(nn.Module):
@@ -70,16 +81,19 @@ class UInt8Generator(nn.Module):
     counts the generated images holding NaN or Inf (``nonfinite`` of ``generated``) on the way.
     """
 
-    def __init__(self, generator: nn.Module, channels: int) -> None:
+    def __init__(self, generator: nn.Module, channels: int, progress: CountedProgress | None = None) -> None:
         super().__init__()
         self.generator = generator
         self.channels = channels
         self.generated = 0
         self.nonfinite = 0
+        self.progress = progress
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         images = self.generator(z)
         self.generated += len(images)
+        if self.progress is not None:
+            self.progress.count(len(images))
         self.nonfinite += int((~images.isfinite()).flatten(1).any(1).sum())
         return to_channels(to_uint8(images), self.channels)
 
@@ -161,6 +175,11 @@ def _fidelity_kwargs(extractor: str, extractor_weights: Path | str, options: dic
     return kwargs
 
 
+def _progress(total: int, what: str) -> CountedProgress:
+    """Progress lines for ``total`` images that torch-fidelity reads or generates (see :mod:`akdg.progress`)."""
+    return CountedProgress(total, desc=what, unit="images", logger=log)
+
+
 def fidelity_metrics(
     candidate: nn.Module | np.ndarray,
     reference: np.ndarray,
@@ -178,13 +197,17 @@ def fidelity_metrics(
     ``cache``: read the reference features from it, computing and filling them if absent.
     A generator any of whose images holds NaN or Inf raises AkdgError naming ``label`` and the
     count: its scores would be those of black images, not of a generator.
+    Progress lines (:mod:`akdg.progress`) name ``label``: the candidate's images, then the
+    reference's if they are not read from ``cache``.
     """
     channels = input_channels(extractor, int(reference.shape[1]))
+    references = UInt8Images(reference, channels, _progress(len(reference), f"reference features for {label}"))
     if not isinstance(candidate, nn.Module):
-        return score(UInt8Images(candidate, channels), UInt8Images(reference, channels), extractor, extractor_weights, options, cache)
-    generated = UInt8Generator(candidate, channels)
+        images = UInt8Images(candidate, channels, _progress(len(candidate), f"features of {label}"))
+        return score(images, references, extractor, extractor_weights, options, cache)
+    generated = UInt8Generator(candidate, channels, _progress(options["num_samples"], f"generate and extract features of {label}"))
     input1 = GenerativeModelModuleWrapper(generated, z_dim, "normal", 0)
-    scores = score(input1, UInt8Images(reference, channels), extractor, extractor_weights, options, cache, input1_model_num_samples=options["num_samples"])
+    scores = score(input1, references, extractor, extractor_weights, options, cache, input1_model_num_samples=options["num_samples"])
     if generated.nonfinite:
         raise AkdgError(
             f"{label}: {generated.nonfinite} of {generated.generated} generated images contain NaN or Inf values, so its scores "
@@ -231,7 +254,7 @@ def fill_reference_cache(reference: np.ndarray, *, extractor: str, extractor_wei
     """
     channels = input_channels(extractor, int(reference.shape[1]))
     kwargs = _fidelity_kwargs(extractor, extractor_weights, {"batch_size": batch_size}, cache)
-    kwargs["input2"] = UInt8Images(reference, channels)
+    kwargs["input2"] = UInt8Images(reference, channels, _progress(len(reference), "reference features"))
     layers = feature_layers(extractor)
     model = create_feature_extractor(extractor, sorted(set(layers.values())), **kwargs)
     features = extract_featuresdict_from_input_id_cached(2, model, **kwargs)

@@ -22,6 +22,7 @@ from akdg.config import check_spec
 from akdg.images import to_uint8
 from akdg.io import prepare_outputs, read_json, sha256_file, write_json
 from akdg.losses import LOSSES
+from akdg.progress import LoggedProgress
 from akdg.protocol import describe_device, environment
 from akdg.registry import AkdgError
 from akdg.resume import Resumable
@@ -207,7 +208,7 @@ def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path,
             prepare_outputs([], folders=[cache.root])  # the evaluation fills it
     device = metrics.metrics_device()
     results = []
-    for row in spec["rows"]:
+    for row in LoggedProgress(spec["rows"], desc="evaluate", unit="rows", logger=log):
         kind, run = row["kind"], row["run"]
         row_options = options
         if kind == "real" and options["kid_subset_size"] > len(splits.x_test):

@@ -15,9 +15,9 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from tqdm import tqdm
 
 from akdg.method_api import Method, TrainContext
+from akdg.progress import LoggedProgress
 from akdg.registry import METHODS, AkdgError
 from akdg.resume import Resumable
 
@@ -190,7 +190,10 @@ def train(
             ) from error
         history, first = state["history"], state["step"] + 1
         log.info("resuming from %s at step %d of %d", resume.path, first, steps)
-    progress = tqdm(range(first, steps + 1), desc=method_name, unit="step", mininterval=2.0, disable=None)
+    progress = LoggedProgress(
+        range(first, steps + 1), total=steps, initial=first - 1, desc=f"train {method_name}", unit="steps", logger=log,
+        per_unit=(ctx.batch_size, "images"),
+    )
     growing = [model for model in (ctx.generator, *ctx.discriminators) if hasattr(model, "set_progress")]
     for step in progress:
         if ctx.compile == "reduce-overhead" and ctx.device.type == "cuda":
@@ -207,7 +210,6 @@ def train(
         logged, saved = step % log_every == 0 or step == steps or step == 1, resume is not None and resume.due(step, steps)
         if logged:
             history.append({"step": step, **losses})
-            progress.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
             log.info("step %d/%d: %s", step, steps, ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
         if logged or saved:  # the last step is always logged: the weights saved at the end are checked too
             check_finite_weights(trained_modules(ctx, method, average), step)

@@ -74,10 +74,10 @@ def machine(device: torch.device) -> dict[str, Any]:
     }
 
 
-def copy_workflow(workdir: Path) -> None:
-    """What ``snakemake all_tables`` needs, copied to ``workdir``: a fresh project whose results start empty."""
+def copy_workflow(workdir: Path, checkout: Path = REPO) -> None:
+    """What ``snakemake all_tables`` needs, copied from ``checkout`` to ``workdir``: a fresh project whose results start empty."""
     for name in ("Snakefile", "workflow", "config", "profiles"):
-        source = REPO / name
+        source = checkout / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, workdir / name)
 
 

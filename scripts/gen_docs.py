@@ -361,6 +361,65 @@ def budget() -> str:
     )
 
 
+def dry_run() -> str:
+    """snakemake -n per grid, before and after the registries stopped importing torch, side by side."""
+    measured = benchmark("dry_run")
+    rows = [
+        [
+            row["grid"], f"{row['median_s']['before']:.2f}", f"{row['median_s']['after']:.2f}", f"{row['after_over_before']:.2f}",
+            "yes" if row["torch_imported"]["before"] else "no", "yes" if row["torch_imported"]["after"] else "no",
+        ]
+        for row in measured["results"]
+    ]
+    header = ["grid", "before: median s", "after: median s", "after / before", "before imports torch", "after imports torch"]
+    settings = measured["settings"]
+    return (
+        f"{provenance(measured, 'dry_run')}; before = {settings['before']}, {settings['repeats']} alternating runs per tree and grid.\n\n"
+        + markdown_table(header, rows)
+    )
+
+
+def slurm_overhead() -> str:
+    """What each SLURM job costs beyond its step, before and after the torch-free Snakemake start (not side by side)."""
+    rows = []
+    for label in ("before", "after"):
+        measured = benchmark(f"slurm_overhead_{label}")
+        summary, machine = measured["summary"], measured["machine"]
+        load = machine.get("load_average_1_5_15_end") or machine.get("load_average_1_5_15")
+        rows.append(
+            [
+                label, measured["settings"]["code_commit"][:7], measured["created_utc"][:16].replace("T", " "), summary["jobs"],
+                f"{summary['in_job_s']['median']:.1f}", f"{summary['seen_overhead_s']['median']:.1f}", f"{load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f}" if load else "?",
+            ]
+        )
+    header = ["run", "code", "UTC", "jobs", "in the job, median s", "submission to seen finished, median s", "load 1/5/15 min"]
+    return markdown_table(header, rows)
+
+
+def dag_schedule() -> str:
+    """The default DAG before and after a scheduling change: wall time, efficiency, jobs started before the teacher."""
+    measured = benchmark("dag_budget")
+    compared = measured["results"].get("comparison")
+    if compared is None:
+        return "`results/benchmarks/dag_budget.json` holds no before/after comparison (run `dag_budget.py` with `--baseline`)."
+    rows = [
+        f"| {label} {index} | {compared[label]['checkout_git_commit'][:7]} | {run['load_average_1_5_15_before'][0]:.1f} | "
+        f"{run['wall_seconds']:.0f} | {run['efficiency']:.2f} | {run['cpu_efficiency']:.2f} | {run['jobs_started_before_teacher']} | "
+        f"{run['teacher_start_seconds']:.0f} |"
+        for label in ("before", "after")
+        for index, run in enumerate(compared[label]["runs"], start=1)
+    ]
+    paired = ", ".join(f"{ratio:.2f}" for ratio in compared["paired_wall_ratios_after_to_before"])
+    return (
+        f"`results/benchmarks/dag_budget.json` ({measured['created_utc'][:10]}, {measured['machine']['cpu_model']}, "
+        f"{measured['machine']['cpu_count']} CPUs, `--cores {measured['settings']['cores']}`), in the order the runs were taken:\n\n"
+        "| run | code | 1-min load before | wall s | efficiency | CPU efficiency | jobs started before train_teacher | train_teacher starts at s |\n"
+        "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
+        f"After / before (medians): wall time {compared['wall_ratio_after_to_before']:.2f} (per pair: {paired}), "
+        f"efficiency {compared['efficiency_ratio_after_to_before']:.2f}, CPU efficiency {compared['cpu_efficiency_ratio_after_to_before']:.2f}."
+    )
+
+
 def quickstart_time() -> str:
     """One line for the README: how long the default DAG took when last measured."""
     measured = benchmark("dag_budget")
@@ -500,6 +559,9 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "config-keys": config_keys,
     "resources": resources,
     "budget": budget,
+    "dag_schedule": dag_schedule,
+    "dry_run": dry_run,
+    "slurm_overhead": slurm_overhead,
     "loop-overhead": loop_overhead,
     "eval-paths": eval_paths,
     "student-speed": student_speed,

@@ -19,6 +19,7 @@ from akdg.datasets import ImageSplits
 from akdg.feature_extractor_classifier import NAME as CLASSIFIER
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import dag_budget  # noqa: E402
 import eval_paths  # noqa: E402
 import loop_overhead  # noqa: E402
 import train_options  # noqa: E402
@@ -126,3 +127,41 @@ def test_host_data_keeps_the_split_off_the_gpu_and_restores_the_rule() -> None:
     with train_options.keep_data_on_host(True):
         assert train_options.method_api.DATA_ON_DEVICE_FRACTION == 0.0
     assert train_options.method_api.DATA_ON_DEVICE_FRACTION == fraction
+
+
+# Snakemake 9's console: a job with a `message:` ("Job N: ..."), one without (its rule block), and their ends.
+CONSOLE = """Building DAG of jobs...
+[Tue Dec  1 10:26:39 2026]
+localrule prepare_data:
+    output: results/data/digits.npz
+    jobid: 3
+    priority: 95
+[Tue Dec  1 10:26:40 2026]
+Job 10: train student dcgan-w8 with vanilla, seed 1 (progress: results/logs/digits/train/dcgan-w8_vanilla_seed1.log)
+Reason: Missing output files: results/models/digits/dcgan-w8/vanilla/seed1.pt
+[Tue Dec  1 10:26:52 2026]
+Finished jobid: 3 (Rule: prepare_data)
+[Tue Dec  1 10:26:53 2026]
+Job 7: train the teacher, 600 steps on 2 threads (progress: results/logs/digits/train_teacher.log)
+Reason: Missing output files: results/models/digits/teacher.pt
+[Tue Dec  1 10:27:10 2026]
+Finished jobid: 10 (Rule: train_student)
+[Tue Dec  1 10:29:10 2026]
+Finished jobid: 7 (Rule: train_teacher)
+"""
+
+
+def test_dag_budget_reads_the_job_start_order_with_and_without_messages() -> None:
+    order = dag_budget.start_order(CONSOLE)
+    assert order["start_order"] == ["prepare_data", "train_student", "train_teacher"]
+    assert order["jobs_started_before_teacher"] == 2 and order["teacher_start_seconds"] == 14.0
+
+
+def test_dag_budget_efficiency_is_job_seconds_over_cores_times_wall(tmp_path: Path) -> None:
+    (tmp_path / "train").mkdir()
+    header = "s\th:m:s\tmax_rss\tcpu_time\n"
+    (tmp_path / "a.tsv").write_text(header + "30.0\t0:00:30\t100\t50.0\n")
+    (tmp_path / "train" / "b.tsv").write_text(header + "10.0\t0:00:10\t100\t9.0\n")
+    figures = dag_budget.efficiency(tmp_path, wall=25.0, cores=2)
+    assert figures["benchmarked_jobs"] == 2
+    assert figures["efficiency"] == pytest.approx(40 / 50) and figures["cpu_efficiency"] == pytest.approx(59 / 50)

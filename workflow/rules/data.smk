@@ -18,6 +18,7 @@ if TO_DOWNLOAD:
             f"{LOGS}/download_data.log",
         benchmark:
             f"{BENCHMARKS}/download_data.tsv"
+        priority: 95  # the root of the critical path: data -> teacher -> distilled students -> their evaluation
         shell:
             "akdg download-data --spec {params.spec:q} > {log} 2>&1"
 
@@ -40,6 +41,7 @@ rule prepare_data:
         f"{LOGS}/prepare_data.log",
     benchmark:
         f"{BENCHMARKS}/prepare_data.tsv"
+    priority: 95  # the root of the critical path: data -> teacher -> distilled students -> their evaluation
     shell:
         "akdg prepare-data --spec {params.spec:q} --out {output.npz} > {log} 2>&1"
 
@@ -65,6 +67,9 @@ if EXTRACTOR_SOURCE == "train":
             f"{LOGS}/train_extractor.log",
         benchmark:
             f"{BENCHMARKS}/train_extractor.tsv"
+        priority: 50  # after the teacher has its cores, before the students: every evaluation waits for it
+        message:
+            "train the feature extractor (log: {log})"
         shell:
             "akdg train-extractor --spec {params.spec:q} --data {input} --threads {threads} --out {output.weights} > {log} 2>&1"
 
@@ -91,6 +96,7 @@ else:
             f"{LOGS}/fetch_extractor.log",
         benchmark:
             f"{BENCHMARKS}/fetch_extractor.tsv"
+        priority: 50  # before the students: every evaluation waits for it
         shell:
             "akdg fetch-extractor --spec {params.spec:q} --out {output.protocol} > {log} 2>&1"
 
@@ -115,6 +121,9 @@ rule reference_stats:
         f"{LOGS}/reference_stats.log",
     benchmark:
         f"{BENCHMARKS}/reference_stats.tsv"
+    priority: 50  # after the teacher has its cores, before the students: every evaluation waits for it
+    message:
+        "reference features of the train split (log: {log})"
     shell:
         "akdg reference-stats --spec {params.spec:q} --data {input.data} --extractor {input.extractor}"
         " --cache-dir {params.cache} --threads {threads} --out {output} > {log} 2>&1"

@@ -16,7 +16,7 @@ rule measure_cost:
         ),
         code=fingerprint("measure_cost", architectures=GENERATOR_ARCHS),
     threads: cost_threads()  # alone on the machine, so speed figures are not disturbed by other jobs
-    priority: 100  # first, so that evaluations (which embed its figures) never wait for it
+    priority: 100  # first: evaluations (which embed its figures) never wait for it; alone on the machine, it costs the same anywhere
     resources:
         **job_resources("cost"),
     conda:
@@ -25,6 +25,8 @@ rule measure_cost:
         f"{LOGS}/measure_cost.log",
     benchmark:
         f"{BENCHMARKS}/measure_cost.tsv"
+    message:
+        "measure every generator's cost on {threads} threads, alone (log: {log})"
     shell:
         "akdg measure-cost --spec {params.spec:q} --data {input} --threads {threads} --out {output} > {log} 2>&1"
 
@@ -68,6 +70,9 @@ rule evaluate_teacher:
         f"{LOGS}/evaluate_teacher.log",
     benchmark:
         f"{BENCHMARKS}/evaluate_teacher.tsv"
+    priority: 10  # as soon as its inputs are ready: the critical path ends with the evaluations
+    message:
+        "evaluate the teacher (progress: {log})"
     shell:
         EVALUATE_SHELL
 
@@ -108,6 +113,9 @@ rule evaluate_student:
         f"{LOGS}/evaluate/{{student}}_{{method}}.log",
     benchmark:
         f"{BENCHMARKS}/evaluate/{{student}}_{{method}}.tsv"
+    priority: 10  # as soon as its seeds are trained: the critical path ends with the evaluations
+    message:
+        "evaluate student {wildcards.student} with {wildcards.method}, every seed (progress: {log})"
     shell:
         EVALUATE_SHELL
 
@@ -143,5 +151,7 @@ rule evaluate_references:
         f"{LOGS}/evaluate_references.log",
     benchmark:
         f"{BENCHMARKS}/evaluate_references.tsv"
+    message:
+        "evaluate the test split and the untrained students (progress: {log})"
     shell:
         EVALUATE_SHELL

@@ -21,6 +21,7 @@ if config["teacher"]["checkpoint"]:
             f"{LOGS}/import_teacher.log",
         benchmark:
             f"{BENCHMARKS}/import_teacher.tsv"
+        priority: 90  # the critical path: every distilled student waits for the teacher
         shell:
             "akdg import-teacher --spec {params.spec:q} --data {input.data} --checkpoint {input.checkpoint:q} --out {output} > {log} 2>&1"
 
@@ -46,6 +47,9 @@ else:
             f"{LOGS}/train_teacher.log",
         benchmark:
             f"{BENCHMARKS}/train_teacher.tsv"
+        priority: 90  # the critical path: first (after measure_cost) once both cores are free; see docs/benchmarks.md
+        message:
+            f"train the teacher, {config['teacher']['steps']} steps on {{threads}} threads (progress: {{log}})"
         shell:
             "akdg train --spec {params.spec:q} --data {input} --threads {threads} --checkpoint-every {params.every} --out {output} > {log} 2>&1"
 
@@ -69,6 +73,8 @@ rule train_student:
         f"{LOGS}/train/{{student}}_{{method}}_seed{{seed}}.log",
     benchmark:
         f"{BENCHMARKS}/train/{{student}}_{{method}}_seed{{seed}}.tsv"
+    message:
+        "train student {wildcards.student} with {wildcards.method}, seed {wildcards.seed} (progress: {log})"
     shell:
         "akdg train --spec {params.spec:q} --data {input.data} {params.teacher}"
         " --threads {threads} --checkpoint-every {params.every} --out {output} > {log} 2>&1"
