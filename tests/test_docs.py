@@ -25,7 +25,7 @@ BLOCK_PAGES = {
     "docs/architectures.md": ("architectures",),
     "config/README.md": ("config-keys",),
     "docs/running.md": ("resources",),
-    "docs/benchmarks.md": ("budget", "loop-overhead", "eval-paths", "student-speed", "paper-job", "train-options"),
+    "docs/benchmarks.md": ("budget", "loop-overhead", "eval-paths", "student-speed", "paper-job", "train-options", "dag-schedule", "dry-run", "slurm-overhead"),
 }
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 README_LIMIT = 10_000
