@@ -23,7 +23,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from akdg.extractor_pins import UNLABELLED, resolve_source
-from akdg.registry import ARCHITECTURES, DATASETS, DOWNLOADERS, LOSSES, METHODS, SOURCES, AkdgError, import_plugins
+from akdg.registry import ARCHITECTURES, DATASETS, DOWNLOADERS, LABELLED, LOSSES, METHODS, SOURCES, AkdgError, import_plugins
 
 SCHEMA = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"  # package data; workflow/schemas links here
 SPECS = SCHEMA.with_name("specs.schema.yaml")  # what each step's --spec holds
@@ -153,6 +153,12 @@ def validate_schema(config: dict[str, Any], schema: Path = SCHEMA) -> None:
         raise AkdgError(f"invalid config: {schema_error(error)}")
 
 
+def fill_spec_defaults(step: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """Fill ``spec``'s absent keys with the schema's defaults in place, without judging the rest (callers check what they need)."""
+    schema_violation({step: spec}, SPECS)
+    return spec
+
+
 def check_spec(step: str, spec: Any) -> None:
     """Check ``akdg STEP --spec`` against the step's entry in specs.schema.yaml, filling the config's defaults in place.
 
@@ -171,7 +177,6 @@ def check_spec(step: str, spec: Any) -> None:
 
 def check_names(config: dict[str, Any]) -> None:
     """Every name must be registered, method options known and of their declared types, files named must exist."""
-    from akdg.datasets import has_labels
     from akdg.method_options import check_options, check_residual_generators
 
     import_plugins(config.get("plugins", []))
@@ -205,7 +210,8 @@ def check_names(config: dict[str, Any]) -> None:
     keys = [student_key(model) for model in config["students"]]
     if len(set(keys)) != len(keys):
         raise AkdgError(f"students: duplicate entries {keys}; each (arch, width) may appear once")
-    if resolve_source(config) == "train" and not has_labels(config["dataset"]):  # resolve_source refuses a pinned one where none ships
+    labelled = LABELLED.get(dataset)(config["dataset"]) if dataset in LABELLED.names() else True  # a dataset without an entry has labels
+    if resolve_source(config) == "train" and not labelled:  # resolve_source refuses a pinned one where none ships
         raise AkdgError(UNLABELLED.format(dataset=config["dataset"]["label"]))
     evaluation = config["evaluation"]
     if evaluation["kid_subset_size"] > evaluation["num_samples"]:

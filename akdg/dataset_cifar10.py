@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from akdg.datasets import DATASETS, DOWNLOADERS, SOURCES, ImageSplits, Sources
-from akdg.registry import AkdgError
+from akdg.datasets import ImageSplits, Sources
+from akdg.registry import DATASETS, DOWNLOADERS, SOURCES, AkdgError
 
 log = logging.getLogger(__name__)
 # torchvision is imported inside the functions: importing it costs seconds, and every akdg command
@@ -26,7 +26,7 @@ BATCH_FILES = (*(f"data_batch_{index}" for index in range(1, 6)), "test_batch", 
 @SOURCES.register("cifar10")
 def cifar10_sources(options: dict[str, Any]) -> Sources:
     """The extracted batches the loader reads: the downloader extracts them from a placed or fetched archive."""
-    folder = Path(options.get("root", "data")).expanduser() / BATCH_FOLDER
+    folder = Path(options["root"]).expanduser() / BATCH_FOLDER
     return Sources(files=[folder / name for name in BATCH_FILES])
 
 
@@ -45,7 +45,7 @@ def fetch_cifar10(options: dict[str, Any]) -> None:
     from torchvision.datasets import CIFAR10
     from torchvision.datasets.utils import check_integrity, download_and_extract_archive, extract_archive
 
-    root = Path(options.get("root", "data")).expanduser()
+    root = Path(options["root"]).expanduser()
     if _batches_intact(root):
         return
     archive = root / CIFAR10.filename
@@ -59,7 +59,7 @@ def fetch_cifar10(options: dict[str, Any]) -> None:
             extract_archive(str(archive), str(root))
         except OSError as error:  # e.g. batches left write-protected by the workflow's download_data
             raise AkdgError(f"CIFAR-10: could not extract {archive} ({error}); delete {root / CIFAR10.base_folder} and rerun") from None
-    elif options.get("download", True):
+    elif options["download"]:
         try:
             download_and_extract_archive(CIFAR10.url, str(root), filename=CIFAR10.filename, md5=CIFAR10.tgz_md5)
         except (OSError, RuntimeError) as error:
@@ -82,7 +82,7 @@ def load_cifar10(options: dict[str, Any]) -> ImageSplits:
     from akdg.images import resize_uint8  # torch: imported where images are made, not when the workflow plans
 
     fetch_cifar10(options)
-    root, resolution = Path(options.get("root", "data")).expanduser(), options["resolution"]
+    root, resolution = Path(options["root"]).expanduser(), options["resolution"]
     splits = []
     for train in (True, False):
         dataset = CIFAR10(str(root), train=train, download=False)

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from akdg.datasets import DATASETS, LABELLED, SOURCES, ImageSplits, Sources, read_npz
-from akdg.registry import AkdgError
+from akdg.datasets import ImageSplits, Sources, read_npz
+from akdg.registry import DATASETS, LABELLED, SOURCES, AkdgError
 
 IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".webp")
 CROP_RESIZE = "centre crop to the shorter side, then PIL Lanczos resize"
@@ -126,7 +126,7 @@ def load_folder(options: dict[str, Any]) -> ImageSplits:
     labelled = in_class_folders(root, paths)
     classes = sorted(set(folders)) if labelled else []
     labels = np.array([classes.index(folder) for folder in folders] if labelled else [], dtype=np.int64)
-    channels, resolution = options.get("channels", 3), options["resolution"]
+    channels, resolution = options["channels"], options["resolution"]
     images = np.stack([_read_image(path, "L" if channels == 1 else "RGB", resolution) for path in paths])
     x_train, x_test, y_train, y_test, split = seeded_split(images, labels, options["test_fraction"], options["split_seed"])
     protocol = {
@@ -218,7 +218,7 @@ def npz_labelled(options: dict[str, Any]) -> bool:
 def load_npz(options: dict[str, Any]) -> ImageSplits:
     """uint8 images from ``path``: keys x_train/x_test (+ y_train/y_test), or images (+ labels) split with a seed."""
     path = _npz_file(options)
-    channels, resolution = options.get("channels", 3), options["resolution"]
+    channels, resolution = options["channels"], options["resolution"]
     names = read_npz(path, (), "dataset.path", NPZ_FIX)[1]
     own_split = {"x_train", "x_test"} <= set(names)
     arrays, _ = read_npz(path, ("x_train", "x_test", "y_train", "y_test") if own_split else ("images", "labels"), "dataset.path", NPZ_FIX)

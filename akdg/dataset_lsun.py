@@ -25,9 +25,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from akdg.dataset_files import CROP_RESIZE, square_resize
-from akdg.datasets import DATASETS, DOWNLOADERS, LABELLED, SOURCES, ImageSplits, Sources
+from akdg.datasets import ImageSplits, Sources
 from akdg.io import atomic_write, remove_stale_temporaries
-from akdg.registry import AkdgError
+from akdg.registry import DATASETS, DOWNLOADERS, LABELLED, SOURCES, AkdgError
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +76,16 @@ def download_lsun_bedroom(root: Path | str) -> None:
 @SOURCES.register("lsun_bedroom")
 def lsun_bedroom_sources(options: dict[str, Any]) -> Sources:
     """Each split's data.mdb: the only file of an LMDB folder that the loader reads (it opens it without a lock file)."""
-    root = Path(options.get("root", "data")).expanduser()
+    root = Path(options["root"]).expanduser()
     return Sources(files=[lmdb_dir(root, split) / "data.mdb" for split in URLS])
 
 
 @DOWNLOADERS.register("lsun_bedroom")
 def fetch_lsun_bedroom(options: dict[str, Any]) -> None:
     """Make sure both LMDBs are under ``root``, downloading them if ``download`` allows."""
-    root = Path(options.get("root", "data")).expanduser()
+    root = Path(options["root"]).expanduser()
     missing = [split for split in URLS if not (lmdb_dir(root, split) / "data.mdb").is_file()]
-    if missing and not options.get("download", True):
+    if missing and not options["download"]:
         raise AkdgError(
             f"LSUN bedroom: {lmdb_dir(root, missing[0])}/data.mdb is missing and dataset.download is false; "
             + _place_message(root, missing[0])
@@ -177,7 +177,7 @@ def _read_cache(cache: Path) -> np.ndarray | None:
 def load_lsun_bedroom(options: dict[str, Any]) -> ImageSplits:
     """Official LSUN bedroom train (capped by ``max_train_images``) / val splits, unlabelled."""
     fetch_lsun_bedroom(options)
-    root, resolution = Path(options.get("root", "data")).expanduser(), options["resolution"]
+    root, resolution = Path(options["root"]).expanduser(), options["resolution"]
     cap = options.get("max_train_images")
     x_train, train_sha, train_total = load_lmdb_split(root, "train", resolution, cap)
     x_test, test_sha, test_total = load_lmdb_split(root, "val", resolution, None)

@@ -16,8 +16,9 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from akdg.config import fill_spec_defaults
 from akdg.io import atomic_write
-from akdg.registry import DATASETS, DOWNLOADERS, LABELLED, SOURCES, AkdgError
+from akdg.registry import DATASETS, DOWNLOADERS, SOURCES, AkdgError
 
 log = logging.getLogger(__name__)
 
@@ -65,23 +66,13 @@ def download(options: dict[str, Any]) -> None:
     (e.g. on a node with network access) before ``prepare-data`` runs.
     """
     if options["name"] in DOWNLOADERS.names():
-        DOWNLOADERS.get(options["name"])(options)
+        DOWNLOADERS.get(options["name"])(with_defaults(options))
 
 
 def sources(options: dict[str, Any]) -> Sources:
     """A dataset's sources; none for a dataset that brings its data along (digits ships with scikit-learn)."""
     name = options["name"]
-    return SOURCES.get(name)(options) if name in SOURCES.names() else Sources()
-
-
-def has_labels(options: dict[str, Any]) -> bool:
-    """Whether the dataset's images carry class labels, on which a classifier feature extractor is trained.
-
-    Config validation asks, so that a grid training one on unlabelled images fails before any job runs;
-    a dataset without a ``LABELLED`` entry is taken to have them.
-    """
-    name = options["name"]
-    return LABELLED.get(name)(options) if name in LABELLED.names() else True
+    return SOURCES.get(name)(with_defaults(options)) if name in SOURCES.names() else Sources()
 
 
 def content_hash(*arrays: np.ndarray) -> str:
@@ -122,9 +113,19 @@ def load_digits(options: dict[str, Any]) -> ImageSplits:
     return ImageSplits(x_train, x_test, y_train, y_test, protocol)
 
 
+def with_defaults(options: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a dataset spec with the config schema's defaults for the keys its dataset reads: the loaders index them."""
+    return fill_spec_defaults("prepare-data", {key: value for key, value in options.items() if key != "label"})
+
+
+def load(options: dict[str, Any]) -> ImageSplits:
+    """A dataset's splits by name, with the schema's defaults for what ``options`` omits."""
+    return DATASETS.get(options["name"])(with_defaults(options))
+
+
 def prepare(options: dict[str, Any], out: Path) -> dict[str, Any]:
     """Load a dataset by name and write its splits to ``out`` (.npz); returns the protocol."""
-    splits = DATASETS.get(options["name"])(options)
+    splits = load(options)
     if splits.x_train.dtype != np.uint8 or splits.x_train.ndim != 4:
         raise AkdgError(f"dataset {options['name']!r} loader must return uint8 NCHW images")
     for images, labels in ((splits.x_train, splits.y_train), (splits.x_test, splits.y_test)):

@@ -63,7 +63,7 @@ def cifar_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
 
 def test_cifar10_placed_archive_is_verified_and_extracted_offline(cifar_archive: dict) -> None:
     options = {"name": "cifar10", "resolution": 32, "root": str(cifar_archive["root"]), "download": False}
-    splits = datasets.DATASETS.get("cifar10")(options)
+    splits = datasets.load(options)
     np.testing.assert_array_equal(splits.x_train, cifar_archive["x_train"])
     np.testing.assert_array_equal(splits.x_test, cifar_archive["x_test"])
     assert splits.y_train.dtype == np.int64 and splits.y_train.tolist() == cifar_archive["y_train"]
@@ -71,7 +71,7 @@ def test_cifar10_placed_archive_is_verified_and_extracted_offline(cifar_archive:
     assert "data_batch_1..5" in splits.protocol["split"] and "truck" in splits.protocol["split"]
 
     (cifar_archive["root"] / CIFAR10.filename).unlink()  # the extracted batches alone are enough now
-    resized = datasets.DATASETS.get("cifar10")({**options, "resolution": 16})
+    resized = datasets.load({**options, "resolution": 16})
     np.testing.assert_array_equal(resized.x_train, resize_uint8(cifar_archive["x_train"], 16))
     assert resized.x_train.shape == (10, 3, 16, 16) and "resized to 16x16" in resized.protocol["preprocessing"]
 
@@ -79,7 +79,7 @@ def test_cifar10_placed_archive_is_verified_and_extracted_offline(cifar_archive:
 def test_cifar10_missing_archive_names_file_and_url(tmp_path: Path) -> None:
     options = {"name": "cifar10", "resolution": 32, "root": str(tmp_path), "download": False}
     with pytest.raises(AkdgError, match="cifar-10-python.tar.gz") as error:
-        datasets.DATASETS.get("cifar10")(options)
+        datasets.load(options)
     assert str(tmp_path / CIFAR10.filename) in str(error.value) and CIFAR10.url in str(error.value)
     assert "is missing" in str(error.value)
 
@@ -132,7 +132,7 @@ def lsun_root(tmp_path: Path) -> Path:
 
 def lsun(root: Path, resolution: int = 16, cap: int | None = 5) -> datasets.ImageSplits:
     options = {"name": "lsun_bedroom", "resolution": resolution, "root": str(root), "download": False, "max_train_images": cap}
-    return datasets.DATASETS.get("lsun_bedroom")(options)
+    return datasets.load(options)
 
 
 def test_lsun_crops_the_centre_square_and_resizes(lsun_root: Path) -> None:
@@ -193,7 +193,7 @@ def test_lsun_download_unzips_into_place_or_leaves_nothing(tmp_path: Path, monke
 
     root = tmp_path / "data"
     monkeypatch.setattr(torchvision.datasets.utils, "download_url", fake_download)
-    splits = datasets.DATASETS.get("lsun_bedroom")({"name": "lsun_bedroom", "resolution": 16, "root": str(root)})  # download defaults on
+    splits = datasets.load({"name": "lsun_bedroom", "resolution": 16, "root": str(root)})  # download defaults on
     assert splits.x_train.shape == (3, 3, 16, 16) and splits.x_test.shape == (3, 3, 16, 16)
     assert sorted(path.name for path in root.iterdir()) == ["bedroom_train_lmdb", "bedroom_val_lmdb", "cache"]
 
@@ -217,7 +217,7 @@ def save(path: Path, pixels: np.ndarray) -> None:
 
 
 def folder(path: Path, **options: object) -> datasets.ImageSplits:
-    return datasets.DATASETS.get("folder")({"name": "folder", "resolution": 16, "test_fraction": 0.25, "split_seed": 0, "path": str(path), **options})
+    return datasets.load({"name": "folder", "resolution": 16, "test_fraction": 0.25, "split_seed": 0, "path": str(path), **options})
 
 
 def test_folder_with_class_subfolders_is_labelled(tmp_path: Path) -> None:
@@ -273,14 +273,14 @@ def test_folder_errors_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(AkdgError, match="broken.png could not be read"):
         folder(tmp_path / "bad")
     with pytest.raises(AkdgError, match="needs dataset.path"):
-        datasets.DATASETS.get("folder")({"name": "folder", "resolution": 16, "test_fraction": 0.25, "split_seed": 0})
+        datasets.load({"name": "folder", "resolution": 16, "test_fraction": 0.25, "split_seed": 0})
 
 
 # ---------------------------------------------------------------- npz
 
 
 def npz(path: Path, **options: object) -> datasets.ImageSplits:
-    return datasets.DATASETS.get("npz")({"name": "npz", "resolution": 16, "test_fraction": 0.25, "split_seed": 0, "path": str(path), **options})
+    return datasets.load({"name": "npz", "resolution": 16, "test_fraction": 0.25, "split_seed": 0, "path": str(path), **options})
 
 
 def test_npz_own_split_in_nhwc(tmp_path: Path) -> None:
