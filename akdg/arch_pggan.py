@@ -36,9 +36,7 @@ def stage_channels(width: int, resolution: int) -> int:
     """Feature maps at ``resolution``: ``width`` up to 16 px, then halving with each doubling."""
     channels = min(width, 16 * width // resolution)
     if channels < 1:
-        raise AkdgError(
-            f"pggan width {width} leaves no channels at {resolution} px; use a width of at least {resolution // 16}"
-        )
+        raise AkdgError(f"pggan width {width} leaves no channels at {resolution} px; use a width of at least {resolution // 16}")
     return channels
 
 

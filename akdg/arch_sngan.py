@@ -70,9 +70,7 @@ class DiscriminatorBlock(nn.Module):
         self.downsample = downsample
         self.conv1 = spectral_norm(nn.Conv2d(in_channels, out_channels, 3, padding=1))
         self.conv2 = spectral_norm(nn.Conv2d(out_channels, out_channels, 3, padding=1))
-        self.shortcut_conv = (
-            spectral_norm(nn.Conv2d(in_channels, out_channels, 1)) if downsample or in_channels != out_channels else None
-        )
+        self.shortcut_conv = spectral_norm(nn.Conv2d(in_channels, out_channels, 1)) if downsample or in_channels != out_channels else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x if self.first else F.relu(x)

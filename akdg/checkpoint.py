@@ -54,7 +54,9 @@ def load_generator(path: Path | str, expect: dict[str, Any] | None = None) -> tu
     return generator.eval(), meta
 
 
-def import_generator(source: Path | str, spec: dict[str, Any], *, resolution: int, channels: int, z_dim: int) -> tuple[nn.Module, dict[str, Any]]:
+def import_generator(
+    source: Path | str, spec: dict[str, Any], *, resolution: int, channels: int, z_dim: int
+) -> tuple[nn.Module, dict[str, Any]]:
     """A generator trained elsewhere, checked against the config that will use it; returns (model, meta).
 
     ``source`` is an akdg checkpoint (its recorded architecture must equal ``spec``) or a plain

@@ -181,7 +181,10 @@ def ratio_test(ratios: np.ndarray) -> dict[str, Any]:
     """
     logs = np.log(np.asarray(ratios, dtype=float))
     if len(logs) < 2:
-        return {"verdict": INCONCLUSIVE, "reason": f"fewer than 2 rounds of ratios (n={len(logs)}); rerun measure-cost with speed.rounds >= 3"}
+        return {
+            "verdict": INCONCLUSIVE,
+            "reason": f"fewer than 2 rounds of ratios (n={len(logs)}); rerun measure-cost with speed.rounds >= 3",
+        }
     claimed = ttest_1samp(logs, 0.0, alternative="greater")
     opposite = ttest_1samp(logs, 0.0, alternative="less")
     interval = ttest_1samp(logs, 0.0).confidence_interval(CONFIDENCE)
@@ -257,7 +260,13 @@ def evaluate_claims(runs: pd.DataFrame, dataset: str) -> ClaimsReport:
     table["claim_text"] = table["claim"].map(CLAIMS)
     summary = pd.DataFrame(
         [
-            {"claim": claim, "claim_text": CLAIMS[claim], "dataset": dataset, "verdict": summary_verdict(group["verdict"].tolist()), "rows": _tally(group["verdict"])}
+            {
+                "claim": claim,
+                "claim_text": CLAIMS[claim],
+                "dataset": dataset,
+                "verdict": summary_verdict(group["verdict"].tolist()),
+                "rows": _tally(group["verdict"]),
+            }
             for claim, group in table.groupby("claim", sort=True)
         ]
     )
@@ -291,7 +300,9 @@ def _capacity_remarks(table: pd.DataFrame) -> list[str]:
     for student, rows in exact.groupby("student", sort=False):
         if (rows["verdict"] == FAILS).any():
             ratios = ", ".join(f"{metric} A/B = {ratio:.3g}" for metric, ratio in zip(rows["metric"], rows["ratio"]))
-            remarks.append(f"student {student} is not smaller than the teacher ({ratios}): comparisons with the teacher lack the paper's capacity gap")
+            remarks.append(
+                f"student {student} is not smaller than the teacher ({ratios}): comparisons with the teacher lack the paper's capacity gap"
+            )
     return remarks
 
 
@@ -317,7 +328,9 @@ def write_claims(report: ClaimsReport, tables_dir: Path | str) -> list[Path]:
     return [markdown, csv]
 
 
-def _method_rows(claim: int, runs: pd.DataFrame, student: str, metric: str, base_a: str, base_b: str, alternative: Alternative) -> list[dict[str, Any]]:
+def _method_rows(
+    claim: int, runs: pd.DataFrame, student: str, metric: str, base_a: str, base_b: str, alternative: Alternative
+) -> list[dict[str, Any]]:
     """One row per (label of base A, label of base B) of one student; a 'not tested' row if either is missing."""
     labels = {base: list(dict.fromkeys(runs.loc[runs["base_method"] == base, "method"])) for base in (base_a, base_b)}
     comparison = f"{base_a} vs {base_b}"
@@ -353,7 +366,14 @@ def _cost_rows(student_runs: pd.DataFrame, teachers: pd.DataFrame, student: str)
     for column, metric in (("params", "params"), ("mult_adds", "mult-adds")):
         a, b = float(mine[column]), float(theirs[column])
         if math.isnan(a) or math.isnan(b):
-            rows.append({**base, "metric": metric, "verdict": NOT_TESTED, "reason": f"no {metric} in the runs' cost; rerun measure-cost and evaluate"})
+            rows.append(
+                {
+                    **base,
+                    "metric": metric,
+                    "verdict": NOT_TESTED,
+                    "reason": f"no {metric} in the runs' cost; rerun measure-cost and evaluate",
+                }
+            )
             continue
         holds = a < b
         rows.append(
@@ -363,10 +383,19 @@ def _cost_rows(student_runs: pd.DataFrame, teachers: pd.DataFrame, student: str)
             }
         )  # fmt: skip
     a, b = _rounds(mine), _rounds(theirs)
-    row = {**base, "metric": "images/s", **_spread(a, "a"), **_spread(b, "b"), "ratio": _ratio(a, b), "test": "one-sample t on log(A/B) per round (> 0)"}
+    row = {
+        **base,
+        "metric": "images/s",
+        **_spread(a, "a"),
+        **_spread(b, "b"),
+        "ratio": _ratio(a, b),
+        "test": "one-sample t on log(A/B) per round (> 0)",
+    }
     ratios = _listed(mine.get("throughput_ratio_rounds"))
     if ratios is None:
-        reason = "no per-round throughput ratios (throughput_ratio_rounds) in the student's cost; rerun measure-cost and evaluate to record them"
+        reason = (
+            "no per-round throughput ratios (throughput_ratio_rounds) in the student's cost; rerun measure-cost and evaluate to record them"
+        )
         return [*rows, {**row, "verdict": INCONCLUSIVE, "reason": reason}]
     return [*rows, {**row, **ratio_test(ratios)}]
 
@@ -388,7 +417,11 @@ def _ratio(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _spread(values: np.ndarray, side: str) -> dict[str, float]:
-    return {f"mean_{side}": float(values.mean()) if len(values) else math.nan, f"std_{side}": float(values.std(ddof=1)) if len(values) > 1 else math.nan, f"n_{side}": len(values)}
+    return {
+        f"mean_{side}": float(values.mean()) if len(values) else math.nan,
+        f"std_{side}": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
+        f"n_{side}": len(values),
+    }
 
 
 def _tally(verdicts: pd.Series) -> str:

@@ -148,7 +148,13 @@ def cmd_validate_config(args: argparse.Namespace) -> None:
     config = load_config(args.config)
     for line in capacity_warnings(config):
         log.warning("%s", line)
-    log.info("%s is valid: %d students x %d methods x %d seeds", args.config, len(config["students"]), len(config["methods"]), len(config["seeds"]))
+    log.info(
+        "%s is valid: %d students x %d methods x %d seeds",
+        args.config,
+        len(config["students"]),
+        len(config["methods"]),
+        len(config["seeds"]),
+    )
 
 
 def snakemake_command(args: argparse.Namespace) -> list[str]:
@@ -219,7 +225,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def step(
-        name: str, handler: Any, help_text: str, example: str, *, out: str | None = None, spec: bool = True, data: bool = True, threads: bool = False,
+        name: str,
+        handler: Any,
+        help_text: str,
+        example: str,
+        *,
+        out: str | None = None,
+        spec: bool = True,
+        data: bool = True,
+        threads: bool = False,
         **options: Any,
     ) -> argparse.ArgumentParser:
         options.setdefault("description", help_text)
@@ -229,30 +243,45 @@ def build_parser() -> argparse.ArgumentParser:
         if data:
             command.add_argument("--data", type=Path, required=True, help="prepared dataset (.npz from prepare-data)")
         if threads:
-            command.add_argument("--threads", type=_count(1, "CPU threads for torch; omit it for all cores"), default=None, help="CPU threads for torch (default: all cores)")
+            command.add_argument(
+                "--threads",
+                type=_count(1, "CPU threads for torch; omit it for all cores"),
+                default=None,
+                help="CPU threads for torch (default: all cores)",
+            )
         if out:
             command.add_argument("--out", type=Path, required=True, help=out)
         command.set_defaults(handler=handler)
         return command
 
     command = step(
-        "download-data", cmd_download_data, "fetch or verify a dataset's official files under its root",
-        _example("akdg download-data", """--spec '{"download": true, "name": "cifar10", "resolution": 32, "root": "data", "split_seed": 0, "test_fraction": 0.2}'"""),
+        "download-data",
+        cmd_download_data,
+        "fetch or verify a dataset's official files under its root",
+        _example(
+            "akdg download-data",
+            """--spec '{"download": true, "name": "cifar10", "resolution": 32, "root": "data", "split_seed": 0, "test_fraction": 0.2}'""",
+        ),
         data=False,
     )
     command.add_argument("--out", type=Path, default=None, help="a JSON record of what was fetched (optional)")
 
     command = step(
-        "prepare-data", cmd_prepare_data, "load a dataset by name, split it, write an .npz and its protocol",
+        "prepare-data",
+        cmd_prepare_data,
+        "load a dataset by name, split it, write an .npz and its protocol",
         _example("akdg prepare-data", f"--spec '{DIGITS_SPEC}'", "--out results/data/digits.npz"),
         data=False,
         out="the split dataset (.npz); its protocol goes beside it (.json)",
     )
 
     command = step(
-        "train-extractor", cmd_train_extractor, "train the domain classifier used as the feature extractor",
+        "train-extractor",
+        cmd_train_extractor,
+        "train the domain classifier used as the feature extractor",
         _example(
-            "akdg train-extractor", """--spec '{"batch_size": 64, "epochs": 1, "lr": 0.001, "seed": 0, "width": 32}'""",
+            "akdg train-extractor",
+            """--spec '{"batch_size": 64, "epochs": 1, "lr": 0.001, "seed": 0, "width": 32}'""",
             f"{DIGITS_DATA} --threads 1 --out results/models/digits/extractor.pt",
         ),
         threads=True,
@@ -260,9 +289,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     command = step(
-        "train", cmd_train, "train one generator (teacher or student) with one method and seed",
+        "train",
+        cmd_train,
+        "train one generator (teacher or student) with one method and seed",
         _example(
-            "akdg train", f"--spec '{TRAIN_SPEC}'", f"{DIGITS_DATA} --teacher results/models/digits/teacher.pt",
+            "akdg train",
+            f"--spec '{TRAIN_SPEC}'",
+            f"{DIGITS_DATA} --teacher results/models/digits/teacher.pt",
             "--threads 1 --checkpoint-every 100 --out results/models/digits/dcgan-w4/akdg/seed0.pt",
         ),
         threads=True,
@@ -270,14 +303,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     command.add_argument("--teacher", type=Path, default=None, help="teacher checkpoint, for distillation methods")
     command.add_argument(
-        "--checkpoint-every", type=_count(0, "steps between saved training states; 0: never"), default=0,
+        "--checkpoint-every",
+        type=_count(0, "steps between saved training states; 0: never"),
+        default=0,
         help="write the training state every N steps (to OUT.state) and resume from it; 0: never",
     )
 
     command = step(
-        "import-teacher", cmd_import_teacher, "check a teacher trained elsewhere against the config and store it",
+        "import-teacher",
+        cmd_import_teacher,
+        "check a teacher trained elsewhere against the config and store it",
         _example(
-            "akdg import-teacher", """--spec '{"generator": {"arch": "sngan", "width": 16}, "z_dim": 16}'""",
+            "akdg import-teacher",
+            """--spec '{"generator": {"arch": "sngan", "width": 16}, "z_dim": 16}'""",
             f"{DIGITS_DATA} --checkpoint my_teacher_state_dict.pt --out results/models/digits/teacher.pt",
         ),
         out="the teacher in akdg's checkpoint format (.pt)",
@@ -285,7 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--checkpoint", type=Path, required=True, help="akdg checkpoint or plain state_dict of spec's generator")
 
     command = step(
-        "measure-cost", cmd_measure_cost, "params, layers, mult-adds, images/s and latency of every generator, side by side",
+        "measure-cost",
+        cmd_measure_cost,
+        "params, layers, mult-adds, images/s and latency of every generator, side by side",
         _example(
             "akdg measure-cost",
             """--spec '{"generators": {"dcgan-w4": {"arch": "dcgan", "width": 4}, "mlp-w32": {"arch": "mlp", "width": 32}, """
@@ -297,21 +337,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     command = step(
-        "evaluate", cmd_evaluate, "IS/FID/KID of table rows (spec 'rows': kind, run, checkpoint, out) into run JSONs",
+        "evaluate",
+        cmd_evaluate,
+        "IS/FID/KID of table rows (spec 'rows': kind, run, checkpoint, out) into run JSONs",
         _example(
-            "akdg evaluate", f"--spec '{EVALUATE_SPEC}'", f"{DIGITS_DATA} {DIGITS_EXTRACTOR}",
+            "akdg evaluate",
+            f"--spec '{EVALUATE_SPEC}'",
+            f"{DIGITS_DATA} {DIGITS_EXTRACTOR}",
             "--cost results/cost/digits.json --reference-cache results/cache/digits/fidelity --threads 1",
         ),
         threads=True,
     )
-    command.add_argument("--extractor", type=Path, required=True, help="feature extractor protocol JSON (or the classifier's .pt beside it)")
+    command.add_argument(
+        "--extractor", type=Path, required=True, help="feature extractor protocol JSON (or the classifier's .pt beside it)"
+    )
     command.add_argument("--cost", type=Path, required=True, help="cost JSON from measure-cost")
     command.add_argument(
-        "--reference-cache", type=Path, default=None, help="train-split feature cache filled by reference-stats (missing entries are filled); default: no cache"
+        "--reference-cache",
+        type=Path,
+        default=None,
+        help="train-split feature cache filled by reference-stats (missing entries are filled); default: no cache",
     )
 
     command = step(
-        "fetch-extractor", cmd_fetch_extractor, "resolve a fixed extractor's weights (the pinned classifier; Inception-v3 from a file or download), write their protocol and sha256",
+        "fetch-extractor",
+        cmd_fetch_extractor,
+        "resolve a fixed extractor's weights (the pinned classifier; Inception-v3 from a file or download), write their protocol and sha256",
         _example(
             "akdg fetch-extractor",
             """--spec '{"feature_extractor": "akdg-classifier", "inception_weights": null, "pinned": {"dataset": "digits", "resolution": 16}}'""",
@@ -322,26 +373,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     command = step(
-        "reference-stats", cmd_reference_stats, "compute the train split's features once into a cache keyed by content",
+        "reference-stats",
+        cmd_reference_stats,
+        "compute the train split's features once into a cache keyed by content",
         _example(
-            "akdg reference-stats", """--spec '{"batch_size": 200, "feature_extractor": "akdg-classifier"}'""", f"{DIGITS_DATA} {DIGITS_EXTRACTOR}",
+            "akdg reference-stats",
+            """--spec '{"batch_size": 200, "feature_extractor": "akdg-classifier"}'""",
+            f"{DIGITS_DATA} {DIGITS_EXTRACTOR}",
             "--cache-dir results/cache/digits/fidelity --threads 1 --out results/cache/digits/reference.json",
         ),
         threads=True,
         out="JSON: cache key, its fields, files and their sha256",
     )
-    command.add_argument("--extractor", type=Path, required=True, help="feature extractor protocol JSON (or the classifier's .pt beside it)")
+    command.add_argument(
+        "--extractor", type=Path, required=True, help="feature extractor protocol JSON (or the classifier's .pt beside it)"
+    )
     command.add_argument("--cache-dir", type=Path, required=True, help="torch-fidelity cache folder the evaluations read")
 
     command = step(
-        "aggregate", cmd_aggregate, "turn run JSONs into tables (md/csv/tex), DVC metrics and plots",
+        "aggregate",
+        cmd_aggregate,
+        "turn run JSONs into tables (md/csv/tex), DVC metrics and plots",
         _example(
-            "akdg aggregate", "--runs $(find results/runs/digits -name '*.json') --method-order vanilla mse akdg --dataset digits",
+            "akdg aggregate",
+            "--runs $(find results/runs/digits -name '*.json') --method-order vanilla mse akdg --dataset digits",
             "--tables-dir results/tables --plots-dir results/plots --metrics-dir results/metrics/digits",
         ),
-        spec=False, data=False,
+        spec=False,
+        data=False,
     )
-    command.add_argument("--runs", type=Path, nargs="+", required=True, help="run JSONs written by evaluate: teacher, students, untrained and real rows")
+    command.add_argument(
+        "--runs", type=Path, nargs="+", required=True, help="run JSONs written by evaluate: teacher, students, untrained and real rows"
+    )
     command.add_argument("--method-order", nargs="+", required=True, help="the config's method labels, in the order the table lists them")
     command.add_argument("--dataset", required=True, help="the runs' dataset.label: names the tables, claims and plots")
     command.add_argument("--tables-dir", type=Path, required=True, help="folder for DATASET.md/.csv/.tex and DATASET_claims.md/.csv")
@@ -349,44 +412,75 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--metrics-dir", type=Path, required=True, help="one numeric JSON per run (for dvc metrics show)")
 
     command = step(
-        "plot-samples", cmd_plot_samples, "sample grids of several generators on the same z",
+        "plot-samples",
+        cmd_plot_samples,
+        "sample grids of several generators on the same z",
         _example(
-            "akdg plot-samples", "--checkpoint teacher=results/models/digits/teacher.pt",
+            "akdg plot-samples",
+            "--checkpoint teacher=results/models/digits/teacher.pt",
             "dcgan-w4/vanilla=results/models/digits/dcgan-w4/vanilla/seed0.pt dcgan-w4/akdg=results/models/digits/dcgan-w4/akdg/seed0.pt",
             "--z-dim 16 --out results/plots/digits_samples.png",
         ),
-        spec=False, data=False,
+        spec=False,
+        data=False,
         out="the figure (.png)",
     )
-    command.add_argument("--checkpoint", nargs="+", required=True, metavar="LABEL=PATH", help="generators to show, one row each, labelled LABEL (e.g. student/method)")
-    command.add_argument("--z-dim", type=_count(1, "the generators' noise size"), required=True, help="the generators' noise size (config z_dim)")
-    command.add_argument("--count", type=_count(1, "images per generator"), default=32, help="images per generator, in rows of 32 (default: 32)")
-    command.add_argument("--seed", type=_count(0, "seed of the shared noise"), default=0, help="seed of the noise every generator gets (default: 0)")
+    command.add_argument(
+        "--checkpoint",
+        nargs="+",
+        required=True,
+        metavar="LABEL=PATH",
+        help="generators to show, one row each, labelled LABEL (e.g. student/method)",
+    )
+    command.add_argument(
+        "--z-dim", type=_count(1, "the generators' noise size"), required=True, help="the generators' noise size (config z_dim)"
+    )
+    command.add_argument(
+        "--count", type=_count(1, "images per generator"), default=32, help="images per generator, in rows of 32 (default: 32)"
+    )
+    command.add_argument(
+        "--seed", type=_count(0, "seed of the shared noise"), default=0, help="seed of the noise every generator gets (default: 0)"
+    )
 
     command = step(
-        "validate-config", cmd_validate_config, "check a config against the schema and the registries",
+        "validate-config",
+        cmd_validate_config,
+        "check a config against the schema and the registries",
         _example("akdg validate-config config/paper/cifar10.yaml"),
-        spec=False, data=False,
+        spec=False,
+        data=False,
     )
     command.add_argument("config", type=Path, help="the config file (YAML) to check")
-    command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging, with the schema's full report on an error")
+    command.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging, with the schema's full report on an error"
+    )
 
     command = step(
-        "run", cmd_run, "run the Snakemake DAG (default target all_tables) in the repository root",
+        "run",
+        cmd_run,
+        "run the Snakemake DAG (default target all_tables) in the repository root",
         "examples:\n  akdg run -n\n  akdg run --cores 2 all_tables --configfile config/test.yaml\n"
         "  akdg run --profile profiles/slurm all_tables --configfile config/paper/cifar10.yaml",
-        spec=False, data=False,
+        spec=False,
+        data=False,
         description="Run the Snakemake DAG in the repository root (where the Snakefile is), wherever this is called from,\n"
         "so the config's outdir (results/ by default) is the repository's. Every option not listed below, and any target\n"
         "(default: all_tables), goes to snakemake unchanged: see snakemake --help.",
         allow_abbrev=False,  # no prefix matching: snakemake's --config must not read as --configfile
     )
     command.add_argument(
-        "--cores", type=_count(1, "cores Snakemake may use"), default=os.cpu_count() or 1,
+        "--cores",
+        type=_count(1, "cores Snakemake may use"),
+        default=os.cpu_count() or 1,
         help="cores Snakemake may use (default: all of this machine's; overrides a profile's)",
     )
     command.add_argument(
-        "--configfile", "--configfiles", type=Path, nargs="+", action="extend", default=None,
+        "--configfile",
+        "--configfiles",
+        type=Path,
+        nargs="+",
+        action="extend",
+        default=None,
         help="config file(s), relative to where you are; every word after it is a file, so put targets before it",
     )
     return parser

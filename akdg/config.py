@@ -189,7 +189,9 @@ def check_names(config: dict[str, Any]) -> None:
         )
     path = config["dataset"].get("path")
     if path is not None and not Path(path).expanduser().exists():
-        raise AkdgError(f"dataset.path {path} does not exist; point it at the dataset's files (folder: a folder of images; npz: an .npz file)")
+        raise AkdgError(
+            f"dataset.path {path} does not exist; point it at the dataset's files (folder: a folder of images; npz: an .npz file)"
+        )
     LOSSES.metadata(config["loss"])
     models = [config["teacher"]["generator"], config["teacher"]["discriminator"], config["student_discriminator"], *config["students"]]
     for model in models:
@@ -197,7 +199,11 @@ def check_names(config: dict[str, Any]) -> None:
     for label, variant in method_variants(config).items():
         info = METHODS.metadata(variant["method"])  # from the registry index: the method's module (torch) is not imported
         coerce_to_schema(variant["options"], info["options_schema"])  # in place: the config's own dict
-        check_options(info["options_schema"], variant["options"], f"methods.{label}" + (".options" if "method" in (config["methods"][label] or {}) else ""))
+        check_options(
+            info["options_schema"],
+            variant["options"],
+            f"methods.{label}" + (".options" if "method" in (config["methods"][label] or {}) else ""),
+        )
         teacher = config["teacher"]["generator"] if info["requires_teacher"] else None
         for student in config["students"]:
             if variant["method"] in METHODS.imported():  # a plug-in, whose own check_generators may say more
@@ -206,7 +212,9 @@ def check_names(config: dict[str, Any]) -> None:
                 check_residual_generators(variant["method"], student, teacher, lambda arch: ARCHITECTURES.metadata(arch)["residual"])
     checkpoint = config["teacher"].get("checkpoint")
     if checkpoint and not Path(checkpoint).is_file():
-        raise AkdgError(f"teacher.checkpoint {checkpoint} does not exist; give the path of a trained teacher or remove the key to train one")
+        raise AkdgError(
+            f"teacher.checkpoint {checkpoint} does not exist; give the path of a trained teacher or remove the key to train one"
+        )
     keys = [student_key(model) for model in config["students"]]
     if len(set(keys)) != len(keys):
         raise AkdgError(f"students: duplicate entries {keys}; each (arch, width) may appear once")
@@ -279,7 +287,9 @@ def capacity_warnings(config: dict[str, Any]) -> list[str]:
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     """Coerce, validate against the schema (filling defaults), check names: the Snakefile runs this too."""
     coerce_to_schema_file(config, SCHEMA)
-    check_labels(config, schema_registry().contents(SCHEMA.resolve().as_uri()))  # before the schema, whose error for a pattern would not say what a label may hold
+    check_labels(
+        config, schema_registry().contents(SCHEMA.resolve().as_uri())
+    )  # before the schema, whose error for a pattern would not say what a label may hold
     validate_schema(config)
     config["dataset"].setdefault("label", config["dataset"]["name"])  # a schema default cannot copy another key
     try:
@@ -296,7 +306,9 @@ def load_config(path: Path | str) -> dict[str, Any]:
     try:
         config = yaml.safe_load(path.read_text()) or {}
     except (OSError, UnicodeDecodeError) as error:
-        raise AkdgError(f"config file {path} cannot be read as text ({error}); give the path of a YAML config such as config/config.yaml") from None
+        raise AkdgError(
+            f"config file {path} cannot be read as text ({error}); give the path of a YAML config such as config/config.yaml"
+        ) from None
     except yaml.YAMLError as error:
         raise AkdgError(f"config file {path} is not valid YAML: {error}") from None
     if not isinstance(config, dict):
@@ -326,7 +338,15 @@ def student_key(model: dict[str, Any]) -> str:
     return f"{model['arch']}-w{model['width']}"
 
 
-def training_spec(config: dict[str, Any], generator: dict[str, Any], discriminator: dict[str, Any], method: str, options: dict[str, Any], seed: int, overrides: dict[str, Any]) -> dict[str, Any]:
+def training_spec(
+    config: dict[str, Any],
+    generator: dict[str, Any],
+    discriminator: dict[str, Any],
+    method: str,
+    options: dict[str, Any],
+    seed: int,
+    overrides: dict[str, Any],
+) -> dict[str, Any]:
     """Everything one training job depends on: the config's training block with ``overrides`` applied.
 
     The DAG passes it to ``akdg train --spec``; the benchmarks build theirs here too, so a benchmarked

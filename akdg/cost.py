@@ -143,7 +143,11 @@ def throughput_ratios(speeds: dict[str, dict[str, Any]], reference: str) -> dict
     for label, figures in speeds.items():
         if label != reference:
             paired = [mine / other for mine, other in zip(figures["images_per_s_rounds"], theirs)]
-            ratios[label] = {"throughput_ratio_rounds": paired, "throughput_ratio": statistics.median(paired), "throughput_reference": reference}
+            ratios[label] = {
+                "throughput_ratio_rounds": paired,
+                "throughput_ratio": statistics.median(paired),
+                "throughput_reference": reference,
+            }
     return ratios
 
 
@@ -175,7 +179,14 @@ def machine_loaded(other_runnable_median: float | None, load_average_before: flo
 
 
 def _measurement(
-    rounds: int, min_run_time: float, threads: int, load_before: float, load_after: float, others: list[int | None], cpu_seconds: float, wall_seconds: float
+    rounds: int,
+    min_run_time: float,
+    threads: int,
+    load_before: float,
+    load_after: float,
+    others: list[int | None],
+    cpu_seconds: float,
+    wall_seconds: float,
 ) -> dict[str, Any]:
     """How the speed measurement ran and how busy the machine was (the inputs of :func:`machine_loaded` and its verdict)."""
     sampled = [count for count in others if count is not None]

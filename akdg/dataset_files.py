@@ -186,9 +186,7 @@ def _npz_labels(arrays: dict[str, np.ndarray], key: str, where: Path, count: int
         return np.zeros(0, dtype=np.int64)
     labels = arrays[key]
     if labels.shape != (count,) or labels.dtype.kind not in "iu" or (labels.size and labels.min() < 0):
-        raise AkdgError(
-            f"{where}: {key!r} has shape {labels.shape} and dtype {labels.dtype}; expected {count} non-negative integer labels"
-        )
+        raise AkdgError(f"{where}: {key!r} has shape {labels.shape} and dtype {labels.dtype}; expected {count} non-negative integer labels")
     return labels.astype(np.int64)
 
 

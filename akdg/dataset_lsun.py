@@ -156,7 +156,9 @@ def _check_complete(env: lmdb.Environment, path: Path, root: Path, split: str) -
     needed = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
     size = (path / "data.mdb").stat().st_size
     if size < needed:
-        raise AkdgError(f"{path}/data.mdb is truncated ({size} of at least {needed} bytes); delete that folder, then {_place_message(root, split)}")
+        raise AkdgError(
+            f"{path}/data.mdb is truncated ({size} of at least {needed} bytes); delete that folder, then {_place_message(root, split)}"
+        )
 
 
 def _read_cache(cache: Path) -> np.ndarray | None:

@@ -42,8 +42,6 @@ class ImageSplits:
         return int(self.x_train.shape[-1])
 
 
-
-
 @dataclass
 class Sources:
     """What a dataset is prepared from, in the two forms a workflow can track so that a change reruns prepare-data.
@@ -55,8 +53,6 @@ class Sources:
 
     files: list[Path] = field(default_factory=list)
     manifest: str | None = None
-
-
 
 
 def download(options: dict[str, Any]) -> None:
@@ -88,9 +84,9 @@ def content_hash(*arrays: np.ndarray) -> str:
 def load_digits(options: dict[str, Any]) -> ImageSplits:
     """scikit-learn's 1,797 handwritten 8x8 digits (shipped inside the package: no download)."""
     from sklearn.datasets import load_digits as sklearn_digits
+    from sklearn.model_selection import train_test_split
 
     from akdg.images import resize_uint8  # torch: imported where images are made, not when the workflow plans
-    from sklearn.model_selection import train_test_split
 
     bunch = sklearn_digits()
     images = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]  # 0..16 -> 0..255
@@ -104,7 +100,9 @@ def load_digits(options: dict[str, Any]) -> ImageSplits:
             stratify=bunch.target,
         )
     except ValueError as error:  # a stratified split needs each of the 10 classes on both sides
-        raise AkdgError(f"cannot split the {len(images)} digits with test_fraction={options['test_fraction']} ({error}); change dataset.test_fraction") from None
+        raise AkdgError(
+            f"cannot split the {len(images)} digits with test_fraction={options['test_fraction']} ({error}); change dataset.test_fraction"
+        ) from None
     protocol = {
         "source": "sklearn.datasets.load_digits (UCI optical digits, 8x8, values 0..16)",
         "preprocessing": f"scaled to 0..255, resized 8->{options['resolution']} (bilinear, antialias), 1 channel",

@@ -23,8 +23,8 @@ import torch_fidelity
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 
 from akdg.datasets import ImageSplits
-from akdg.images import to_model_range
 from akdg.extractor_pins import UNLABELLED
+from akdg.images import to_model_range
 from akdg.io import load_torch, save_torch
 from akdg.progress import LoggedProgress
 from akdg.registry import AkdgError
@@ -128,7 +128,11 @@ def train_classifier(splits: ImageSplits, options: dict[str, Any], out: Path) ->
     generator = torch.Generator().manual_seed(options["seed"])
     batches = math.ceil(len(x_train) / options["batch_size"])
     progress = LoggedProgress(
-        total=options["epochs"] * batches, desc="train the classifier", unit="batches", logger=log, per_unit=(options["batch_size"], "images")
+        total=options["epochs"] * batches,
+        desc="train the classifier",
+        unit="batches",
+        logger=log,
+        per_unit=(options["batch_size"], "images"),
     )
     for epoch in range(options["epochs"]):
         model.train()
@@ -162,4 +166,3 @@ def train_classifier(splits: ImageSplits, options: dict[str, Any], out: Path) ->
         "architecture": config,
         "training": dict(options),
     }
-

@@ -115,7 +115,9 @@ def fetch_pinned_classifier(dataset: str, resolution: int, weights_out: Path) ->
     """Copy the shipped classifier for ``dataset`` next to the DAG's outputs after checking its SHA-256; its protocol."""
     found = pinned_weights(dataset, resolution)
     if found is None:
-        raise AkdgError(f"no pinned {CLASSIFIER} ships for dataset {dataset!r} at {resolution} px (shipped: {shipped()}); set extractor.source: train")
+        raise AkdgError(
+            f"no pinned {CLASSIFIER} ships for dataset {dataset!r} at {resolution} px (shipped: {shipped()}); set extractor.source: train"
+        )
     weights, expected = found
     if not weights.is_file():
         raise AkdgError(f"the pinned feature extractor {weights} is missing from the installed package; reinstall akdg")
@@ -143,7 +145,10 @@ def fetch_extractor(spec: dict[str, Any], weights_out: Path | None = None) -> di
     if name == CLASSIFIER:
         if not spec.get("pinned") or weights_out is None:
             raise AkdgError(f"{CLASSIFIER!r} without a pinned copy is trained on the data, not fetched: run 'akdg train-extractor'")
-        return {**fetch_pinned_classifier(spec["pinned"]["dataset"], spec["pinned"]["resolution"], weights_out), "features": feature_layers(name)}
+        return {
+            **fetch_pinned_classifier(spec["pinned"]["dataset"], spec["pinned"]["resolution"], weights_out),
+            "features": feature_layers(name),
+        }
     if name != INCEPTION:
         raise AkdgError(f"unknown feature extractor {name!r}; available: {', '.join(EXTRACTORS)}")
     weights, source = resolve_inception_weights(spec.get("inception_weights"))
@@ -203,7 +208,13 @@ def load_extractor(path: Path | str) -> Extractor:
         if found is None:
             raise AkdgError(f"{protocol_path} names a pinned extractor this version of akdg does not ship; rerun 'akdg fetch-extractor'")
         check_pinned(weights, found[1])
-    protocol = {"name": name, "weights": str(weights), "weights_sha256": checksum, "features": feature_layers(name), "source": stored.get("source")}
+    protocol = {
+        "name": name,
+        "weights": str(weights),
+        "weights_sha256": checksum,
+        "features": feature_layers(name),
+        "source": stored.get("source"),
+    }
     if name == CLASSIFIER:
         protocol.update({key: stored[key] for key in ("test_accuracy", "trained_on", "training") if key in stored})
     return Extractor(name=name, weights=weights, weights_sha256=checksum, protocol=protocol)

@@ -108,7 +108,9 @@ def module_digest(module: str) -> str:
 def source_file(module: str) -> Path:
     path = find_file(module)
     if path is None:
-        raise AkdgError(f"module {module} has no Python source file to fingerprint; install it from source (pip install -e) or remove it from the config")
+        raise AkdgError(
+            f"module {module} has no Python source file to fingerprint; install it from source (pip install -e) or remove it from the config"
+        )
     return path
 
 

@@ -44,7 +44,10 @@ def place_images(images: torch.Tensor, device: torch.device) -> torch.Tensor:
         return images.to(device)
     log.info(
         "train split (%.1f MiB of uint8) exceeds %d%% of %s's free memory (%.1f MiB): kept in host memory, each batch copied over",
-        size / 2**20, round(100 * DATA_ON_DEVICE_FRACTION), device, free / 2**20,
+        size / 2**20,
+        round(100 * DATA_ON_DEVICE_FRACTION),
+        device,
+        free / 2**20,
     )
     return images
 
@@ -187,11 +190,15 @@ class Method:
         A plug-in may override it; the built-ins declare ``residual_generators`` instead.
         """
         if cls.residual_generators:
-            check_residual_generators(cls.__name__.lower(), student_spec, teacher_spec, lambda arch: ARCHITECTURES.metadata(arch)["residual"])
+            check_residual_generators(
+                cls.__name__.lower(), student_spec, teacher_spec, lambda arch: ARCHITECTURES.metadata(arch)["residual"]
+            )
 
     def state_dict(self) -> dict[str, Any]:
         """Every module and optimiser the method holds (discriminators, adapters, optimisers), for resuming."""
-        return {name: value.state_dict() for name, value in sorted(vars(self).items()) if isinstance(value, (nn.Module, torch.optim.Optimizer))}
+        return {
+            name: value.state_dict() for name, value in sorted(vars(self).items()) if isinstance(value, (nn.Module, torch.optim.Optimizer))
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name, value in state.items():

@@ -35,10 +35,10 @@ from torch_fidelity.metric_fid import fid_featuresdict_to_statistics_cached
 from torch_fidelity.utils import create_feature_extractor, extract_featuresdict_from_input_id_cached
 
 from akdg.datasets import ImageSplits
-from akdg.images import to_uint8
 from akdg.feature_extractor_classifier import NAME as CLASSIFIER_NAME
 from akdg.feature_extractor_classifier import register_with_torch_fidelity
 from akdg.feature_extractors import feature_layers, input_channels
+from akdg.images import to_uint8
 from akdg.progress import CountedProgress
 from akdg.registry import AkdgError
 
@@ -126,7 +126,9 @@ class ReferenceCache:
         computes it again instead of failing to load it; the entry is only a cache of the reference split."""
         damaged = [path for path in self.files(extractor) if path.is_file() and not _intact_zip(path)]
         if damaged:
-            log.warning("reference feature cache %s is damaged; removing its entry %s to compute it again", ", ".join(map(str, damaged)), self.key)
+            log.warning(
+                "reference feature cache %s is damaged; removing its entry %s to compute it again", ", ".join(map(str, damaged)), self.key
+            )
             for path in self.files(extractor):
                 path.unlink(missing_ok=True)
 
@@ -158,7 +160,9 @@ def reference_cache(root: Path | str, splits: ImageSplits, extractor: str, weigh
     return ReferenceCache(root=Path(root), key=f"akdg-{split}-{digest[:32]}", fields=fields)
 
 
-def _fidelity_kwargs(extractor: str, extractor_weights: Path | str, options: dict[str, Any], cache: ReferenceCache | None) -> dict[str, Any]:
+def _fidelity_kwargs(
+    extractor: str, extractor_weights: Path | str, options: dict[str, Any], cache: ReferenceCache | None
+) -> dict[str, Any]:
     """The arguments every torch-fidelity call shares, so the cache filler and the metrics agree on file names."""
     register_with_torch_fidelity()
     kwargs: dict[str, Any] = {
@@ -217,7 +221,13 @@ def fidelity_metrics(
 
 
 def score(
-    input1: Any, input2: Any, extractor: str, extractor_weights: Path | str, options: dict[str, Any], cache: ReferenceCache | None, **extra: Any
+    input1: Any,
+    input2: Any,
+    extractor: str,
+    extractor_weights: Path | str,
+    options: dict[str, Any],
+    cache: ReferenceCache | None,
+    **extra: Any,
 ) -> dict[str, float]:
     """IS, FID and KID of ``input1`` against ``input2`` through torch-fidelity, with the arguments every akdg score uses.
 
@@ -246,7 +256,9 @@ def score(
     }
 
 
-def fill_reference_cache(reference: np.ndarray, *, extractor: str, extractor_weights: Path | str, batch_size: int, cache: ReferenceCache) -> list[Path]:
+def fill_reference_cache(
+    reference: np.ndarray, *, extractor: str, extractor_weights: Path | str, batch_size: int, cache: ReferenceCache
+) -> list[Path]:
     """Compute the reference features and FID statistics into ``cache`` (or find them there); returns its files.
 
     Runs torch-fidelity's own cached functions for input2 with the layers :func:`fidelity_metrics`

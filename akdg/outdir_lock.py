@@ -79,7 +79,9 @@ class OutdirLock:
         except FileExistsError:
             return False
         except OSError as error:
-            raise AkdgError(f"cannot create the lock {self.path} ({error.strerror}); make room there, or set outdir to a writable folder") from None
+            raise AkdgError(
+                f"cannot create the lock {self.path} ({error.strerror}); make room there, or set outdir to a writable folder"
+            ) from None
         finally:
             staging.unlink(missing_ok=True)
         return True
@@ -91,9 +93,13 @@ class OutdirLock:
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as error:
-            raise AkdgError(f"the outdir lock {self.path} is unreadable ({error}); if no run is writing to {self.outdir}, remove it and rerun") from None
+            raise AkdgError(
+                f"the outdir lock {self.path} is unreadable ({error}); if no run is writing to {self.outdir}, remove it and rerun"
+            ) from None
         if not isinstance(holder, dict) or not {"host", "pid", "started", "directory"} <= set(holder) or not isinstance(holder["pid"], int):
-            raise AkdgError(f"the outdir lock {self.path} does not name its holder; if no run is writing to {self.outdir}, remove it and rerun")
+            raise AkdgError(
+                f"the outdir lock {self.path} does not name its holder; if no run is writing to {self.outdir}, remove it and rerun"
+            )
         return holder
 
     def _remove(self, stale: dict[str, Any]) -> None:

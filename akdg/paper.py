@@ -23,7 +23,12 @@ NUMBERS = (*COMPARED, "is_std")
 def load_paper(path: Path | str = PAPER_CSV) -> pd.DataFrame:
     """The paper's rows, keyed by (dataset, role, arch, method label); teacher rows have no method."""
     try:
-        paper = pd.read_csv(path, dtype={name: str for name in (*KEY, "paper_row", "source")}, keep_default_na=False, na_values={name: [""] for name in NUMBERS})
+        paper = pd.read_csv(
+            path,
+            dtype={name: str for name in (*KEY, "paper_row", "source")},
+            keep_default_na=False,
+            na_values={name: [""] for name in NUMBERS},
+        )
     except FileNotFoundError:
         raise AkdgError(f"{path} is missing; reinstall akdg (the file ships with the package)") from None
     missing = {*KEY, *NUMBERS, "paper_row", "source"} - set(paper.columns)

@@ -66,12 +66,21 @@ def fid_vs_params_figure(runs: pd.DataFrame, title: str) -> Figure:
         x = rows["params"] * 10**offset
         seeds = rows["count"].max()
         axis.errorbar(
-            x, rows["mean"], yerr=[rows["mean"] - rows["min"], rows["max"] - rows["mean"]], fmt="o", color=colours[method],
-            markersize=7, capsize=3, zorder=4, label=f"{method} (mean of {seeds} seeds)" if seeds > 1 else method,
+            x,
+            rows["mean"],
+            yerr=[rows["mean"] - rows["min"], rows["max"] - rows["mean"]],
+            fmt="o",
+            color=colours[method],
+            markersize=7,
+            capsize=3,
+            zorder=4,
+            label=f"{method} (mean of {seeds} seeds)" if seeds > 1 else method,
         )
         for (_, row), position in zip(rows.iterrows(), x):
             seed_fids = trained[(trained["student"] == row["student"]) & (trained["method"] == method)]["fid"]
-            axis.scatter([position] * len(seed_fids), seed_fids, s=22, facecolors="white", edgecolors=colours[method], linewidths=1, zorder=3)
+            axis.scatter(
+                [position] * len(seed_fids), seed_fids, s=22, facecolors="white", edgecolors=colours[method], linewidths=1, zorder=3
+            )
     real = runs[runs["kind"] == "real"]["fid"]
     if len(real):
         axis.axhline(real.min(), color="grey", linestyle=":", linewidth=1.2, label=f"real test images vs train: {real.min():.1f}")
@@ -80,8 +89,14 @@ def fid_vs_params_figure(runs: pd.DataFrame, title: str) -> Figure:
     untrained = runs[runs["kind"] == "untrained"]["fid"]
     if len(untrained):
         axis.text(
-            0.99, 0.97, f"untrained generators (not drawn): FID {untrained.min():,.0f} to {untrained.max():,.0f}",
-            transform=axis.transAxes, ha="right", va="top", fontsize=8, color="dimgrey",
+            0.99,
+            0.97,
+            f"untrained generators (not drawn): FID {untrained.min():,.0f} to {untrained.max():,.0f}",
+            transform=axis.transAxes,
+            ha="right",
+            va="top",
+            fontsize=8,
+            color="dimgrey",
         )
     ticks = summary.groupby("params", sort=True)["student"].agg(lambda names: " / ".join(dict.fromkeys(names)))
     axis.set_xscale("log")
@@ -127,7 +142,11 @@ def sample_grid_figure(images: dict[str, np.ndarray], caption: str, columns: int
         count, channels, height, width = batch.shape
         lines = -(-count // columns)
         batch = np.concatenate([batch, np.full((lines * columns - count, channels, height, width), 255, batch.dtype)])
-        grid = batch.reshape(lines, columns, channels, height, width).transpose(0, 3, 1, 4, 2).reshape(lines * height, columns * width, channels)
+        grid = (
+            batch.reshape(lines, columns, channels, height, width)
+            .transpose(0, 3, 1, 4, 2)
+            .reshape(lines * height, columns * width, channels)
+        )
         rows.append(grid)
     cell = 0.22  # inches per image
     row_heights = [grid.shape[0] / rows[0].shape[1] * columns * cell for grid in rows]
@@ -135,8 +154,11 @@ def sample_grid_figure(images: dict[str, np.ndarray], caption: str, columns: int
     wrapped = textwrap.fill(caption, width=int(figure_width * 15))  # characters of 8-point text per line
     caption_height = 0.16 * (wrapped.count("\n") + 1) + 0.1
     figure, axes = plt.subplots(
-        len(rows), 1, figsize=(figure_width, sum(row_heights) * 1.08 + caption_height + 0.2),
-        gridspec_kw={"height_ratios": row_heights}, squeeze=False,
+        len(rows),
+        1,
+        figsize=(figure_width, sum(row_heights) * 1.08 + caption_height + 0.2),
+        gridspec_kw={"height_ratios": row_heights},
+        squeeze=False,
     )
     for axis, label, grid in zip(axes[:, 0], images, rows):
         axis.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
@@ -144,7 +166,9 @@ def sample_grid_figure(images: dict[str, np.ndarray], caption: str, columns: int
         axis.set_yticks([])
         axis.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
     figure.text(0.01, 0.01, wrapped, ha="left", va="bottom", fontsize=8)
-    figure.subplots_adjust(left=1.3 / figure.get_figwidth(), right=0.99, top=0.99, bottom=caption_height / figure.get_figheight(), hspace=0.08)
+    figure.subplots_adjust(
+        left=1.3 / figure.get_figwidth(), right=0.99, top=0.99, bottom=caption_height / figure.get_figheight(), hspace=0.08
+    )
     return figure
 
 

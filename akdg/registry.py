@@ -84,7 +84,9 @@ class Registry(Generic[T]):
             module = self._declared[name]["module"]
             importlib.import_module(module)
             if name not in self._entries:
-                raise AkdgError(f"the registry index says module {module} registers {self.kind} {name!r}, but it does not; run {REGENERATE}")
+                raise AkdgError(
+                    f"the registry index says module {module} registers {self.kind} {name!r}, but it does not; run {REGENERATE}"
+                )
             actual = {"module": module, **self.describe(self._entries[name])}
             if actual != self._declared[name]:
                 raise AkdgError(f"the registry index ({INDEX.name}) is stale for {self.kind} {name!r}; run {REGENERATE}")
@@ -125,7 +127,11 @@ class Registry(Generic[T]):
 
 
 def _describe_method(method: Any) -> dict[str, Any]:
-    return {"requires_teacher": method.requires_teacher, "residual_generators": method.residual_generators, "options_schema": method.options_schema()}
+    return {
+        "requires_teacher": method.requires_teacher,
+        "residual_generators": method.residual_generators,
+        "options_schema": method.options_schema(),
+    }
 
 
 DATASETS: Registry[Any] = Registry("dataset")  # options -> ImageSplits
@@ -143,7 +149,8 @@ def build_index() -> dict[str, dict[str, dict[str, Any]]]:
     for module in BUILTIN_MODULES:
         importlib.import_module(module)
     return {
-        registry.kind: {name: entry for name, entry in registry.implemented().items() if entry["module"] in BUILTIN_MODULES} for registry in REGISTRIES
+        registry.kind: {name: entry for name, entry in registry.implemented().items() if entry["module"] in BUILTIN_MODULES}
+        for registry in REGISTRIES
     }
 
 
@@ -154,8 +161,7 @@ def import_plugins(modules: Iterable[str]) -> None:
             importlib.import_module(module)
         except ImportError as error:
             raise AkdgError(
-                f"plugin module {module!r} could not be imported ({error}); "
-                "install it or fix the 'plugins' list in the config"
+                f"plugin module {module!r} could not be imported ({error}); install it or fix the 'plugins' list in the config"
             ) from error
 
 

@@ -113,7 +113,13 @@ def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path |
     identity = {"spec": spec, "data_sha256": splits.protocol["content_sha256"], "teacher_sha256": teacher_sha256, "device": device.type}
     resume = Resumable(Path(f"{out}.state"), hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest(), checkpoint_every)
     history = train(
-        spec["method"], spec["method_options"], ctx, spec["steps"], log_every=spec["log_every"], ema_decay=spec["ema_decay"], resume=resume,
+        spec["method"],
+        spec["method_options"],
+        ctx,
+        spec["steps"],
+        log_every=spec["log_every"],
+        ema_decay=spec["ema_decay"],
+        resume=resume,
         max_abs_loss=spec["max_abs_loss"],
     )
     meta = {
@@ -168,10 +174,21 @@ def measure_cost(spec: dict[str, Any], data: Path, out: Path, threads: int) -> N
     generators, figures = {}, {}
     for label, generator_spec in spec["generators"].items():
         torch.manual_seed(0)
-        generators[label] = build_generator(generator_spec, resolution=splits.resolution, channels=splits.channels, z_dim=spec["z_dim"]).to(device)
-        figures[label] = {"generator": generator_spec, "resolution": splits.resolution, **cost.generator_size(generators[label], spec["z_dim"])}
+        generators[label] = build_generator(generator_spec, resolution=splits.resolution, channels=splits.channels, z_dim=spec["z_dim"]).to(
+            device
+        )
+        figures[label] = {
+            "generator": generator_spec,
+            "resolution": splits.resolution,
+            **cost.generator_size(generators[label], spec["z_dim"]),
+        }
     speeds, measurement = cost.measure_speeds(
-        generators, spec["z_dim"], batch_size=speed["batch_size"], min_run_time=speed["min_run_time"], threads=threads, rounds=speed["rounds"]
+        generators,
+        spec["z_dim"],
+        batch_size=speed["batch_size"],
+        min_run_time=speed["min_run_time"],
+        threads=threads,
+        rounds=speed["rounds"],
     )
     ratios = cost.throughput_ratios(speeds, "teacher") if "teacher" in speeds else {}
     for label in figures:
@@ -201,7 +218,9 @@ def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path,
     costs = read_json(cost_path)
     uncosted = sorted({row["run"]["generator_label"] for row in spec["rows"] if row["kind"] != "real"} - set(costs))
     if uncosted:
-        raise AkdgError(f"cost file {cost_path} has no figures for {', '.join(uncosted)}; rerun 'akdg measure-cost' with this config's generators")
+        raise AkdgError(
+            f"cost file {cost_path} has no figures for {', '.join(uncosted)}; rerun 'akdg measure-cost' with this config's generators"
+        )
     fe = _configured_extractor(options, extractor)
     cache = metrics.reference_cache(reference_cache, splits, fe.name, fe.weights_sha256) if reference_cache else None
     if cache is not None:
@@ -219,26 +238,41 @@ def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path,
             log.warning("real-data row: KID subset size %d -> %d (the test split's size)", options["kid_subset_size"], len(splits.x_test))
         available = len(splits.x_test) if kind == "real" else options["num_samples"]
         if row_options["kid_subset_size"] > min(available, len(splits.x_train)):
-            raise AkdgError(f"evaluation.kid_subset_size={options['kid_subset_size']} exceeds the {available} samples of row {run}; lower it")
+            raise AkdgError(
+                f"evaluation.kid_subset_size={options['kid_subset_size']} exceeds the {available} samples of row {run}; lower it"
+            )
         training, checkpoint_path = None, row.get("checkpoint")
         if kind == "real":
             candidate: Any = splits.x_test
             samples = {"generated": 0, "candidate_split": "test", "candidate": len(splits.x_test)}
         else:
             if kind == "trained":
-                expect = {"generator": run["generator"], "resolution": splits.resolution, "channels": splits.channels, "z_dim": spec["z_dim"]}
+                expect = {
+                    "generator": run["generator"],
+                    "resolution": splits.resolution,
+                    "channels": splits.channels,
+                    "z_dim": spec["z_dim"],
+                }
                 candidate, meta = checkpoint.load_generator(checkpoint_path, expect=expect)
                 training = meta["training"]
             else:
                 torch.manual_seed(run["seed"])
-                candidate = build_generator(run["generator"], resolution=splits.resolution, channels=splits.channels, z_dim=spec["z_dim"]).eval()
+                candidate = build_generator(
+                    run["generator"], resolution=splits.resolution, channels=splits.channels, z_dim=spec["z_dim"]
+                ).eval()
             samples = {"generated": options["num_samples"], "candidate": options["num_samples"]}
         cache_use = None
         if cache is not None:
             cache_use = {"root": str(cache.root), "key": cache.key, "fields": cache.fields, "hit": cache.is_filled(fe.name)}
             log.info("reference features %s in %s (key %s)", "read" if cache_use["hit"] else "computed and filled", cache.root, cache.key)
         scores = metrics.fidelity_metrics(
-            candidate, splits.x_train, z_dim=spec["z_dim"], extractor=fe.name, extractor_weights=fe.weights, options=row_options, cache=cache,
+            candidate,
+            splits.x_train,
+            z_dim=spec["z_dim"],
+            extractor=fe.name,
+            extractor_weights=fe.weights,
+            options=row_options,
+            cache=cache,
             label=_row_label(run, checkpoint_path),
         )
         result = {
@@ -267,11 +301,15 @@ def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path,
 
 def _row_label(run: dict[str, Any], checkpoint_path: Path | str | None) -> str:
     """How an evaluation error names its row: the run's identity and, for a trained one, its checkpoint."""
-    identity = ", ".join(f"{key} {run[key]}" for key in ("dataset", "role", "generator_label", "method", "seed") if run.get(key) not in (None, ""))
+    identity = ", ".join(
+        f"{key} {run[key]}" for key in ("dataset", "role", "generator_label", "method", "seed") if run.get(key) not in (None, "")
+    )
     return f"run [{identity}]" + (f" from checkpoint {checkpoint_path}" if checkpoint_path else "")
 
 
-def sample_grid_images(checkpoints: dict[str, Path], z_dim: int, count: int, seed: int) -> tuple[dict[str, np.ndarray], dict[str, int | None]]:
+def sample_grid_images(
+    checkpoints: dict[str, Path], z_dim: int, count: int, seed: int
+) -> tuple[dict[str, np.ndarray], dict[str, int | None]]:
     """Images from each generator on the same z (uint8 NCHW), and each one's training seed from its checkpoint,
     for side-by-side sample grids that say which run they show."""
     z = torch.randn(count, z_dim, generator=torch.Generator().manual_seed(seed))
@@ -311,7 +349,9 @@ def reference_stats(spec: dict[str, Any], data: Path, extractor: Path, cache_dir
     cache = metrics.reference_cache(cache_dir, splits, fe.name, fe.weights_sha256)
     cache.remove_damaged(fe.name)
     hit = cache.is_filled(fe.name)
-    files = metrics.fill_reference_cache(splits.x_train, extractor=fe.name, extractor_weights=fe.weights, batch_size=spec["batch_size"], cache=cache)
+    files = metrics.fill_reference_cache(
+        splits.x_train, extractor=fe.name, extractor_weights=fe.weights, batch_size=spec["batch_size"], cache=cache
+    )
     write_json(
         out,
         {

@@ -122,7 +122,11 @@ PAPER_CELLS: dict[str, tuple[str, Callable[[pd.Series], str], Callable[[float], 
     "layers": ("layers", lambda row: _number(row["paper_layers"], ".0f"), lambda v: _signed(v, ".0f")),
     "params": ("params", lambda row: _count(row["paper_params"], "g"), _signed_count),
     "mult-adds": ("mult_adds", lambda row: _count(row["paper_mult_adds"], "g"), _signed_count),
-    "IS": ("is_mean", lambda row: "–" if pd.isna(row["paper_is_mean"]) else f"{row['paper_is_mean']:.2f} ({row['paper_is_std']:.2f})", lambda v: _signed(v, ".2f")),
+    "IS": (
+        "is_mean",
+        lambda row: "–" if pd.isna(row["paper_is_mean"]) else f"{row['paper_is_mean']:.2f} ({row['paper_is_std']:.2f})",
+        lambda v: _signed(v, ".2f"),
+    ),
     "FID": ("fid", lambda row: _number(row["paper_fid"], ".2f"), lambda v: _signed(v, ".2f")),
 }
 
@@ -245,12 +249,20 @@ def write_run_metrics(runs: pd.DataFrame, metrics_dir: Path) -> None:
         write_json(metrics_dir / f"{run_id(row)}.json", values)
 
 
-def aggregate(run_paths: list[Path], method_order: list[str], tables_dir: Path, metrics_dir: Path, dataset: str) -> tuple[pd.DataFrame, ClaimsReport]:
+def aggregate(
+    run_paths: list[Path], method_order: list[str], tables_dir: Path, metrics_dir: Path, dataset: str
+) -> tuple[pd.DataFrame, ClaimsReport]:
     """Write ``<dataset>.md/.csv/.tex`` and ``<dataset>_claims.md/.csv`` under ``tables_dir`` and per-run DVC
     metrics; return the runs (for plots) and the claims report (for the log). ``dataset`` is the runs'
     ``dataset.label``; the paper's numbers are matched by the loader's name the runs' protocol records."""
     tables_dir = Path(tables_dir)
-    prepare_outputs([tables_dir / name for name in (f"{dataset}.csv", f"{dataset}.md", f"{dataset}.tex", f"{dataset}_claims.md", f"{dataset}_claims.csv")], folders=[metrics_dir])
+    prepare_outputs(
+        [
+            tables_dir / name
+            for name in (f"{dataset}.csv", f"{dataset}.md", f"{dataset}.tex", f"{dataset}_claims.md", f"{dataset}_claims.csv")
+        ],
+        folders=[metrics_dir],
+    )
     runs = load_runs(run_paths)
     found = sorted(set(runs["dataset"]))
     if found != [dataset]:
@@ -276,5 +288,11 @@ def aggregate(run_paths: list[Path], method_order: list[str], tables_dir: Path, 
     write_run_metrics(runs, metrics_dir)
     claims = evaluate_claims(runs, dataset)
     write_claims(claims, tables_dir)
-    log.info("wrote %s tables for %d rows from %d runs (paper columns: %s)", dataset, len(summary), len(runs), "yes" if len(paper.columns) else "none")
+    log.info(
+        "wrote %s tables for %d rows from %d runs (paper columns: %s)",
+        dataset,
+        len(summary),
+        len(runs),
+        "yes" if len(paper.columns) else "none",
+    )
     return runs, claims

@@ -57,10 +57,15 @@ def check_finite(losses: dict[str, float], step: int, max_abs_loss: float) -> No
     for name, value in losses.items():
         if not abs(value) <= max_abs_loss:
             if math.isfinite(value):
-                what, causes = f"reached {value:.3g}, beyond training.max_abs_loss={max_abs_loss:g},", f"{DIVERGENCE_CAUSES}, or a bound too low for this loss"
+                what, causes = (
+                    f"reached {value:.3g}, beyond training.max_abs_loss={max_abs_loss:g},",
+                    f"{DIVERGENCE_CAUSES}, or a bound too low for this loss",
+                )
             else:
                 what, causes = f"became {value}", DIVERGENCE_CAUSES
-            raise AkdgError(f"loss {name!r} {what} at step {step}: training diverged; likely causes are {causes}; fix the one that applies and rerun")
+            raise AkdgError(
+                f"loss {name!r} {what} at step {step}: training diverged; likely causes are {causes}; fix the one that applies and rerun"
+            )
 
 
 def trained_modules(ctx: TrainContext, method: Method, average: AveragedModel | None) -> dict[str, nn.Module]:
@@ -191,7 +196,12 @@ def train(
         history, first = state["history"], state["step"] + 1
         log.info("resuming from %s at step %d of %d", resume.path, first, steps)
     progress = LoggedProgress(
-        range(first, steps + 1), total=steps, initial=first - 1, desc=f"train {method_name}", unit="steps", logger=log,
+        range(first, steps + 1),
+        total=steps,
+        initial=first - 1,
+        desc=f"train {method_name}",
+        unit="steps",
+        logger=log,
         per_unit=(ctx.batch_size, "images"),
     )
     growing = [model for model in (ctx.generator, *ctx.discriminators) if hasattr(model, "set_progress")]

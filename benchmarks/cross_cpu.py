@@ -30,9 +30,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from benchlib import copy_workflow, REPO, RESULTS, machine, run, setup_logging, write_result
-
 from akdg.registry import AkdgError
+from benchlib import REPO, RESULTS, copy_workflow, machine, run, setup_logging, write_result
 
 log = logging.getLogger("cross_cpu")
 METRICS = {"is_mean": "IS", "fid": "FID", "kid_mean": "KID"}
@@ -70,7 +69,9 @@ def compare(reference: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--capability", default="avx2", choices=list(CAPS), help="instruction set the other run is capped at")
-    parser.add_argument("--reference", type=Path, default=REPO / "results" / "tables" / "digits.csv", help="the native run's table (the committed one)")
+    parser.add_argument(
+        "--reference", type=Path, default=REPO / "results" / "tables" / "digits.csv", help="the native run's table (the committed one)"
+    )
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS / "cross_cpu.json", help="JSON; a Markdown table goes beside it")
     args = parser.parse_args()
@@ -106,7 +107,10 @@ def main() -> int:
     }
     write_result(args.out, "cross_cpu", info, {"capability": args.capability, "reference": str(args.reference.relative_to(REPO))}, result)
     shown = cells.assign(
-        **{name: cells[name].map(lambda v: "–" if pd.isna(v) else f"{v:.4g}") for name in ("native", "other", "difference", "seed_std", "difference_over_seed_std")}
+        **{
+            name: cells[name].map(lambda v: "–" if pd.isna(v) else f"{v:.4g}")
+            for name in ("native", "other", "difference", "seed_std", "difference_over_seed_std")
+        }
     )
     args.out.with_suffix(".md").write_text(
         f"# The default table with {native} kernels (committed) and capped at {args.capability}\n\n"
@@ -118,8 +122,13 @@ def main() -> int:
         f"- trained rows (several seeds): |difference| / seed std at most {result['max_difference_over_seed_std']:.3g}, "
         f"median {result['median_difference_over_seed_std']:.3g}\n"
     )
-    log.info("identical cells %d of %d; |difference| / seed std: max %.3g, median %.3g", result["identical_cells"], len(cells),
-             result["max_difference_over_seed_std"], result["median_difference_over_seed_std"])
+    log.info(
+        "identical cells %d of %d; |difference| / seed std: max %.3g, median %.3g",
+        result["identical_cells"],
+        len(cells),
+        result["max_difference_over_seed_std"],
+        result["median_difference_over_seed_std"],
+    )
     return 0
 
 

@@ -40,7 +40,7 @@ import torch
 import yaml
 
 from akdg.protocol import git_commit
-from benchlib import copy_workflow, REPO, RESULTS, machine, setup_logging, table, write_result
+from benchlib import REPO, RESULTS, copy_workflow, machine, setup_logging, table, write_result
 
 BUDGET_BYTES = 4 * 1024**3
 log = logging.getLogger("dag_budget")
@@ -205,14 +205,23 @@ def run_dag(checkout: Path, workdir: Path, cores: int, configfile: Path | None) 
 
 def comparison(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> dict[str, Any]:
     """Before/after figures per run and their ratios (after / before: under 1 is a shorter wall time)."""
-    keys = ("wall_seconds", "efficiency", "cpu_efficiency", "jobs_started_before_teacher", "teacher_start_seconds", "load_average_1_5_15_before")
+    keys = (
+        "wall_seconds",
+        "efficiency",
+        "cpu_efficiency",
+        "jobs_started_before_teacher",
+        "teacher_start_seconds",
+        "load_average_1_5_15_before",
+    )
     paired_wall = [b["wall_seconds"] / a["wall_seconds"] for a, b in zip(before, after)]
     return {
         "before": {"checkout_git_commit": before[0]["checkout_git_commit"], "runs": [{key: run[key] for key in keys} for run in before]},
         "after": {"checkout_git_commit": after[0]["checkout_git_commit"], "runs": [{key: run[key] for key in keys} for run in after]},
-        "wall_ratio_after_to_before": statistics.median(run["wall_seconds"] for run in after) / statistics.median(run["wall_seconds"] for run in before),
+        "wall_ratio_after_to_before": statistics.median(run["wall_seconds"] for run in after)
+        / statistics.median(run["wall_seconds"] for run in before),
         "paired_wall_ratios_after_to_before": paired_wall,
-        "efficiency_ratio_after_to_before": statistics.median(run["efficiency"] for run in after) / statistics.median(run["efficiency"] for run in before),
+        "efficiency_ratio_after_to_before": statistics.median(run["efficiency"] for run in after)
+        / statistics.median(run["efficiency"] for run in before),
         "cpu_efficiency_ratio_after_to_before": (
             statistics.median(run["cpu_efficiency"] for run in after) / statistics.median(run["cpu_efficiency"] for run in before)
         ),
@@ -220,12 +229,30 @@ def comparison(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> dic
 
 
 def log_run(label: str, run: dict[str, Any], budget_seconds: float) -> None:
-    log.info("%s: wall time %6.1f s (budget %.0f s, ratio %.2f), load before %.2f", label, run["wall_seconds"], budget_seconds,
-             run["wall_seconds"] / budget_seconds, run["load_average_1_5_15_before"][0])
-    log.info("%s: efficiency %.2f (job seconds %.0f / (%d cores x wall)), CPU efficiency %.2f (job CPU seconds %.0f)", label,
-             run["efficiency"], run["job_seconds_sum"], run["cores"], run["cpu_efficiency"], run["job_cpu_seconds_sum"])
-    log.info("%s: %s jobs started before train_teacher (%s s after the first); order: %s", label, run["jobs_started_before_teacher"],
-             run["teacher_start_seconds"], ", ".join(run["start_order"]))
+    log.info(
+        "%s: wall time %6.1f s (budget %.0f s, ratio %.2f), load before %.2f",
+        label,
+        run["wall_seconds"],
+        budget_seconds,
+        run["wall_seconds"] / budget_seconds,
+        run["load_average_1_5_15_before"][0],
+    )
+    log.info(
+        "%s: efficiency %.2f (job seconds %.0f / (%d cores x wall)), CPU efficiency %.2f (job CPU seconds %.0f)",
+        label,
+        run["efficiency"],
+        run["job_seconds_sum"],
+        run["cores"],
+        run["cpu_efficiency"],
+        run["job_cpu_seconds_sum"],
+    )
+    log.info(
+        "%s: %s jobs started before train_teacher (%s s after the first); order: %s",
+        label,
+        run["jobs_started_before_teacher"],
+        run["teacher_start_seconds"],
+        ", ".join(run["start_order"]),
+    )
 
 
 def summarize(runs: dict[str, list[dict[str, Any]]], latest_label: str, budget_seconds: float) -> dict[str, Any]:
@@ -234,16 +261,32 @@ def summarize(runs: dict[str, list[dict[str, Any]]], latest_label: str, budget_s
     result = {**latest, "budget_seconds": budget_seconds, "wall_ratio_to_budget": latest["wall_seconds"] / budget_seconds}
     if latest_label == "after":
         result["comparison"] = comparison(runs["before"], runs["after"])
-        log.info("\n%s", table(
-            ["run", "checkout", "load before", "wall s", "efficiency", "CPU efficiency", "jobs before teacher"],
-            [[f"{label} {i + 1}", run["checkout_git_commit"][:12], f"{run['load_average_1_5_15_before'][0]:.2f}", f"{run['wall_seconds']:.1f}",
-              f"{run['efficiency']:.2f}", f"{run['cpu_efficiency']:.2f}", run["jobs_started_before_teacher"]]
-             for label in ("before", "after") for i, run in enumerate(runs[label])],
-        ))
-        log.info("after / before: wall %.2f (paired %s), efficiency %.2f, CPU efficiency %.2f",
-                 result["comparison"]["wall_ratio_after_to_before"],
-                 ", ".join(f"{ratio:.2f}" for ratio in result["comparison"]["paired_wall_ratios_after_to_before"]),
-                 result["comparison"]["efficiency_ratio_after_to_before"], result["comparison"]["cpu_efficiency_ratio_after_to_before"])
+        log.info(
+            "\n%s",
+            table(
+                ["run", "checkout", "load before", "wall s", "efficiency", "CPU efficiency", "jobs before teacher"],
+                [
+                    [
+                        f"{label} {i + 1}",
+                        run["checkout_git_commit"][:12],
+                        f"{run['load_average_1_5_15_before'][0]:.2f}",
+                        f"{run['wall_seconds']:.1f}",
+                        f"{run['efficiency']:.2f}",
+                        f"{run['cpu_efficiency']:.2f}",
+                        run["jobs_started_before_teacher"],
+                    ]
+                    for label in ("before", "after")
+                    for i, run in enumerate(runs[label])
+                ],
+            ),
+        )
+        log.info(
+            "after / before: wall %.2f (paired %s), efficiency %.2f, CPU efficiency %.2f",
+            result["comparison"]["wall_ratio_after_to_before"],
+            ", ".join(f"{ratio:.2f}" for ratio in result["comparison"]["paired_wall_ratios_after_to_before"]),
+            result["comparison"]["efficiency_ratio_after_to_before"],
+            result["comparison"]["cpu_efficiency_ratio_after_to_before"],
+        )
     return result
 
 
@@ -264,7 +307,11 @@ def main() -> int:
     plan = [("before", args.baseline.resolve()), ("after", REPO)] * args.rounds if args.baseline else [("this", REPO)]
     latest_label = "after" if args.baseline else "this"
     runs: dict[str, list[dict[str, Any]]] = {"before": [], "after": [], "this": []}
-    settings = {"cores": args.cores, "configfile": str(args.configfile or "config/config.yaml"), "baseline": str(args.baseline) if args.baseline else None}
+    settings = {
+        "cores": args.cores,
+        "configfile": str(args.configfile or "config/config.yaml"),
+        "baseline": str(args.baseline) if args.baseline else None,
+    }
     for index, (label, checkout) in enumerate(plan):
         workdir = root if len(plan) == 1 else root / f"{index}-{label}"
         run = run_dag(checkout, workdir, args.cores, args.configfile)
@@ -275,12 +322,22 @@ def main() -> int:
         if not args.keep:
             shutil.rmtree(workdir)
         if label == latest_label:  # after each pair: a run stopped early still leaves its complete pairs
-            write_result(args.out, "dag_budget", info, {**settings, "rounds": len(runs[label])}, summarize(runs, latest_label, args.budget_seconds))
+            write_result(
+                args.out, "dag_budget", info, {**settings, "rounds": len(runs[label])}, summarize(runs, latest_label, args.budget_seconds)
+            )
     latest = runs[latest_label][-1]
-    log.info("peak memory   %6.2f GB PSS, %.2f GB summed RSS   (budget 4 GB, PSS ratio %.2f)", latest["peak_pss_bytes"] / 1024**3,
-             latest["peak_rss_sum_bytes"] / 1024**3, latest["memory_ratio_to_budget"])
-    log.info("learning      worst trained FID %.2f vs best untrained FID %.2f (ratio %.3f)", latest["worst_trained_fid"],
-             latest["best_untrained_fid"], latest["learning_ratio"])
+    log.info(
+        "peak memory   %6.2f GB PSS, %.2f GB summed RSS   (budget 4 GB, PSS ratio %.2f)",
+        latest["peak_pss_bytes"] / 1024**3,
+        latest["peak_rss_sum_bytes"] / 1024**3,
+        latest["memory_ratio_to_budget"],
+    )
+    log.info(
+        "learning      worst trained FID %.2f vs best untrained FID %.2f (ratio %.3f)",
+        latest["worst_trained_fid"],
+        latest["best_untrained_fid"],
+        latest["learning_ratio"],
+    )
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
     return 0

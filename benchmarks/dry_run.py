@@ -56,7 +56,11 @@ def plan_once(tree: Path, grid: str, workdir: Path) -> tuple[float, bool]:
     start = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-c", PLAN, str(tree / grid), str(workdir)],
-        cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True, text=True, check=False,
+        cwd=tree,
+        env={**os.environ, "PYTHONPATH": str(tree)},
+        capture_output=True,
+        text=True,
+        check=False,
     )
     seconds = time.perf_counter() - start
     if result.returncode:
@@ -66,7 +70,9 @@ def plan_once(tree: Path, grid: str, workdir: Path) -> tuple[float, bool]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--before", default="21733eb", help="the commit to compare with (default: the last one whose registries imported torch)")
+    parser.add_argument(
+        "--before", default="21733eb", help="the commit to compare with (default: the last one whose registries imported torch)"
+    )
     parser.add_argument("--repeats", type=int, default=5, help="alternating runs per tree and grid (default 5)")
     parser.add_argument("--out", type=Path, default=RESULTS / "dry_run.json", help="where the JSON goes")
     args = parser.parse_args()
@@ -97,8 +103,14 @@ def main() -> int:
         table(
             ["grid", "before s", "after s", "after/before", "torch before", "torch after"],
             [
-                [row["grid"], f"{row['median_s']['before']:.2f}", f"{row['median_s']['after']:.2f}", f"{row['after_over_before']:.2f}",
-                 row["torch_imported"]["before"], row["torch_imported"]["after"]]
+                [
+                    row["grid"],
+                    f"{row['median_s']['before']:.2f}",
+                    f"{row['median_s']['after']:.2f}",
+                    f"{row['after_over_before']:.2f}",
+                    row["torch_imported"]["before"],
+                    row["torch_imported"]["after"],
+                ]
                 for row in results
             ],
         ),

@@ -39,8 +39,6 @@ import torch_fidelity
 from PIL import Image
 from torch_fidelity.noise import random_normal
 
-from benchlib import run, CONFIGS, RESULTS, choose_device, interleave, machine, ratio_figures, setup_logging, table, write_result
-
 from akdg import checkpoint, datasets, metrics
 from akdg.architectures import build_generator
 from akdg.config import load_config
@@ -51,6 +49,7 @@ from akdg.images import to_uint8
 from akdg.io import sha256_file
 from akdg.losses import LOSSES
 from akdg.training import TrainContext, train
+from benchlib import CONFIGS, RESULTS, choose_device, interleave, machine, ratio_figures, run, setup_logging, table, write_result
 
 log = logging.getLogger("eval_paths")
 FROM_RGB = "akdg-classifier-from-rgb"  # the classifier on torch-fidelity's RGB file images (grey repeated)
@@ -77,10 +76,18 @@ def file_extractor(extractor: str, channels: int) -> str:
 
 
 def in_memory(
-    generator: nn.Module, splits: datasets.ImageSplits, z_dim: int, extractor: str, weights: Path, options: dict[str, Any], cache: metrics.ReferenceCache
+    generator: nn.Module,
+    splits: datasets.ImageSplits,
+    z_dim: int,
+    extractor: str,
+    weights: Path,
+    options: dict[str, Any],
+    cache: metrics.ReferenceCache,
 ) -> dict[str, float]:
     """akdg's path, exactly what ``steps.evaluate`` calls."""
-    return metrics.fidelity_metrics(generator, splits.x_train, z_dim=z_dim, extractor=extractor, extractor_weights=weights, options=options, cache=cache)
+    return metrics.fidelity_metrics(
+        generator, splits.x_train, z_dim=z_dim, extractor=extractor, extractor_weights=weights, options=options, cache=cache
+    )
 
 
 def write_pngs(generator: nn.Module, z_dim: int, options: dict[str, Any], folder: Path) -> int:
@@ -97,7 +104,9 @@ def write_pngs(generator: nn.Module, z_dim: int, options: dict[str, Any], folder
     return sum(path.stat().st_size for path in folder.iterdir())
 
 
-def from_files(folder: Path, splits: datasets.ImageSplits, extractor: str, weights: Path, options: dict[str, Any], cache: metrics.ReferenceCache) -> dict[str, float]:
+def from_files(
+    folder: Path, splits: datasets.ImageSplits, extractor: str, weights: Path, options: dict[str, Any], cache: metrics.ReferenceCache
+) -> dict[str, float]:
     """torch-fidelity on a folder of image files, with the arguments akdg passes it (same batch size, cache, device)."""
     name = file_extractor(extractor, splits.channels)
     # files are read as RGB: the reference goes in as RGB too
@@ -105,7 +114,14 @@ def from_files(folder: Path, splits: datasets.ImageSplits, extractor: str, weigh
 
 
 def via_png(
-    generator: nn.Module, splits: datasets.ImageSplits, z_dim: int, extractor: str, weights: Path, options: dict[str, Any], cache: metrics.ReferenceCache, folder: Path
+    generator: nn.Module,
+    splits: datasets.ImageSplits,
+    z_dim: int,
+    extractor: str,
+    weights: Path,
+    options: dict[str, Any],
+    cache: metrics.ReferenceCache,
+    folder: Path,
 ) -> dict[str, Any]:
     """Write the PNGs then score the folder; returns the metrics and the seconds the writing took."""
     start = time.perf_counter()
@@ -121,15 +137,32 @@ def trained_generator(config: dict[str, Any], splits: datasets.ImageSplits, step
     if steps:
         training = config["training"]
         ctx = TrainContext(
-            generator=generator, teacher=None, images=torch.from_numpy(splits.x_train), z_dim=config["z_dim"], batch_size=training["batch_size"],
-            loss=LOSSES.get(config["loss"]), discriminator_spec=config["student_discriminator"], optimizer=training["optimizer"],
-            n_dis=training["n_dis"], device=torch.device("cpu"), rng=torch.Generator().manual_seed(0),
+            generator=generator,
+            teacher=None,
+            images=torch.from_numpy(splits.x_train),
+            z_dim=config["z_dim"],
+            batch_size=training["batch_size"],
+            loss=LOSSES.get(config["loss"]),
+            discriminator_spec=config["student_discriminator"],
+            optimizer=training["optimizer"],
+            n_dis=training["n_dis"],
+            device=torch.device("cpu"),
+            rng=torch.Generator().manual_seed(0),
         )
         train("vanilla", {}, ctx, steps, log_every=steps)
     return generator.eval()
 
 
-def compare(generator: nn.Module, splits: datasets.ImageSplits, z_dim: int, extractor: str, weights: Path, options: dict[str, Any], repeats: int, workdir: Path) -> dict[str, Any]:
+def compare(
+    generator: nn.Module,
+    splits: datasets.ImageSplits,
+    z_dim: int,
+    extractor: str,
+    weights: Path,
+    options: dict[str, Any],
+    repeats: int,
+    workdir: Path,
+) -> dict[str, Any]:
     """Both paths, interleaved, ``repeats`` times after one untimed run each (which fills the reference caches)."""
     device = torch.device(metrics.metrics_device())
     folder, checksum = workdir / "png", sha256_file(weights)  # evaluate hashes the weights once per job: not timed
@@ -180,7 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", type=Path, default=None, help="score this generator checkpoint instead")
     parser.add_argument("--extractor", type=Path, default=None, help="the classifier's weights (.pt); default: train one here")
     parser.add_argument("--extractor-epochs", type=int, default=5, help="epochs for the classifier trained here")
-    parser.add_argument("--inception-weights", type=Path, default=None, help=f"Inception-v3 weights (default: {default_inception_weights_path()} if present)")
+    parser.add_argument(
+        "--inception-weights",
+        type=Path,
+        default=None,
+        help=f"Inception-v3 weights (default: {default_inception_weights_path()} if present)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "eval_paths.json")
     args = parser.parse_args(argv)
     setup_logging()
@@ -196,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
         datasets.prepare(config["dataset"], workdir / "data.npz")
         splits = datasets.load_prepared(workdir / "data.npz")
         if args.checkpoint:
-            generator, _ = checkpoint.load_generator(args.checkpoint, expect={"resolution": splits.resolution, "channels": splits.channels, "z_dim": config["z_dim"]})
+            generator, _ = checkpoint.load_generator(
+                args.checkpoint, expect={"resolution": splits.resolution, "channels": splits.channels, "z_dim": config["z_dim"]}
+            )
             source = f"checkpoint {args.checkpoint}"
         else:
             generator = trained_generator(config, splits, args.train_steps)
@@ -216,13 +256,30 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     rows = [
-        (r["extractor"], r["samples"], f"{r['ours_median_s']:.3f}", f"{r['png_median_s']:.3f}", f"{statistics.median(r['png_write_seconds']):.3f}",
-         f"{r['png_over_ours']:.2f}", f"{r['png_over_ours_cpu_time']:.2f}", "yes" if r["metrics_identical"] else "NO")
+        (
+            r["extractor"],
+            r["samples"],
+            f"{r['ours_median_s']:.3f}",
+            f"{r['png_median_s']:.3f}",
+            f"{statistics.median(r['png_write_seconds']):.3f}",
+            f"{r['png_over_ours']:.2f}",
+            f"{r['png_over_ours_cpu_time']:.2f}",
+            "yes" if r["metrics_identical"] else "NO",
+        )
         for r in results
     ]
-    log.info("\n%s", table(["extractor", "N", "ours s", "png s", "of which writing", "png/ours (paired)", "by CPU time", "identical metrics"], rows))
-    settings = {"config": "default", "samples": args.samples, "repeats": args.repeats, "threads": args.threads, "generator": source,
-                "extractor": str(args.extractor) if args.extractor else f"akdg-classifier trained here ({args.extractor_epochs} epochs)"}
+    log.info(
+        "\n%s",
+        table(["extractor", "N", "ours s", "png s", "of which writing", "png/ours (paired)", "by CPU time", "identical metrics"], rows),
+    )
+    settings = {
+        "config": "default",
+        "samples": args.samples,
+        "repeats": args.repeats,
+        "threads": args.threads,
+        "generator": source,
+        "extractor": str(args.extractor) if args.extractor else f"akdg-classifier trained here ({args.extractor_epochs} epochs)",
+    }
     write_result(args.out, "eval_paths", info, settings, results, skipped=skipped, target="ours faster than png, with identical metrics")
     if not all(r["metrics_identical"] for r in results):
         log.error("the two paths gave different metrics for the same images")

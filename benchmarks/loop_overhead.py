@@ -35,15 +35,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from benchlib import run, CONFIGS, RESULTS, choose_device, interleave, machine, ratio_figures, setup_logging, table, write_result
-
 from akdg.architectures import build_discriminator, build_generator
 from akdg.config import load_config, method_variants, student_key
 from akdg.datasets import DATASETS
 from akdg.losses import LOSSES
-from akdg.registry import AkdgError
 from akdg.method_api import TrainContext, place_images
+from akdg.registry import AkdgError
 from akdg.training import train
+from benchlib import CONFIGS, RESULTS, choose_device, interleave, machine, ratio_figures, run, setup_logging, table, write_result
 
 log = logging.getLogger("loop_overhead")
 TARGET = 0.95  # ours / bare steps per second, at least
@@ -140,7 +139,12 @@ def config_setups(name: str, methods: list[str], synthetic_images: int) -> list[
 
 
 def prepare_ours(
-    setup: Setup, steps: int, device: torch.device, seed: int, on_step: Callable[[int, dict[str, float]], None] | None = None, **training: Any
+    setup: Setup,
+    steps: int,
+    device: torch.device,
+    seed: int,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+    **training: Any,
 ) -> Callable[[], list[nn.Module]]:
     """akdg's loop, exactly as ``train_generator`` calls it (without writing resume states).
 
@@ -195,8 +199,16 @@ def bare_loop(
 ) -> list[nn.Module]:
     """``steps`` updates of vanilla, MSE or AKDG with nothing but torch; returns [generator, *discriminators]."""
     if setup.method not in DISCRIMINATORS or setup.loss not in ("hinge", "nonsaturating"):
-        raise AkdgError(f"the bare loop knows methods {sorted(DISCRIMINATORS)} and losses hinge/nonsaturating, not {setup.method}/{setup.loss}; pick one of those")
-    batch, hinge, lr_g, lr_d, betas = setup.batch_size, setup.loss == "hinge", setup.optimizer["lr_g"], setup.optimizer["lr_d"], tuple(setup.optimizer["betas"])
+        raise AkdgError(
+            f"the bare loop knows methods {sorted(DISCRIMINATORS)} and losses hinge/nonsaturating, not {setup.method}/{setup.loss}; pick one of those"
+        )
+    batch, hinge, lr_g, lr_d, betas = (
+        setup.batch_size,
+        setup.loss == "hinge",
+        setup.optimizer["lr_g"],
+        setup.optimizer["lr_d"],
+        tuple(setup.optimizer["betas"]),
+    )
 
     def d_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean() if hinge else F.softplus(-real).mean() + F.softplus(fake).mean()
@@ -224,7 +236,10 @@ def bare_loop(
 
     resolution, channels = int(images.shape[-1]), int(images.shape[1])
     optimizer_g = torch.optim.Adam(generator.parameters(), lr=lr_g, betas=betas)
-    discriminators = [build_discriminator(setup.discriminator, resolution=resolution, channels=channels).to(device) for _ in range(DISCRIMINATORS[setup.method])]
+    discriminators = [
+        build_discriminator(setup.discriminator, resolution=resolution, channels=channels).to(device)
+        for _ in range(DISCRIMINATORS[setup.method])
+    ]
     optimizers_d = [torch.optim.Adam(d.parameters(), lr=lr_d, betas=betas) for d in discriminators]
     generator.train()
     average = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(setup.ema_decay), use_buffers=True) if setup.ema_decay else None
@@ -303,7 +318,9 @@ def measure(setup: Setup, steps: int, repeats: int, device: torch.device, amp: b
         "bare": lambda: prepare_bare(setup, steps, device, amp, seed),
     }
     interleave(runs, 1, device)  # warm-up (first-call allocations, lazy initialisation), not kept
-    seconds, cpu_seconds = interleave(runs, repeats, device, on_result=lambda _, models: differences.append(largest_difference(models["ours"], models["bare"])))
+    seconds, cpu_seconds = interleave(
+        runs, repeats, device, on_result=lambda _, models: differences.append(largest_difference(models["ours"], models["bare"]))
+    )
     ratios = ratio_figures(seconds["bare"], seconds["ours"])  # bare seconds / ours seconds = ours steps/s / bare steps/s
     cpu_ratios = ratio_figures(cpu_seconds["bare"], cpu_seconds["ours"])
     return {
@@ -343,7 +360,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", nargs="+", default=["default", "cifar10"], choices=["default", "cifar10"])
     parser.add_argument("--methods", nargs="+", default=["vanilla", "mse", "akdg"], choices=sorted(DISCRIMINATORS))
     add_step_arguments(parser)
-    parser.add_argument("--repeats", type=int, default=11, help="timed runs of each loop per setup at the default config's sizes, interleaved")
+    parser.add_argument(
+        "--repeats", type=int, default=11, help="timed runs of each loop per setup at the default config's sizes, interleaved"
+    )
     parser.add_argument("--paper-repeats", type=int, default=None, help="the same at paper sizes (default: 3 on CPU, 5 on CUDA)")
     parser.add_argument("--amp", action="store_true", help="both loops under bfloat16 autocast (training.amp)")
     parser.add_argument("--seed", type=int, default=0)
@@ -361,12 +380,33 @@ def main(argv: list[str] | None = None) -> int:
             log.info("%s: %d steps x %d repeats per loop on %s", setup.label, steps[name], repeats[name], info["device"])
             results.append(measure(setup, steps[name], repeats[name], device, args.amp, args.seed))
     rows = [
-        (r["label"], f"{r['ours_steps_per_s']:.2f}", f"{r['bare_steps_per_s']:.2f}", f"{r['ours_over_bare']:.3f}", f"{r['ours_over_bare_of_medians']:.3f}", f"{r['ours_over_bare_cpu_time']:.3f}",
-         "yes" if r["meets_target"] else "NO", "yes" if r["weights_equal"] else f"NO ({r['max_abs_weight_difference']:.2e})")
+        (
+            r["label"],
+            f"{r['ours_steps_per_s']:.2f}",
+            f"{r['bare_steps_per_s']:.2f}",
+            f"{r['ours_over_bare']:.3f}",
+            f"{r['ours_over_bare_of_medians']:.3f}",
+            f"{r['ours_over_bare_cpu_time']:.3f}",
+            "yes" if r["meets_target"] else "NO",
+            "yes" if r["weights_equal"] else f"NO ({r['max_abs_weight_difference']:.2e})",
+        )
         for r in results
     ]
-    log.info("\n%s", table(["setup", "ours steps/s", "bare steps/s", "ours/bare (paired)", "of medians", "by CPU time", f">= {TARGET}", "same weights"], rows))
-    settings = {"steps": steps, "repeats": repeats, "amp": args.amp, "seed": args.seed, "threads": args.threads, "resume_states": "off (train() without resume)"}
+    log.info(
+        "\n%s",
+        table(
+            ["setup", "ours steps/s", "bare steps/s", "ours/bare (paired)", "of medians", "by CPU time", f">= {TARGET}", "same weights"],
+            rows,
+        ),
+    )
+    settings = {
+        "steps": steps,
+        "repeats": repeats,
+        "amp": args.amp,
+        "seed": args.seed,
+        "threads": args.threads,
+        "resume_states": "off (train() without resume)",
+    }
     write_result(args.out, "loop_overhead", info, settings, results, target=f"ours/bare steps per second >= {TARGET}")
     if not all(r["weights_equal"] for r in results) and not cuda:
         log.error("the bare loop did not end with akdg's weights: the comparison is not between equal work (a bug here)")

@@ -35,13 +35,12 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from benchlib import run, CONFIGS, RESULTS, choose_device, machine, setup_logging, table, write_result
 from dag_budget import PeakTreeMemory
 
 from akdg import checkpoint, datasets
 from akdg.architectures import build_generator
 from akdg.config import load_config, student_training_spec
+from benchlib import CONFIGS, RESULTS, choose_device, machine, run, setup_logging, table, write_result
 
 log = logging.getLogger("paper_job")
 # The job's process: `akdg train` itself, then what only that process knows (import time, CUDA peak memory).
@@ -91,7 +90,13 @@ def random_teacher(config: dict[str, Any], out: Path) -> None:
     spec = config["teacher"]["generator"]
     torch.manual_seed(0)
     teacher = build_generator(spec, resolution=32, channels=3, z_dim=config["z_dim"])
-    meta = {"generator": spec, "resolution": 32, "channels": 3, "z_dim": config["z_dim"], "training": {"method": "random initialisation (benchmark)"}}
+    meta = {
+        "generator": spec,
+        "resolution": 32,
+        "channels": 3,
+        "z_dim": config["z_dim"],
+        "training": {"method": "random initialisation (benchmark)"},
+    }
     checkpoint.save_generator(out, teacher, meta)
 
 
@@ -102,7 +107,9 @@ def student_spec(config: dict[str, Any], method: str, steps: int, device: str) -
 
 def loop_seconds(log_text: str) -> tuple[int, float] | None:
     """(steps, seconds) from the job log's first to its last 'step i/N' line (the training loop alone), if both are there."""
-    stamps = [(int(m[2]), datetime.datetime.strptime(m[1], "%Y-%m-%d %H:%M:%S,%f")) for m in map(STEP_LINE.match, log_text.splitlines()) if m]
+    stamps = [
+        (int(m[2]), datetime.datetime.strptime(m[1], "%Y-%m-%d %H:%M:%S,%f")) for m in map(STEP_LINE.match, log_text.splitlines()) if m
+    ]
     if len(stamps) < 2:
         return None
     (first, start), (last, end) = stamps[0], stamps[-1]
@@ -117,8 +124,13 @@ def run_job(command: list[str], log_path: Path) -> dict[str, Any]:
         with PeakTreeMemory(process.pid, interval=0.25) as peak:
             status = process.wait()
             wall = time.perf_counter() - start
-    return {"status": status, "wall_s": wall, "peak_pss_bytes": peak.pss, "peak_rss_sum_bytes": peak.rss,
-            "peak_rss_exact_bytes": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024}
+    return {
+        "status": status,
+        "wall_s": wall,
+        "peak_pss_bytes": peak.pss,
+        "peak_rss_sum_bytes": peak.rss,
+        "peak_rss_exact_bytes": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,15 +148,31 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(CONFIGS["cifar10"])
     workdir = Path(tempfile.mkdtemp(prefix="akdg-paper-job-"))
     try:
-        data, teacher, spec_path, report, job_log = (workdir / name for name in ("cifar10.npz", "teacher.pt", "spec.json", "report.json", "job.log"))
+        data, teacher, spec_path, report, job_log = (
+            workdir / name for name in ("cifar10.npz", "teacher.pt", "spec.json", "report.json", "job.log")
+        )
         protocol = synthetic_cifar10(data, args.train_images, 10_000)
         random_teacher(config, teacher)
         spec = student_spec(config, args.method, args.steps, args.device)
         spec_path.write_text(json.dumps(spec))
         command = [
-            sys.executable, "-c", JOB, str(report),
-            "train", "--spec", f"@{spec_path}", "--data", str(data), "--teacher", str(teacher), "--threads", str(args.threads),
-            "--checkpoint-every", str(config["training"]["checkpoint_every"]), "--out", str(workdir / "student.pt"),
+            sys.executable,
+            "-c",
+            JOB,
+            str(report),
+            "train",
+            "--spec",
+            f"@{spec_path}",
+            "--data",
+            str(data),
+            "--teacher",
+            str(teacher),
+            "--threads",
+            str(args.threads),
+            "--checkpoint-every",
+            str(config["training"]["checkpoint_every"]),
+            "--out",
+            str(workdir / "student.pt"),
         ]
         log.info("running one %s student job for %d steps on %s (synthetic data, random teacher)", args.method, args.steps, info["device"])
         job = run_job(command, job_log)
@@ -171,23 +199,56 @@ def main(argv: list[str] | None = None) -> int:
         "peak_pss_over_mem_mb": job["peak_pss_bytes"] / (resources["mem_mb"] * 1e6),
         "projected_full_job_minutes": full_steps / steps_per_s / 60 if steps_per_s else None,
         "projected_full_job_over_runtime": full_steps / steps_per_s / 60 / resources["runtime"] if steps_per_s else None,
-        "cuda_peak_over_total": job["cuda_max_memory_allocated_bytes"] / job["cuda_total_memory_bytes"] if job["cuda_max_memory_allocated_bytes"] else None,
+        "cuda_peak_over_total": job["cuda_max_memory_allocated_bytes"] / job["cuda_total_memory_bytes"]
+        if job["cuda_max_memory_allocated_bytes"]
+        else None,
     }
     rows = [
         ("wall time (process)", f"{job['wall_s']:.1f} s", ""),
         ("of which importing torch and akdg", f"{job['import_s']:.1f} s", ""),
-        (f"training loop, steps 2..{args.steps} (after the first)", f"{loop[1]:.1f} s" if loop else "n/a", f"{steps_per_s:.3f} steps/s" if steps_per_s else ""),
-        (f"projected {full_steps:,} steps", f"{result['projected_full_job_minutes']:,.0f} min" if steps_per_s else "n/a",
-         f"{result['projected_full_job_over_runtime']:.2f} of resources.student.runtime" if steps_per_s else ""),
-        ("peak memory, summed PSS", f"{job['peak_pss_bytes'] / 2**30:.2f} GiB", f"{result['peak_pss_over_mem_mb']:.3f} of resources.student.mem_mb"),
+        (
+            f"training loop, steps 2..{args.steps} (after the first)",
+            f"{loop[1]:.1f} s" if loop else "n/a",
+            f"{steps_per_s:.3f} steps/s" if steps_per_s else "",
+        ),
+        (
+            f"projected {full_steps:,} steps",
+            f"{result['projected_full_job_minutes']:,.0f} min" if steps_per_s else "n/a",
+            f"{result['projected_full_job_over_runtime']:.2f} of resources.student.runtime" if steps_per_s else "",
+        ),
+        (
+            "peak memory, summed PSS",
+            f"{job['peak_pss_bytes'] / 2**30:.2f} GiB",
+            f"{result['peak_pss_over_mem_mb']:.3f} of resources.student.mem_mb",
+        ),
         ("peak memory, exact RSS (getrusage)", f"{job['peak_rss_exact_bytes'] / 2**30:.2f} GiB", ""),
     ]
     if job["cuda_max_memory_allocated_bytes"]:
-        rows.append(("CUDA max_memory_allocated", f"{job['cuda_max_memory_allocated_bytes'] / 2**30:.2f} GiB", f"{result['cuda_peak_over_total']:.3f} of the GPU"))
+        rows.append(
+            (
+                "CUDA max_memory_allocated",
+                f"{job['cuda_max_memory_allocated_bytes'] / 2**30:.2f} GiB",
+                f"{result['cuda_peak_over_total']:.3f} of the GPU",
+            )
+        )
     log.info("\n%s", table(["what", "value", "ratio"], rows))
-    settings = {"config": "config/paper/cifar10.yaml", "method": args.method, "steps": args.steps, "threads": args.threads, "device": args.device,
-                "synthetic_data": True, "train_images": args.train_images}
-    write_result(args.out, "paper_job", info, settings, result, note="SYNTHETIC data and a randomly initialised teacher: speed and memory only, no metrics")
+    settings = {
+        "config": "config/paper/cifar10.yaml",
+        "method": args.method,
+        "steps": args.steps,
+        "threads": args.threads,
+        "device": args.device,
+        "synthetic_data": True,
+        "train_images": args.train_images,
+    }
+    write_result(
+        args.out,
+        "paper_job",
+        info,
+        settings,
+        result,
+        note="SYNTHETIC data and a randomly initialised teacher: speed and memory only, no metrics",
+    )
     return 0
 
 

@@ -38,9 +38,9 @@ from datetime import datetime
 from pathlib import Path
 
 import torch
-from benchlib import RESULTS, machine, run, setup_logging, table, write_result
 
 from akdg.registry import AkdgError
+from benchlib import RESULTS, machine, run, setup_logging, table, write_result
 
 log = logging.getLogger("slurm_overhead")
 SAVED_JOBS = Path("logs") / "slurm" / "jobs.txt"  # where the SLURM test saves scontrol's listing of its run
@@ -68,7 +68,13 @@ class Job:
     def figures(self) -> dict[str, float]:
         slurm_s = (self.slurm_end - self.slurm_start).total_seconds()
         seen_s = (self.seen_finished - self.submitted).total_seconds()
-        return {"step_s": self.step_s, "slurm_s": slurm_s, "in_job_s": slurm_s - self.step_s, "seen_s": seen_s, "seen_overhead_s": seen_s - self.step_s}
+        return {
+            "step_s": self.step_s,
+            "slurm_s": slurm_s,
+            "in_job_s": slurm_s - self.step_s,
+            "seen_s": seen_s,
+            "seen_overhead_s": seen_s - self.step_s,
+        }
 
 
 def snakemake_log(workdir: Path, given: Path | None) -> Path:
@@ -118,7 +124,9 @@ def slurm_times(jobs_file: Path | None, slurm_ids: list[str]) -> dict[str, tuple
             times[fields["JobId"]] = (datetime.fromisoformat(fields["StartTime"]), datetime.fromisoformat(fields["EndTime"]))
     missing = [job for job in slurm_ids if job not in times]
     if missing and jobs_file is None and shutil.which("sacct"):
-        accounted = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "JobID,Start,End", "-j", ",".join(missing)], capture_output=True, text=True)
+        accounted = subprocess.run(
+            ["sacct", "-X", "-n", "-P", "-o", "JobID,Start,End", "-j", ",".join(missing)], capture_output=True, text=True
+        )
         for line in accounted.stdout.splitlines():
             job, start, end = line.split("|")
             if end not in ("Unknown", "None", ""):
@@ -146,7 +154,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("workdir", type=Path, help="the finished run's working directory (where Snakemake ran)")
     parser.add_argument("--log", type=Path, help="Snakemake's log of the run (default: the newest in <workdir>/.snakemake/log)")
-    parser.add_argument("--jobs", type=Path, help=f"a saved `scontrol show job --oneliner` listing (default: <workdir>/{SAVED_JOBS} if there, else asked live)")
+    parser.add_argument(
+        "--jobs",
+        type=Path,
+        help=f"a saved `scontrol show job --oneliner` listing (default: <workdir>/{SAVED_JOBS} if there, else asked live)",
+    )
     parser.add_argument("--code-commit", default="", help="the commit of the code the run used, recorded in the JSON")
     parser.add_argument("--out", type=Path, help=f"write the figures here (e.g. {RESULTS / 'slurm_overhead.json'})")
     args = parser.parse_args()
@@ -163,20 +175,49 @@ def main() -> int:
     for slurm_id, job in sorted(jobs.items(), key=lambda item: int(item[0])):
         benchmark = args.workdir / job.benchmark
         if not job.benchmark or not benchmark.exists():
-            raise AkdgError(f"SLURM job {slurm_id} ({job.rule}) has no benchmark file {benchmark}; the run is unfinished or its outputs were moved")
+            raise AkdgError(
+                f"SLURM job {slurm_id} ({job.rule}) has no benchmark file {benchmark}; the run is unfinished or its outputs were moved"
+            )
         job.step_s = step_seconds(benchmark)
         rows.append({"slurm_jobid": slurm_id, "rule": job.rule, "benchmark": job.benchmark, **job.figures()})
 
     in_job = summary([row["in_job_s"] for row in rows])
     seen = summary([row["seen_overhead_s"] for row in rows])
-    log.info(table(["SLURM job", "rule", "step s", "SLURM s", "in-job overhead s", "submit-to-seen overhead s"],
-                   [[row["slurm_jobid"], row["rule"], f"{row['step_s']:.1f}", f"{row['slurm_s']:.0f}", f"{row['in_job_s']:.1f}", f"{row['seen_overhead_s']:.1f}"] for row in rows]))
-    log.info("%d SLURM jobs; overhead per job (s): in the job median %.1f, mean %.1f; submission to seen finished median %.1f, mean %.1f",
-             len(rows), in_job["median"], in_job["mean"], seen["median"], seen["mean"])
+    log.info(
+        table(
+            ["SLURM job", "rule", "step s", "SLURM s", "in-job overhead s", "submit-to-seen overhead s"],
+            [
+                [
+                    row["slurm_jobid"],
+                    row["rule"],
+                    f"{row['step_s']:.1f}",
+                    f"{row['slurm_s']:.0f}",
+                    f"{row['in_job_s']:.1f}",
+                    f"{row['seen_overhead_s']:.1f}",
+                ]
+                for row in rows
+            ],
+        )
+    )
+    log.info(
+        "%d SLURM jobs; overhead per job (s): in the job median %.1f, mean %.1f; submission to seen finished median %.1f, mean %.1f",
+        len(rows),
+        in_job["median"],
+        in_job["mean"],
+        seen["median"],
+        seen["mean"],
+    )
     log.info("load average (1, 5, 15 min) now: %s", ", ".join(f"{value:.2f}" for value in os.getloadavg()))
     if args.out:
-        settings = {"workdir": str(args.workdir), "snakemake_log": str(log_path), "jobs": str(jobs_file or "scontrol/sacct, live"), "code_commit": args.code_commit}
-        write_result(args.out, "slurm_overhead", info, settings, rows, summary={"jobs": len(rows), "in_job_s": in_job, "seen_overhead_s": seen})
+        settings = {
+            "workdir": str(args.workdir),
+            "snakemake_log": str(log_path),
+            "jobs": str(jobs_file or "scontrol/sacct, live"),
+            "code_commit": args.code_commit,
+        }
+        write_result(
+            args.out, "slurm_overhead", info, settings, rows, summary={"jobs": len(rows), "in_job_s": in_job, "seen_overhead_s": seen}
+        )
     return 0
 
 

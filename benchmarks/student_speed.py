@@ -22,17 +22,18 @@ from typing import Any
 
 import torch
 
-from benchlib import run, CONFIGS, RESULTS, choose_device, machine, ratio_figures, setup_logging, table, write_result
-
 from akdg import cost
 from akdg.architectures import build_generator
 from akdg.config import load_config, student_key
+from benchlib import CONFIGS, RESULTS, choose_device, machine, ratio_figures, run, setup_logging, table, write_result
 
 log = logging.getLogger("student_speed")
 CHANNELS = {"digits": 1}  # the paper's datasets are RGB
 
 
-def config_speeds(name: str, device: torch.device, rounds: int | None, batch_size: int | None, min_run_time: float | None, threads: int) -> dict[str, Any]:
+def config_speeds(
+    name: str, device: torch.device, rounds: int | None, batch_size: int | None, min_run_time: float | None, threads: int
+) -> dict[str, Any]:
     """Every generator of one config, measured in interleaved rounds; the ratios of each student to the teacher."""
     config = load_config(CONFIGS[name])
     resolution, channels = config["dataset"]["resolution"], CHANNELS.get(config["dataset"]["name"], 3)
@@ -44,12 +45,25 @@ def config_speeds(name: str, device: torch.device, rounds: int | None, batch_siz
     for label, spec in specs.items():
         torch.manual_seed(0)
         generator = build_generator(spec, resolution=resolution, channels=channels, z_dim=config["z_dim"]).eval()
-        sizes[label] = {"generator": spec, "params": cost.count_parameters(generator), "mult_adds": cost.count_mult_adds(generator, config["z_dim"])}
+        sizes[label] = {
+            "generator": spec,
+            "params": cost.count_parameters(generator),
+            "mult_adds": cost.count_mult_adds(generator, config["z_dim"]),
+        }
         generators[label] = generator.to(device)
     labels = list(generators)
-    speeds, measurement = cost.measure_speeds(generators, config["z_dim"], batch_size=batch, min_run_time=run_time, threads=threads, rounds=rounds)
+    speeds, measurement = cost.measure_speeds(
+        generators, config["z_dim"], batch_size=batch, min_run_time=run_time, threads=threads, rounds=rounds
+    )
     for label in labels:
-        log.info("%s %s: %.1f images/s, %.2f ms at batch 1 (medians over %d rounds)", name, label, speeds[label]["images_per_s"], speeds[label]["latency_ms"], rounds)
+        log.info(
+            "%s %s: %.1f images/s, %.2f ms at batch 1 (medians over %d rounds)",
+            name,
+            label,
+            speeds[label]["images_per_s"],
+            speeds[label]["latency_ms"],
+            rounds,
+        )
     per_generator = {label: {**sizes[label], **speeds[label]} for label in labels}
     teacher = speeds["teacher"]
     speedups = {}
@@ -83,12 +97,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument(
-        "--threads", type=int, default=1, help="CPU threads (default 1: on a busy machine more threads wait for each other; measure_cost uses every core)"
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads (default 1: on a busy machine more threads wait for each other; measure_cost uses every core)",
     )
     parser.add_argument("--configs", nargs="+", default=["default", "cifar10"], choices=sorted(CONFIGS))
-    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds, each one timed block of every generator (default: each config's speed.rounds)")
-    parser.add_argument("--batch-size", type=int, default=None, help="throughput batch for every config (default: each config's speed.batch_size)")
-    parser.add_argument("--min-run-time", type=float, default=None, help="seconds per timed block (default: each config's speed.min_run_time)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="interleaved rounds, each one timed block of every generator (default: each config's speed.rounds)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="throughput batch for every config (default: each config's speed.batch_size)"
+    )
+    parser.add_argument(
+        "--min-run-time", type=float, default=None, help="seconds per timed block (default: each config's speed.min_run_time)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "student_speed.json")
     args = parser.parse_args(argv)
     setup_logging()
@@ -100,13 +126,46 @@ def main(argv: list[str] | None = None) -> int:
         teacher = result["generators"]["teacher"]
         for label, speedup in result["speedups"].items():
             student = result["generators"][label]
-            rows.append((
-                result["config"], label, result["batch_size"], f"{student['images_per_s']:,.0f}", f"{teacher['images_per_s']:,.0f}", f"{speedup['throughput_student_over_teacher']:.2f}",
-                f"{student['latency_ms']:.2f}", f"{teacher['latency_ms']:.2f}", f"{speedup['latency_teacher_over_student']:.2f}", f"{speedup['mult_adds_teacher_over_student']:.1f}",
-            ))
-    log.info("\n%s", table(["config", "student", "batch", "student img/s", "teacher img/s", "speed-up", "student ms@1", "teacher ms@1", "latency speed-up", "mult-add ratio"], rows))
-    settings = {"configs": args.configs, "rounds": args.rounds, "batch_size": args.batch_size, "min_run_time": args.min_run_time, "threads": args.threads,
-                "weights": "random initialisation, seed 0 (speed does not depend on the weights)"}
+            rows.append(
+                (
+                    result["config"],
+                    label,
+                    result["batch_size"],
+                    f"{student['images_per_s']:,.0f}",
+                    f"{teacher['images_per_s']:,.0f}",
+                    f"{speedup['throughput_student_over_teacher']:.2f}",
+                    f"{student['latency_ms']:.2f}",
+                    f"{teacher['latency_ms']:.2f}",
+                    f"{speedup['latency_teacher_over_student']:.2f}",
+                    f"{speedup['mult_adds_teacher_over_student']:.1f}",
+                )
+            )
+    log.info(
+        "\n%s",
+        table(
+            [
+                "config",
+                "student",
+                "batch",
+                "student img/s",
+                "teacher img/s",
+                "speed-up",
+                "student ms@1",
+                "teacher ms@1",
+                "latency speed-up",
+                "mult-add ratio",
+            ],
+            rows,
+        ),
+    )
+    settings = {
+        "configs": args.configs,
+        "rounds": args.rounds,
+        "batch_size": args.batch_size,
+        "min_run_time": args.min_run_time,
+        "threads": args.threads,
+        "weights": "random initialisation, seed 0 (speed does not depend on the weights)",
+    }
     write_result(args.out, "student_speed", info, settings, results)
     return 0
 

@@ -37,12 +37,11 @@ from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn as nn
-
-from benchlib import RESULTS, choose_device, interleave, machine, ratio_figures, run, setup_logging, table, write_result
 from loop_overhead import SYNTHETIC_IMAGES, Setup, add_step_arguments, config_setups, largest_difference, prepare_ours, steps_per_config
 
 from akdg import method_api
 from akdg.registry import AkdgError
+from benchlib import RESULTS, choose_device, interleave, machine, ratio_figures, run, setup_logging, table, write_result
 
 log = logging.getLogger("train_options")
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -96,7 +95,9 @@ def prepare(setup: Setup, variant: str, steps: int, device: torch.device, seed: 
             torch.compiler.reset()
         stamps: list[tuple[float, float]] = []
         with keep_data_on_host(variant == "host_data"):
-            train_run = prepare_ours(setup, steps, device, seed, on_step=lambda *_: stamps.append((time.perf_counter(), time.process_time())), **options)
+            train_run = prepare_ours(
+                setup, steps, device, seed, on_step=lambda *_: stamps.append((time.perf_counter(), time.process_time())), **options
+            )
         return lambda: Run(train_run(), stamps)
 
     return build
@@ -114,7 +115,9 @@ def measure(setup: Setup, variants: list[str], steps: int, warm_up: int, repeats
             for label, value in values.items():
                 runs[label].append(value)
 
-        whole, _ = interleave({BASELINE: baseline, variant: prepare(setup, variant, warm_up + steps, device, seed)}, repeats, device, on_result=keep)
+        whole, _ = interleave(
+            {BASELINE: baseline, variant: prepare(setup, variant, warm_up + steps, device, seed)}, repeats, device, on_result=keep
+        )
         seconds = {label: [run.steady(warm_up)[0] for run in kept] for label, kept in runs.items()}
         cpu_seconds = {label: [run.steady(warm_up)[1] for run in kept] for label, kept in runs.items()}
         first_steps = {label: [total - steady for total, steady in zip(whole[label], seconds[label])] for label in runs}
@@ -142,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1: what the DAG gives a student job)")
     parser.add_argument("--configs", nargs="+", default=["default", "cifar10"], choices=["default", "cifar10"])
     parser.add_argument("--method", default="akdg", choices=["vanilla", "mse", "akdg"])
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), help="those that need CUDA are skipped on the CPU")
+    parser.add_argument(
+        "--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), help="those that need CUDA are skipped on the CPU"
+    )
     add_step_arguments(parser)
     parser.add_argument("--warm-up", type=int, default=5, help="first steps of each run left out of the timing (compilation happens there)")
     parser.add_argument("--repeats", type=int, default=5, help="timed pairs per variant and setup")
@@ -156,24 +161,65 @@ def main(argv: list[str] | None = None) -> int:
     skipped = {variant: CUDA_ONLY[variant] for variant in args.variants if variant in CUDA_ONLY and not cuda}
     variants = [variant for variant in args.variants if variant not in skipped]
     if not variants:
-        raise AkdgError(f"every variant asked for needs CUDA ({', '.join(skipped)}); run on a GPU or pick others from {', '.join(VARIANTS)}")
+        raise AkdgError(
+            f"every variant asked for needs CUDA ({', '.join(skipped)}); run on a GPU or pick others from {', '.join(VARIANTS)}"
+        )
     steps = steps_per_config(args, cuda)
     results = []
     for name in args.configs:
         for setup in config_setups(name, [args.method], SYNTHETIC_IMAGES):
-            log.info("%s: %s against the defaults, %d steps x %d pairs on %s", setup.label, ", ".join(variants), steps[name], args.repeats, info["device"])
+            log.info(
+                "%s: %s against the defaults, %d steps x %d pairs on %s",
+                setup.label,
+                ", ".join(variants),
+                steps[name],
+                args.repeats,
+                info["device"],
+            )
             results.append(measure(setup, variants, steps[name], args.warm_up, args.repeats, device, args.seed))
     rows = [
-        (r["label"], variant, f"{v['defaults_steps_per_s']:.2f}", f"{v['steps_per_s']:.2f}", f"{v['speedup']:.3f}", f"{v['speedup_cpu_time']:.3f}",
-         f"{v['extra_first_steps_seconds']:.1f}", f"{v['max_abs_weight_difference']:.1e}")
+        (
+            r["label"],
+            variant,
+            f"{v['defaults_steps_per_s']:.2f}",
+            f"{v['steps_per_s']:.2f}",
+            f"{v['speedup']:.3f}",
+            f"{v['speedup_cpu_time']:.3f}",
+            f"{v['extra_first_steps_seconds']:.1f}",
+            f"{v['max_abs_weight_difference']:.1e}",
+        )
         for r in results
         for variant, v in r["variants"].items()
     ]
-    log.info("\n%s", table(["setup", "variant", "defaults steps/s", "variant steps/s", "speed-up (paired)", "by CPU time", "extra s in first steps", "max weight diff"], rows))
+    log.info(
+        "\n%s",
+        table(
+            [
+                "setup",
+                "variant",
+                "defaults steps/s",
+                "variant steps/s",
+                "speed-up (paired)",
+                "by CPU time",
+                "extra s in first steps",
+                "max weight diff",
+            ],
+            rows,
+        ),
+    )
     for variant, reason in skipped.items():
         log.info("skipped %s: %s", variant, reason)
-    settings = {"configs": args.configs, "method": args.method, "steps": steps, "warm_up_steps": args.warm_up, "repeats": args.repeats, "seed": args.seed, "threads": args.threads,
-                "variants": {variant: VARIANTS[variant] for variant in variants}, "defaults": {"amp": False, "channels_last": False, "compile": "off"}}
+    settings = {
+        "configs": args.configs,
+        "method": args.method,
+        "steps": steps,
+        "warm_up_steps": args.warm_up,
+        "repeats": args.repeats,
+        "seed": args.seed,
+        "threads": args.threads,
+        "variants": {variant: VARIANTS[variant] for variant in variants},
+        "defaults": {"amp": False, "channels_last": False, "compile": "off"},
+    }
     write_result(args.out, "train_options", info, settings, results, skipped=skipped)
     return 0
 

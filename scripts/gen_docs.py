@@ -105,9 +105,8 @@ def default_table() -> str:
 
 def cpu_repro_table() -> str:
     tables = ROOT / "results" / "cpu_repro" / "tables"
-    return (
-        "[`results/cpu_repro/tables/digits.md`](../results/cpu_repro/tables/digits.md):\n\n"
-        + table_and_notes((tables / "digits.md").read_text())
+    return "[`results/cpu_repro/tables/digits.md`](../results/cpu_repro/tables/digits.md):\n\n" + table_and_notes(
+        (tables / "digits.md").read_text()
     )
 
 
@@ -144,8 +143,12 @@ def paper_tables() -> str:
         header = ["row", "layers", "params", "mult-adds", *(["IS"] if has_is else []), "FID"]
         body = [
             [
-                row.paper_row, row.layers, count(row.params), count(row.mult_adds),
-                *([f"{row.is_mean:.2f} ± {row.is_std:.2f}"] if has_is else []), f"{row.fid:.2f}",
+                row.paper_row,
+                row.layers,
+                count(row.params),
+                count(row.mult_adds),
+                *([f"{row.is_mean:.2f} ± {row.is_std:.2f}"] if has_is else []),
+                f"{row.fid:.2f}",
             ]
             for row in rows.itertuples()
         ]
@@ -166,10 +169,15 @@ def paper_grids() -> str:
         runs = len(config["students"]) * len(config["methods"]) * len(config["seeds"])
         rows.append(
             [
-                f"`config/paper/{path.name}`", f"{dataset['name']}, {dataset['resolution']} px", f"{model_name(teacher['generator'])}, {teacher['steps']:,} steps",
-                ", ".join(model_name(student) for student in config["students"]), ", ".join(config["methods"]),
-                f"{len(config['seeds'])} seeds, {config['training']['steps']:,} steps", runs,
-                f"{config['evaluation']['num_samples']:,}", config["evaluation"].get("feature_extractor", "akdg-classifier"),
+                f"`config/paper/{path.name}`",
+                f"{dataset['name']}, {dataset['resolution']} px",
+                f"{model_name(teacher['generator'])}, {teacher['steps']:,} steps",
+                ", ".join(model_name(student) for student in config["students"]),
+                ", ".join(config["methods"]),
+                f"{len(config['seeds'])} seeds, {config['training']['steps']:,} steps",
+                runs,
+                f"{config['evaluation']['num_samples']:,}",
+                config["evaluation"].get("feature_extractor", "akdg-classifier"),
             ]
         )
     header = ["config", "dataset", "teacher", "students", "methods", "per student", "student runs", "samples", "extractor"]
@@ -216,8 +224,12 @@ def paper_size_rows() -> list[dict]:
             ours = size_on_meta(arch, width, config["resolution"], config["z_dim"])
             rows.append(
                 {
-                    "dataset": dataset, "role": printed["role"], "arch": arch, "width": width,
-                    "resolution": config["resolution"], "z_dim": config["z_dim"],
+                    "dataset": dataset,
+                    "role": printed["role"],
+                    "arch": arch,
+                    "width": width,
+                    "resolution": config["resolution"],
+                    "z_dim": config["z_dim"],
                     **{f"ours_{key}": value for key, value in ours.items()},
                     **{f"paper_{key}": int(printed[key]) for key in ours},
                 }
@@ -227,13 +239,27 @@ def paper_size_rows() -> list[dict]:
 
 def architectures() -> str:
     """The table of docs/architectures.md: our generators' sizes next to the paper's."""
+
     def millions(value: int, digits: str = ".2f") -> str:
         return f"{value / 1e9:{digits}}B" if value >= 1e9 else f"{value / 1e6:{digits}}M"
 
-    header = ["dataset", "model", "width", "z_dim", "px", "layers ours / paper", "params ours / paper (ratio)", "mult-adds ours / paper (ratio)"]
+    header = [
+        "dataset",
+        "model",
+        "width",
+        "z_dim",
+        "px",
+        "layers ours / paper",
+        "params ours / paper (ratio)",
+        "mult-adds ours / paper (ratio)",
+    ]
     body = [
         [
-            row["dataset"], f"{row['role']} {row['arch']}", row["width"], row["z_dim"], row["resolution"],
+            row["dataset"],
+            f"{row['role']} {row['arch']}",
+            row["width"],
+            row["z_dim"],
+            row["resolution"],
             f"{row['ours_layers']} / {row['paper_layers']}",
             *(
                 f"{millions(row[f'ours_{key}'])} / {millions(row[f'paper_{key}'], 'g')} ({row[f'ours_{key}'] / row[f'paper_{key}']:.2f})"
@@ -249,7 +275,13 @@ def architectures() -> str:
 # Configuration (config/README.md)
 # --------------------------------------------------------------------------------------------------
 
-CONFIG_FILES = ("config/config.yaml", "config/cpu_repro.yaml", "config/test.yaml", "config/paper/cifar10.yaml", "config/paper/lsun_bedroom.yaml")
+CONFIG_FILES = (
+    "config/config.yaml",
+    "config/cpu_repro.yaml",
+    "config/test.yaml",
+    "config/paper/cifar10.yaml",
+    "config/paper/lsun_bedroom.yaml",
+)
 
 
 def config_value(value: Any) -> str:
@@ -300,8 +332,11 @@ def config_keys() -> str:
     configs = {path: leaves(yaml.safe_load((ROOT / path).read_text())) for path in CONFIG_FILES}
     keys = sorted(set(defaults).union(*configs.values()))
     rows = [
-        [f"`{key}`", config_value(defaults[key]) if key in defaults else "–",
-         *(config_value(configs[path][key]) if key in configs[path] else "" for path in CONFIG_FILES)]
+        [
+            f"`{key}`",
+            config_value(defaults[key]) if key in defaults else "–",
+            *(config_value(configs[path][key]) if key in configs[path] else "" for path in CONFIG_FILES),
+        ]
         for key in keys
     ]
     header = ["key", "schema default", *(f"`{Path(path).name}`" for path in CONFIG_FILES)]
@@ -326,7 +361,14 @@ def resources() -> str:
     source = (ROOT / "workflow" / "rules" / "common.smk").read_text()
     defaults = ast.literal_eval(re.search(r"^DEFAULT_RESOURCES = (\{.*?^\})", source, re.DOTALL | re.MULTILINE).group(1))
     rows = [
-        [group, RESOURCE_GROUPS.get(group, "–"), values["gpu"], f"{values['mem_mb']:,}", f"{values['runtime']:,}", values.get("threads", "")]
+        [
+            group,
+            RESOURCE_GROUPS.get(group, "–"),
+            values["gpu"],
+            f"{values['mem_mb']:,}",
+            f"{values['runtime']:,}",
+            values.get("threads", ""),
+        ]
         for group, values in defaults.items()
     ]
     return markdown_table(["group", "rules", "gpu", "mem_mb", "runtime (min)", "threads (cluster)"], rows)
@@ -355,9 +397,8 @@ def budget() -> str:
             ]
         )
     header = ["DAG", "wall time (of budget)", "peak PSS (of budget)", "learning", "when, code, machine, 1-min load start/end"]
-    return (
-        "Latest figures (`results/benchmarks/`, `--cores 2`; learning = worst trained FID / best untrained FID):\n\n"
-        + markdown_table(header, rows)
+    return "Latest figures (`results/benchmarks/`, `--cores 2`; learning = worst trained FID / best untrained FID):\n\n" + markdown_table(
+        header, rows
     )
 
 
@@ -366,8 +407,12 @@ def dry_run() -> str:
     measured = benchmark("dry_run")
     rows = [
         [
-            row["grid"], f"{row['median_s']['before']:.2f}", f"{row['median_s']['after']:.2f}", f"{row['after_over_before']:.2f}",
-            "yes" if row["torch_imported"]["before"] else "no", "yes" if row["torch_imported"]["after"] else "no",
+            row["grid"],
+            f"{row['median_s']['before']:.2f}",
+            f"{row['median_s']['after']:.2f}",
+            f"{row['after_over_before']:.2f}",
+            "yes" if row["torch_imported"]["before"] else "no",
+            "yes" if row["torch_imported"]["after"] else "no",
         ]
         for row in measured["results"]
     ]
@@ -388,8 +433,13 @@ def slurm_overhead() -> str:
         load = machine.get("load_average_1_5_15_end") or machine.get("load_average_1_5_15")
         rows.append(
             [
-                label, measured["settings"]["code_commit"][:7], measured["created_utc"][:16].replace("T", " "), summary["jobs"],
-                f"{summary['in_job_s']['median']:.1f}", f"{summary['seen_overhead_s']['median']:.1f}", f"{load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f}" if load else "?",
+                label,
+                measured["settings"]["code_commit"][:7],
+                measured["created_utc"][:16].replace("T", " "),
+                summary["jobs"],
+                f"{summary['in_job_s']['median']:.1f}",
+                f"{summary['seen_overhead_s']['median']:.1f}",
+                f"{load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f}" if load else "?",
             ]
         )
     header = ["run", "code", "UTC", "jobs", "in the job, median s", "submission to seen finished, median s", "load 1/5/15 min"]
@@ -438,8 +488,13 @@ def loop_overhead() -> str:
         measured = benchmark(name)
         rows = [
             [
-                setup["label"], f"{setup['steps']} x {setup['repeats']}", figure(setup["ours_steps_per_s"]), figure(setup["bare_steps_per_s"]),
-                f"{setup['ours_over_bare']:.3f}", f"{setup['ours_over_bare_cpu_time']:.3f}", "yes" if setup["weights_equal"] else "**no**",
+                setup["label"],
+                f"{setup['steps']} x {setup['repeats']}",
+                figure(setup["ours_steps_per_s"]),
+                figure(setup["bare_steps_per_s"]),
+                f"{setup['ours_over_bare']:.3f}",
+                f"{setup['ours_over_bare_cpu_time']:.3f}",
+                "yes" if setup["weights_equal"] else "**no**",
             ]
             for setup in measured["results"]
         ]
@@ -452,13 +507,29 @@ def eval_paths() -> str:
     measured = benchmark("eval_paths")
     rows = [
         [
-            result["extractor"], f"{result['samples']:,}", result["repeats"], f"{result['ours_median_s']:.2f} s", f"{result['png_median_s']:.2f} s",
-            f"{median(result['png_write_seconds']):.2f} s", f"{result['png_over_ours']:.2f}", f"{result['png_over_ours_cpu_time']:.2f}",
+            result["extractor"],
+            f"{result['samples']:,}",
+            result["repeats"],
+            f"{result['ours_median_s']:.2f} s",
+            f"{result['png_median_s']:.2f} s",
+            f"{median(result['png_write_seconds']):.2f} s",
+            f"{result['png_over_ours']:.2f}",
+            f"{result['png_over_ours_cpu_time']:.2f}",
             "yes" if result["metrics_ours"] == result["metrics_png"] else "**no**",
         ]
         for result in measured["results"]
     ]
-    header = ["extractor", "samples", "repeats", "ours (median)", "PNG path (median)", "of which PNG writing", "PNG / ours (wall)", "PNG / ours (CPU time)", "identical metrics"]
+    header = [
+        "extractor",
+        "samples",
+        "repeats",
+        "ours (median)",
+        "PNG path (median)",
+        "of which PNG writing",
+        "PNG / ours (wall)",
+        "PNG / ours (CPU time)",
+        "identical metrics",
+    ]
     skipped = f" Skipped: {measured['skipped']}." if measured.get("skipped") else ""
     return f"{provenance(measured, 'eval_paths')}.{skipped}\n\n{markdown_table(header, rows)}"
 
@@ -469,9 +540,7 @@ def paper_mult_add_ratios() -> dict[tuple[str, str], float]:
 
     paper = pd.read_csv(ROOT / "akdg" / "data" / "akdg_icpr2020.csv").drop_duplicates(["dataset", "arch"])
     teachers = paper[paper["role"] == "teacher"].set_index("dataset")["mult_adds"]
-    return {
-        (row.dataset, row.arch): teachers[row.dataset] / row.mult_adds for row in paper[paper["role"] == "student"].itertuples()
-    }
+    return {(row.dataset, row.arch): teachers[row.dataset] / row.mult_adds for row in paper[paper["role"] == "student"].itertuples()}
 
 
 def student_speed() -> str:
@@ -488,15 +557,27 @@ def student_speed() -> str:
                 paper = paper_ratios.get((config["config"], generator["generator"]["arch"]))
                 rows.append(
                     [
-                        config["config"], f"{model_name(teacher['generator'])} / {student}", f"{config['batch_size']}, {config['rounds']}",
-                        f"{figure(teacher['images_per_s'])} / {figure(generator['images_per_s'])}", f"{ratios['throughput_student_over_teacher']:.1f}x",
-                        f"{figure(teacher['latency_ms'])} / {figure(generator['latency_ms'])}", f"{ratios['latency_teacher_over_student']:.1f}x",
-                        f"{ratios['mult_adds_teacher_over_student']:.0f}x", f"{paper:.1f}x" if paper else "–",
+                        config["config"],
+                        f"{model_name(teacher['generator'])} / {student}",
+                        f"{config['batch_size']}, {config['rounds']}",
+                        f"{figure(teacher['images_per_s'])} / {figure(generator['images_per_s'])}",
+                        f"{ratios['throughput_student_over_teacher']:.1f}x",
+                        f"{figure(teacher['latency_ms'])} / {figure(generator['latency_ms'])}",
+                        f"{ratios['latency_teacher_over_student']:.1f}x",
+                        f"{ratios['mult_adds_teacher_over_student']:.0f}x",
+                        f"{paper:.1f}x" if paper else "–",
                     ]
                 )
         header = [
-            "config", "teacher / student", "batch, rounds", "images/s teacher / student", "student/teacher images/s",
-            "batch-1 latency ms teacher / student", "teacher/student latency", "mult-add ratio (ours)", "mult-add ratio (paper)",
+            "config",
+            "teacher / student",
+            "batch, rounds",
+            "images/s teacher / student",
+            "student/teacher images/s",
+            "batch-1 latency ms teacher / student",
+            "teacher/student latency",
+            "mult-add ratio (ours)",
+            "mult-add ratio (paper)",
         ]
         parts.append(f"{provenance(measured, name)}.\n\n{markdown_table(header, rows)}")
     return "\n\n".join(parts)
@@ -513,11 +594,16 @@ def paper_job() -> str:
             f"full job projected ({'{:,}'.format(yaml.safe_load((ROOT / settings['config']).read_text())['training']['steps'])} steps)",
             f"{result['projected_full_job_minutes'] / 60:.0f} h: {result['projected_full_job_over_runtime']:.1f} x `resources.student.runtime` ({resources['runtime']:,} min)",
         ],
-        ["peak PSS (of `mem_mb`)", f"{result['peak_pss_bytes'] / 2**30:.2f} GiB ({result['peak_pss_over_mem_mb']:.2f} of {resources['mem_mb']:,} MB)"],
+        [
+            "peak PSS (of `mem_mb`)",
+            f"{result['peak_pss_bytes'] / 2**30:.2f} GiB ({result['peak_pss_over_mem_mb']:.2f} of {resources['mem_mb']:,} MB)",
+        ],
         ["peak RSS", f"{result['peak_rss_exact_bytes'] / 2**30:.2f} GiB"],
         [
             "CUDA peak (of the GPU)",
-            f"{result['cuda_max_memory_allocated_bytes'] / 2**30:.2f} GiB ({result['cuda_peak_over_total']:.2f})" if result["cuda_max_memory_allocated_bytes"] else "no GPU",
+            f"{result['cuda_max_memory_allocated_bytes'] / 2**30:.2f} GiB ({result['cuda_peak_over_total']:.2f})"
+            if result["cuda_max_memory_allocated_bytes"]
+            else "no GPU",
         ],
     ]
     return (
@@ -537,13 +623,26 @@ def train_options() -> str:
             measured_variants = setup["variants"]
             rows.append(
                 [
-                    setup["label"], f"{setup['steps']} x {setup['repeats']}",
-                    *(f"{measured_variants[variant]['speedup']:.3f}" if variant in measured_variants else "not run" for variant in variants),
+                    setup["label"],
+                    f"{setup['steps']} x {setup['repeats']}",
+                    *(
+                        f"{measured_variants[variant]['speedup']:.3f}" if variant in measured_variants else "not run"
+                        for variant in variants
+                    ),
                     f"+{measured_variants['compile']['extra_first_steps_seconds']:.1f} s" if "compile" in measured_variants else "–",
                     f"{max(value['max_abs_weight_difference'] for value in measured_variants.values()):.1g}",
                 ]
             )
-    header = ["setup", "steps x pairs", "`amp`", "`channels_last`", "`compile: default`", "all three", "first steps, compile", "largest weight difference"]
+    header = [
+        "setup",
+        "steps x pairs",
+        "`amp`",
+        "`channels_last`",
+        "`compile: default`",
+        "all three",
+        "first steps, compile",
+        "largest weight difference",
+    ]
     return "- " + "\n- ".join(files) + "\n\n" + markdown_table(header, rows)
 
 

@@ -30,7 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, default=ROOT / "config" / "config.yaml", help="config whose dataset and extractor options are used")
+    parser.add_argument(
+        "--config", type=Path, default=ROOT / "config" / "config.yaml", help="config whose dataset and extractor options are used"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = load_config(args.config)
@@ -47,7 +49,12 @@ def main() -> None:
         made_with={"script": "scripts/pin_extractor.py", "threads": 1, "cpu": cpu_model(), **environment()},
     )
     write_json(out.with_suffix(".json"), protocol)
-    log.info("wrote %s (sha256 %s, test accuracy %.4f); put the sha256 in akdg/extractor_pins.py", out, protocol["weights_sha256"], protocol["test_accuracy"])
+    log.info(
+        "wrote %s (sha256 %s, test accuracy %.4f); put the sha256 in akdg/extractor_pins.py",
+        out,
+        protocol["weights_sha256"],
+        protocol["test_accuracy"],
+    )
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 import torch.nn as nn
+import yaml
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
 from akdg import datasets
@@ -43,7 +43,9 @@ SMALL_GRID_METHODS = ("vanilla", "akdg")
 def small_grid() -> dict:
     """config/test.yaml cut to its first student, its first seed and :data:`SMALL_GRID_METHODS`."""
     grid = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
-    grid.update(students=grid["students"][:1], seeds=grid["seeds"][:1], methods={label: grid["methods"][label] for label in SMALL_GRID_METHODS})
+    grid.update(
+        students=grid["students"][:1], seeds=grid["seeds"][:1], methods={label: grid["methods"][label] for label in SMALL_GRID_METHODS}
+    )
     return grid
 
 

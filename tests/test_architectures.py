@@ -141,12 +141,7 @@ def expected_mlp_generator(resolution: int, channels: int, z_dim: int, width: in
     # Linear(w -> w) + BN1d(w):  w^2 + w + 2w
     # Linear(w -> w) + BN1d(w):  w^2 + w + 2w
     # Linear(w -> C*R*R):         w*CRR + CRR
-    return (
-        linear(z_dim, w) + bn(w)
-        + linear(w, w) + bn(w)
-        + linear(w, w) + bn(w)
-        + linear(w, pixels)
-    )
+    return linear(z_dim, w) + bn(w) + linear(w, w) + bn(w) + linear(w, w) + bn(w) + linear(w, pixels)
 
 
 def expected_mlp_discriminator(resolution: int, channels: int, width: int) -> int:
@@ -507,7 +502,11 @@ def paper_rows() -> list[dict]:
 
 def test_paper_layers_and_params_match_at_the_chosen_widths(paper_rows):
     assert {(row["dataset"], row["arch"]) for row in paper_rows} == {
-        ("cifar10", "sngan"), ("cifar10", "dcgan"), ("cifar10", "mlp"), ("lsun_bedroom", "pggan"), ("lsun_bedroom", "dcgan")
+        ("cifar10", "sngan"),
+        ("cifar10", "dcgan"),
+        ("cifar10", "mlp"),
+        ("lsun_bedroom", "pggan"),
+        ("lsun_bedroom", "dcgan"),
     }
     for row in paper_rows:
         assert row["ours_layers"] == row["paper_layers"], row

@@ -26,7 +26,6 @@ from PIL import Image
 from akdg.cli import main
 from akdg.config import check_spec, student_training_spec, validate_config
 from akdg.training import METHODS, Method
-
 from conftest import REPO, copy_project, tiny_train_spec
 
 DEFAULT = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
@@ -77,39 +76,62 @@ CONFIG_ROWS = {
     "yaml-list": ("- outdir: results\n- dataset: digits\n", "holds a list; a config maps keys"),
     "yaml-scalar": ("results\n", "holds a single value; a config maps keys"),
     "outdir-empty": (changed(("outdir", "")), "outdir: '' should be non-empty"),
-    "kd-weight-negative": (changed(("methods.akdg", {"kd_weight": -1})), "methods.akdg: option kd_weight: -1 is less than the minimum of 0"),
+    "kd-weight-negative": (
+        changed(("methods.akdg", {"kd_weight": -1})),
+        "methods.akdg: option kd_weight: -1 is less than the minimum of 0",
+    ),
     "kd-weight-word": (changed(("methods.akdg", {"kd_weight": "high"})), "methods.akdg: option kd_weight: 'high' is not of type 'number'"),
     "joint-a-above-one": (changed(("methods", {"joint": {"a": 2}})), "methods.joint: option a: 2 is greater than the maximum of 1"),
     "lit-weight-negative": (
         changed(("methods", {"lit": {"ir_weight": -0.5}}), ("students", [{"arch": "sngan", "width": 8}])),
         "methods.lit: option ir_weight: -0.5 is less than the minimum of 0",
     ),
-    "dataset-path-missing": (changed(("dataset", {"name": "npz", "resolution": 16, "path": "{tmp}/nope.npz"})), "nope.npz does not exist; point it at"),
+    "dataset-path-missing": (
+        changed(("dataset", {"name": "npz", "resolution": 16, "path": "{tmp}/nope.npz"})),
+        "nope.npz does not exist; point it at",
+    ),
     "npz-without-labels": (changed(("dataset", {"name": "npz", "resolution": 16, "path": "{tmp}/unlabelled.npz"})), UNLABELLED_FIX),
     "folder-without-classes": (changed(("dataset", {"name": "folder", "resolution": 16, "path": "{tmp}/flat"})), UNLABELLED_FIX),
     "lsun-with-the-classifier": (
-        changed(("dataset", {"name": "lsun_bedroom", "resolution": 16, "root": "{tmp}"}), ("evaluation.feature_extractor", "akdg-classifier")),
+        changed(
+            ("dataset", {"name": "lsun_bedroom", "resolution": 16, "root": "{tmp}"}), ("evaluation.feature_extractor", "akdg-classifier")
+        ),
         "dataset 'lsun_bedroom' has none",
     ),
     "kd-weight-via-config": (overridden("methods={akdg: {kd_weight: 0.5}}"), None),
     "long-form-via-config": (overridden("methods={vanilla-b64: {method: vanilla, training: {batch_size: 64}}}"), None),
-    "kd-weight-word-via-config": (overridden("methods={akdg: {kd_weight: high}}"), "methods.akdg: option kd_weight: 'high' is not of type 'number'"),
-    "top-level-typo": (changed(("stepz", 10)), "top level: Additional properties are not allowed ('stepz' was unexpected); allowed here: plugins, outdir"),
+    "kd-weight-word-via-config": (
+        overridden("methods={akdg: {kd_weight: high}}"),
+        "methods.akdg: option kd_weight: 'high' is not of type 'number'",
+    ),
+    "top-level-typo": (
+        changed(("stepz", 10)),
+        "top level: Additional properties are not allowed ('stepz' was unexpected); allowed here: plugins, outdir",
+    ),
     # Valid inputs that must stay valid.
     "npz-with-labels": (changed(("dataset", {"name": "npz", "resolution": 16, "path": "{tmp}/labelled.npz"})), None),
     "folder-with-classes": (changed(("dataset", {"name": "folder", "resolution": 16, "path": "{tmp}/classes"})), None),
     "npz-without-labels-scored-by-inception": (
-        changed(("dataset", {"name": "npz", "resolution": 16, "path": "{tmp}/unlabelled.npz"}), ("evaluation.feature_extractor", "inception-v3-compat")),
+        changed(
+            ("dataset", {"name": "npz", "resolution": 16, "path": "{tmp}/unlabelled.npz"}),
+            ("evaluation.feature_extractor", "inception-v3-compat"),
+        ),
         None,
     ),
     "lr-in-e-notation": ("{default}training:\n  steps: 1e3\n  batch_size: 32\n  optimizer: {lr_g: 2e-4, lr_d: 2e-4}\n", None),
     "integral-float": (changed(("z_dim", 32.0)), None),
-    "quoted-numbers-and-booleans": (changed(("dataset.resolution", "16"), ("training.amp", "false"), ("resources", {"student": {"gpu": "1"}})), None),
+    "quoted-numbers-and-booleans": (
+        changed(("dataset.resolution", "16"), ("training.amp", "false"), ("resources", {"student": {"gpu": "1"}})),
+        None,
+    ),
     "compile-off-unquoted": ("{default}training: {steps: 250, batch_size: 32, compile: off}\n", None),
     "method-without-options": ("{default}methods:\n  vanilla:\n  mse:\n", None),
     "plugin-option-by-its-default": (overridden("methods={test-typed-by-default: {weight: 0.25}}"), None),
     "largest-seed": (changed(("seeds", [4294967295])), None),
-    "null-via-config": (overridden("teacher={checkpoint: null}", "evaluation={feature_extractor: inception-v3-compat, inception_weights: null}"), None),
+    "null-via-config": (
+        overridden("teacher={checkpoint: null}", "evaluation={feature_extractor: inception-v3-compat, inception_weights: null}"),
+        None,
+    ),
     "method-without-options-via-config": (overridden("methods={vanilla: , akdg: ~}"), None),
     # Found by fuzzing as a user who mistypes: wrong types.
     "z-dim-word": (changed(("z_dim", "abc")), "z_dim: 'abc' is not of type 'integer'"),
@@ -118,10 +140,19 @@ CONFIG_ROWS = {
     "amp-word": (changed(("training.amp", "maybe")), "training.amp: 'maybe' is not of type 'boolean'"),
     "amp-number": (changed(("training.amp", 1)), "training.amp: 1 is not of type 'boolean'"),
     "test-fraction-percent": (changed(("dataset.test_fraction", "20%")), "dataset.test_fraction: '20%' is not of type 'number'"),
-    "plugin-option-word": (overridden("methods={test-typed-by-default: {weight: heavy}}"), "option weight: 'heavy' is not of type 'number'"),
-    "long-form-option-word": (changed(("methods", {"v": {"method": "akdg", "options": {"kd_weight": "x"}}})), "methods.v.options: option kd_weight: 'x' is not"),
+    "plugin-option-word": (
+        overridden("methods={test-typed-by-default: {weight: heavy}}"),
+        "option weight: 'heavy' is not of type 'number'",
+    ),
+    "long-form-option-word": (
+        changed(("methods", {"v": {"method": "akdg", "options": {"kd_weight": "x"}}})),
+        "methods.v.options: option kd_weight: 'x' is not",
+    ),
     "long-form-method-number": (changed(("methods", {"v": {"method": 5}})), "methods.v.method: 5 is not of type 'string'"),
-    "inception-weights-number": (changed(("evaluation.inception_weights", 5)), "evaluation.inception_weights: 5 is not of type 'string', 'null'"),
+    "inception-weights-number": (
+        changed(("evaluation.inception_weights", 5)),
+        "evaluation.inception_weights: 5 is not of type 'string', 'null'",
+    ),
     "infinite-via-config": (overridden("training={max_abs_loss: 1e999}"), "training.max_abs_loss: '1e999' is not of type 'number'"),
     # Negative, empty and very large values.
     "steps-negative": (changed(("training.steps", -5)), "training.steps: -5 is less than the minimum of 1"),
@@ -129,32 +160,65 @@ CONFIG_ROWS = {
     "seed-beyond-numpy": (changed(("seeds", [2**32])), "seeds[0]: 4294967296 is greater than the maximum of 4294967295"),
     "split-seed-beyond-numpy": (changed(("dataset.split_seed", 2**40)), "dataset.split_seed: 1099511627776 is greater than the maximum"),
     "width-beyond-memory": (changed(("students.0.width", 2**30)), "students[0].width: 1073741824 is greater than the maximum of 1048576"),
-    "nan-in-yaml": ("{default}dataset: {name: digits, resolution: 16, test_fraction: .nan}\n", "dataset.test_fraction: 'nan' is not of type 'number'"),
+    "nan-in-yaml": (
+        "{default}dataset: {name: digits, resolution: 16, test_fraction: .nan}\n",
+        "dataset.test_fraction: 'nan' is not of type 'number'",
+    ),
     "checkpoint-empty-via-config": (overridden("teacher={checkpoint: }"), "teacher.checkpoint: '' should be non-empty"),
     "weight-beyond-float": ("{default}methods: {akdg: {kd_weight: 1e999}}\n", "option kd_weight: '1e999' is not of type 'number'"),
     "loss-empty": (changed(("loss", "")), "unknown GAN loss ''"),
     "arch-empty": (changed(("students.0.arch", "")), "unknown architecture ''"),
     "method-label-empty": (changed(("methods", {"": {}})), "method label '' names files and folders"),
-    "teacher-checkpoint-empty": (changed(("teacher", {"generator": {"arch": "sngan", "width": 32}, "checkpoint": ""})), "teacher.checkpoint: '' should be non-empty"),
+    "teacher-checkpoint-empty": (
+        changed(("teacher", {"generator": {"arch": "sngan", "width": 32}, "checkpoint": ""})),
+        "teacher.checkpoint: '' should be non-empty",
+    ),
     "methods-empty": (changed(("methods", {})), "methods: {} should be non-empty"),
     "students-empty": (changed(("students", [])), "students: [] should be non-empty"),
     "lr-zero": (changed(("training.optimizer.lr_g", 0)), "training.optimizer.lr_g: 0 is less than or equal to the minimum of 0"),
     "ema-one": (changed(("training.ema_decay", 1)), "training.ema_decay: 1 is greater than or equal to the maximum of 1"),
     "gpus-negative": (changed(("resources", {"student": {"gpu": -1}})), "resources.student.gpu: -1 is less than the minimum of 0"),
     # Unknown keys at every level.
-    "dataset-typo": (changed(("dataset.resolutoin", 16)), "dataset: Additional properties are not allowed ('resolutoin' was unexpected); allowed here: name, label"),
+    "dataset-typo": (
+        changed(("dataset.resolutoin", 16)),
+        "dataset: Additional properties are not allowed ('resolutoin' was unexpected); allowed here: name, label",
+    ),
     "teacher-typo": (changed(("teacher.step", 10)), "teacher: Additional properties are not allowed ('step' was unexpected)"),
-    "student-typo": (changed(("students.0.widht", 8)), "students[0]: Additional properties are not allowed ('widht' was unexpected); allowed here: arch, width"),
-    "optimizer-typo": (changed(("training.optimizer.lr", 0.1)), "training.optimizer: Additional properties are not allowed ('lr' was unexpected); allowed here: lr_g, lr_d, betas"),
-    "resources-typo": (changed(("resources", {"students": {}})), "resources: Additional properties are not allowed ('students' was unexpected)"),
-    "long-form-typo": (changed(("methods", {"v": {"method": "vanilla", "trainig": {}}})), "methods.v: Additional properties are not allowed ('trainig' was unexpected); allowed here: method, options, training"),
-    "long-form-training-typo": (changed(("methods", {"v": {"method": "vanilla", "training": {"batch": 64}}})), "methods.v.training: Additional properties are not allowed ('batch' was unexpected)"),
-    "short-form-unknown-option": (changed(("methods.akdg", {"kd_wieght": 2})), "methods.akdg: unknown option(s) ['kd_wieght']; accepted: ['kd_weight']"),
-    "long-form-unknown-option": (changed(("methods", {"v": {"method": "vanilla", "options": {"kd_weight": 1}}})), "methods.v.options: unknown option(s) ['kd_weight']; accepted: none"),
+    "student-typo": (
+        changed(("students.0.widht", 8)),
+        "students[0]: Additional properties are not allowed ('widht' was unexpected); allowed here: arch, width",
+    ),
+    "optimizer-typo": (
+        changed(("training.optimizer.lr", 0.1)),
+        "training.optimizer: Additional properties are not allowed ('lr' was unexpected); allowed here: lr_g, lr_d, betas",
+    ),
+    "resources-typo": (
+        changed(("resources", {"students": {}})),
+        "resources: Additional properties are not allowed ('students' was unexpected)",
+    ),
+    "long-form-typo": (
+        changed(("methods", {"v": {"method": "vanilla", "trainig": {}}})),
+        "methods.v: Additional properties are not allowed ('trainig' was unexpected); allowed here: method, options, training",
+    ),
+    "long-form-training-typo": (
+        changed(("methods", {"v": {"method": "vanilla", "training": {"batch": 64}}})),
+        "methods.v.training: Additional properties are not allowed ('batch' was unexpected)",
+    ),
+    "short-form-unknown-option": (
+        changed(("methods.akdg", {"kd_wieght": 2})),
+        "methods.akdg: unknown option(s) ['kd_wieght']; accepted: ['kd_weight']",
+    ),
+    "long-form-unknown-option": (
+        changed(("methods", {"v": {"method": "vanilla", "options": {"kd_weight": 1}}})),
+        "methods.v.options: unknown option(s) ['kd_weight']; accepted: none",
+    ),
     # Wrong nesting.
     "steps-at-top-level": (changed(("steps", 100)), "('steps' was unexpected)"),
     "methods-as-list": (changed(("methods", ["vanilla", "mse"])), "methods: ['vanilla', 'mse'] is not of type 'object'"),
-    "students-as-mapping": (changed(("students", {"arch": "dcgan", "width": 8})), "students: {'arch': 'dcgan', 'width': 8} is not of type 'array'"),
+    "students-as-mapping": (
+        changed(("students", {"arch": "dcgan", "width": 8})),
+        "students: {'arch': 'dcgan', 'width': 8} is not of type 'array'",
+    ),
     "seeds-as-number": (changed(("seeds", 0)), "seeds: 0 is not of type 'array'"),
     "plugins-as-string": (changed(("plugins", "mymodule")), "plugins: 'mymodule' is not of type 'array'"),
     "betas-as-number": (changed(("training.optimizer.betas", 0.5)), "training.optimizer.betas: 0.5 is not of type 'array'"),
@@ -165,7 +229,10 @@ CONFIG_ROWS = {
     "resolution-24": (changed(("dataset.resolution", 24)), "dataset.resolution: 24 is not one of [16, 32, 64, 128, 256]"),
     "dataset-label-unicode": (changed(("dataset.label", "cïfar")), "dataset.label 'cïfar' names files and folders"),
     "method-label-unicode": (changed(("methods", {"vänilla": {}})), "method label 'vänilla' names files and folders"),
-    "method-label-spaces": (changed(("methods", {"vanilla b64": {"method": "vanilla"}})), "method label 'vanilla b64' names files and folders"),
+    "method-label-spaces": (
+        changed(("methods", {"vanilla b64": {"method": "vanilla"}})),
+        "method label 'vanilla b64' names files and folders",
+    ),
     "arch-unicode": (changed(("students.0.arch", "dcgán")), "unknown architecture 'dcgán'"),
     "plugin-missing": (changed(("plugins", ["no_such_plugin_module"])), "plugin module 'no_such_plugin_module' could not be imported"),
 }
@@ -189,7 +256,9 @@ def written(config: dict | str, root: Path, inputs: Path) -> Path:
     """The row's config as a file, "{tmp}" pointing at the prepared inputs; "{default}" is the default's other top-level keys."""
     if isinstance(config, str):
         own = yaml.safe_load(config.replace("{default}", ""))
-        text = config.replace("{default}", yaml.safe_dump({key: value for key, value in DEFAULT.items() if key not in own}, sort_keys=False))
+        text = config.replace(
+            "{default}", yaml.safe_dump({key: value for key, value in DEFAULT.items() if key not in own}, sort_keys=False)
+        )
     else:
         text = yaml.safe_dump(config, allow_unicode=True)
     path = root / "config.yaml"
@@ -234,9 +303,12 @@ def test_validate_config_verbose_shows_the_schemas_full_report(tmp_path: Path) -
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(changed(("stepz", 10))))
     quiet, verbose = (
-        subprocess.run([sys.executable, "-m", "akdg", "validate-config", *flags, str(path)], capture_output=True, text=True) for flags in ([], ["--verbose"])
+        subprocess.run([sys.executable, "-m", "akdg", "validate-config", *flags, str(path)], capture_output=True, text=True)
+        for flags in ([], ["--verbose"])
     )
-    assert_refused(quiet.returncode, quiet.stdout + quiet.stderr, "top level: Additional properties are not allowed ('stepz' was unexpected)")
+    assert_refused(
+        quiet.returncode, quiet.stdout + quiet.stderr, "top level: Additional properties are not allowed ('stepz' was unexpected)"
+    )
     assert verbose.returncode == 2 and "Failed validating 'additionalProperties'" in verbose.stderr
 
 
@@ -263,17 +335,47 @@ ARGUMENT_ROWS = {
     "train-spec-missing-file": (train("@nowhere.json"), "--spec must be JSON or @file.json"),
     "train-threads-zero": (train(SPEC, "--threads", "0"), "argument --threads: '0' is not an integer >= 1"),
     "train-threads-word": (train(SPEC, "--threads", "all"), "argument --threads: 'all' is not an integer >= 1"),
-    "train-checkpoint-every-negative": (train(SPEC, "--checkpoint-every", "-5"), "argument --checkpoint-every: '-5' is not an integer >= 0"),
-    "prepare-resolution-24": (["prepare-data", "--spec", json.dumps({**DATASET, "resolution": 24}), "--out", "d.npz"], "resolution: 24 is not one of"),
-    "prepare-unknown-key": (["prepare-data", "--spec", json.dumps({**DATASET, "labels": True}), "--out", "d.npz"], "('labels' was unexpected)"),
-    "prepare-without-name": (["prepare-data", "--spec", json.dumps({"resolution": 16}), "--out", "d.npz"], "top level: 'name' is a required property"),
+    "train-checkpoint-every-negative": (
+        train(SPEC, "--checkpoint-every", "-5"),
+        "argument --checkpoint-every: '-5' is not an integer >= 0",
+    ),
+    "prepare-resolution-24": (
+        ["prepare-data", "--spec", json.dumps({**DATASET, "resolution": 24}), "--out", "d.npz"],
+        "resolution: 24 is not one of",
+    ),
+    "prepare-unknown-key": (
+        ["prepare-data", "--spec", json.dumps({**DATASET, "labels": True}), "--out", "d.npz"],
+        "('labels' was unexpected)",
+    ),
+    "prepare-without-name": (
+        ["prepare-data", "--spec", json.dumps({"resolution": 16}), "--out", "d.npz"],
+        "top level: 'name' is a required property",
+    ),
     "download-without-resolution": (["download-data", "--spec", json.dumps({"name": "cifar10"})], "'resolution' is a required property"),
     "extractor-epochs-zero": (
-        ["train-extractor", "--spec", json.dumps({"epochs": 0, "width": 8, "lr": 0.1, "batch_size": 8, "seed": 0}), "--data", "d.npz", "--out", "e.pt"],
+        [
+            "train-extractor",
+            "--spec",
+            json.dumps({"epochs": 0, "width": 8, "lr": 0.1, "batch_size": 8, "seed": 0}),
+            "--data",
+            "d.npz",
+            "--out",
+            "e.pt",
+        ],
         "epochs: 0 is less than the minimum of 1",
     ),
     "import-teacher-without-width": (
-        ["import-teacher", "--spec", json.dumps({"generator": {"arch": "dcgan"}, "z_dim": 8}), "--data", "d.npz", "--checkpoint", "t.pt", "--out", "o.pt"],
+        [
+            "import-teacher",
+            "--spec",
+            json.dumps({"generator": {"arch": "dcgan"}, "z_dim": 8}),
+            "--data",
+            "d.npz",
+            "--checkpoint",
+            "t.pt",
+            "--out",
+            "o.pt",
+        ],
         "generator: 'width' is a required property",
     ),
     "measure-cost-no-generators": (
@@ -281,23 +383,53 @@ ARGUMENT_ROWS = {
         "generators: {} should be non-empty",
     ),
     "evaluate-trained-row-without-checkpoint": (
-        ["evaluate", "--spec", json.dumps({"evaluation": EVALUATION, "z_dim": 8, "rows": [{"kind": "trained", "run": {}, "out": "r.json"}]}),
-         "--data", "d.npz", "--extractor", "e.json", "--cost", "c.json"],
+        [
+            "evaluate",
+            "--spec",
+            json.dumps({"evaluation": EVALUATION, "z_dim": 8, "rows": [{"kind": "trained", "run": {}, "out": "r.json"}]}),
+            "--data",
+            "d.npz",
+            "--extractor",
+            "e.json",
+            "--cost",
+            "c.json",
+        ],
         "rows[0]: 'checkpoint' is a required property",
     ),
     "evaluate-row-kind": (
-        ["evaluate", "--spec", json.dumps({"evaluation": EVALUATION, "z_dim": 8, "rows": [{"kind": "fake", "run": {}, "out": "r.json"}]}),
-         "--data", "d.npz", "--extractor", "e.json", "--cost", "c.json"],
+        [
+            "evaluate",
+            "--spec",
+            json.dumps({"evaluation": EVALUATION, "z_dim": 8, "rows": [{"kind": "fake", "run": {}, "out": "r.json"}]}),
+            "--data",
+            "d.npz",
+            "--extractor",
+            "e.json",
+            "--cost",
+            "c.json",
+        ],
         "rows[0].kind: 'fake' is not one of ['trained', 'untrained', 'real']",
     ),
-    "fetch-extractor-name": (["fetch-extractor", "--spec", json.dumps({"feature_extractor": "inception"}), "--out", "e.json"], "feature_extractor: 'inception' is not one of"),
+    "fetch-extractor-name": (
+        ["fetch-extractor", "--spec", json.dumps({"feature_extractor": "inception"}), "--out", "e.json"],
+        "feature_extractor: 'inception' is not one of",
+    ),
     "reference-stats-without-batch-size": (
         ["reference-stats", "--spec", "{}", "--data", "d.npz", "--extractor", "e.json", "--cache-dir", "cache", "--out", "s.json"],
         "'batch_size' is a required property",
     ),
-    "plot-samples-z-dim-zero": (["plot-samples", "--checkpoint", "a=a.pt", "--z-dim", "0", "--out", "s.png"], "argument --z-dim: '0' is not an integer >= 1"),
-    "plot-samples-count-negative": (["plot-samples", "--checkpoint", "a=a.pt", "--z-dim", "8", "--count", "-1", "--out", "s.png"], "argument --count: '-1'"),
-    "plot-samples-seed-negative": (["plot-samples", "--checkpoint", "a=a.pt", "--z-dim", "8", "--seed", "-1", "--out", "s.png"], "argument --seed: '-1' is not an integer >= 0"),
+    "plot-samples-z-dim-zero": (
+        ["plot-samples", "--checkpoint", "a=a.pt", "--z-dim", "0", "--out", "s.png"],
+        "argument --z-dim: '0' is not an integer >= 1",
+    ),
+    "plot-samples-count-negative": (
+        ["plot-samples", "--checkpoint", "a=a.pt", "--z-dim", "8", "--count", "-1", "--out", "s.png"],
+        "argument --count: '-1'",
+    ),
+    "plot-samples-seed-negative": (
+        ["plot-samples", "--checkpoint", "a=a.pt", "--z-dim", "8", "--seed", "-1", "--out", "s.png"],
+        "argument --seed: '-1' is not an integer >= 0",
+    ),
     "run-cores-zero": (["run", "--cores", "0"], "argument --cores: '0' is not an integer >= 1"),
     "validate-config-missing": (["validate-config", "nowhere.yaml"], "config file nowhere.yaml does not exist"),
     "validate-config-folder": (["validate-config", "."], "config file . cannot be read as text"),
@@ -305,12 +437,17 @@ ARGUMENT_ROWS = {
         ["prepare-data", "--spec", json.dumps({**DATASET, "test_fraction": 0.001}), "--out", "d.npz"],
         "cannot split the 1797 digits with test_fraction=0.001",
     ),
-    "prepare-without-test-fraction": (["prepare-data", "--spec", json.dumps(DATASET), "--out", "d.npz"], None),  # the schema's defaults fill in
+    "prepare-without-test-fraction": (
+        ["prepare-data", "--spec", json.dumps(DATASET), "--out", "d.npz"],
+        None,
+    ),  # the schema's defaults fill in
 }
 
 
 @pytest.mark.parametrize("row", list(ARGUMENT_ROWS))
-def test_akdg_arguments(row: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture) -> None:
+def test_akdg_arguments(
+    row: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
+) -> None:
     argv, fragment = ARGUMENT_ROWS[row]
     monkeypatch.chdir(tmp_path)
     status, output = run_main(argv, capsys, caplog)
@@ -323,7 +460,9 @@ def test_akdg_arguments(row: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 def test_values_from_the_command_line_reach_the_jobs_as_numbers() -> None:
     """What the rows above accept arrives typed: a number, not the string Snakemake parsed, and an int where one is due."""
-    config = validate_config(overridden("methods={akdg: {kd_weight: 0.5}, vanilla-b64: {method: vanilla, training: {batch_size: 64}}}", "training={steps: 1e3}"))
+    config = validate_config(
+        overridden("methods={akdg: {kd_weight: 0.5}, vanilla-b64: {method: vanilla, training: {batch_size: 64}}}", "training={steps: 1e3}")
+    )
     assert student_training_spec(config, config["students"][0], "akdg", 0)["method_options"] == {"kd_weight": 0.5}
     assert student_training_spec(config, config["students"][0], "vanilla-b64", 0)["batch_size"] == 64
     assert type(config["training"]["steps"]) is int and config["training"]["steps"] == 1000
@@ -349,8 +488,14 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # --config overrides through the Snakefile: Snakemake exits 1 with the sentence, and nothing runs.
 SNAKEMAKE_ROWS = {
-    "top-level-typo": (["--config", "training={stpes: 10}"], "invalid config: training: Additional properties are not allowed ('stpes' was unexpected)"),
-    "option-word": (["--config", "methods={akdg: {kd_weight: high}}"], "invalid config: methods.akdg: option kd_weight: 'high' is not of type 'number'"),
+    "top-level-typo": (
+        ["--config", "training={stpes: 10}"],
+        "invalid config: training: Additional properties are not allowed ('stpes' was unexpected)",
+    ),
+    "option-word": (
+        ["--config", "methods={akdg: {kd_weight: high}}"],
+        "invalid config: methods.akdg: option kd_weight: 'high' is not of type 'number'",
+    ),
     "outdir-empty": (["--config", "outdir="], "invalid config: outdir: None is not of type 'string'"),
 }
 
@@ -374,12 +519,25 @@ def test_snakemake_accepts_options_and_variants_from_the_command_line_and_every_
     teacher = tmp_path / "teacher.pt"
     teacher.write_bytes(b"")
     other = snakemake(
-        project, "--config", f"teacher={{checkpoint: {teacher}}}", f"dataset={{name: cifar10, resolution: 32, root: {tmp_path}}}", "--configfile", "config/test.yaml"
+        project,
+        "--config",
+        f"teacher={{checkpoint: {teacher}}}",
+        f"dataset={{name: cifar10, resolution: 32, root: {tmp_path}}}",
+        "--configfile",
+        "config/test.yaml",
     )
     assert other.returncode == 0, other.stdout + other.stderr
     specs = specs_in(default.stdout) + specs_in(other.stdout)
     assert {step for step, _ in specs} == {
-        "download-data", "prepare-data", "train-extractor", "fetch-extractor", "reference-stats", "train", "import-teacher", "measure-cost", "evaluate"
+        "download-data",
+        "prepare-data",
+        "train-extractor",
+        "fetch-extractor",
+        "reference-stats",
+        "train",
+        "import-teacher",
+        "measure-cost",
+        "evaluate",
     }
     for step, spec in specs:
         before = copy.deepcopy(spec)

@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_datasets import lsun_records, write_lmdb
 
 from akdg import checkpoint, dataset_lsun, metrics
 from akdg.architectures import build_generator
@@ -34,9 +35,7 @@ from akdg.feature_extractor_classifier import FORMAT as CLASSIFIER_FORMAT
 from akdg.feature_extractor_classifier import NAME as CLASSIFIER
 from akdg.feature_extractor_classifier import Classifier
 from akdg.io import save_torch, sha256_file, write_json
-
 from conftest import DIGITS, copy_project, tiny_train_spec
-from test_datasets import lsun_records, write_lmdb
 
 GENERATOR = {"arch": "dcgan", "width": 4}
 RUN = {"dataset": "digits", "role": "student", "generator_label": "dcgan-w4", "generator": GENERATOR, "method": "mse", "seed": 0}
@@ -54,7 +53,9 @@ def good(digits_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     files = {"data": folder / "data.npz", "generator": folder / "generator.pt", "extractor": folder / "extractor.pt"}
     shutil.copy(digits_npz, files["data"])
     generator = build_generator(GENERATOR, resolution=16, channels=1, z_dim=8)
-    checkpoint.save_generator(files["generator"], generator, {"generator": GENERATOR, "resolution": 16, "channels": 1, "z_dim": 8, "training": {}})
+    checkpoint.save_generator(
+        files["generator"], generator, {"generator": GENERATOR, "resolution": 16, "channels": 1, "z_dim": 8, "training": {}}
+    )
     config = {"channels": 1, "num_classes": 10, "width": 8}
     save_torch({"format": CLASSIFIER_FORMAT, "config": config, "state_dict": Classifier(**config).state_dict()}, files["extractor"])
     files["extractor_json"] = folder / "extractor.json"
@@ -95,7 +96,10 @@ def flip_a_bit(path: Path) -> None:
     with zipfile.ZipFile(path) as archive:
         member = max(archive.infolist(), key=lambda info: info.compress_size)
     header = member.header_offset
-    name_length, extra_length = int.from_bytes(data[header + 26 : header + 28], "little"), int.from_bytes(data[header + 28 : header + 30], "little")
+    name_length, extra_length = (
+        int.from_bytes(data[header + 26 : header + 28], "little"),
+        int.from_bytes(data[header + 28 : header + 30], "little"),
+    )
     data[header + 30 + name_length + extra_length + member.compress_size // 2] ^= 0x10
     path.write_bytes(bytes(data))
 
@@ -149,7 +153,10 @@ def dataset_files(target: str, good: dict[str, Path], folder: Path) -> dict[str,
     if target.startswith("npz_"):
         path = folder / "images.npz"
         shutil.copy(good[target], path)
-        return {"spec": {"name": "npz", "path": str(path), "resolution": 16, "channels": 3, "test_fraction": 0.2, "split_seed": 0}, target: path}
+        return {
+            "spec": {"name": "npz", "path": str(path), "resolution": 16, "channels": 3, "test_fraction": 0.2, "split_seed": 0},
+            target: path,
+        }
     if target == "folder_image":
         rng = np.random.default_rng(0)
         (folder / "images").mkdir()
@@ -171,7 +178,10 @@ def dataset_files(target: str, good: dict[str, Path], folder: Path) -> dict[str,
         (root / "build" / "data_batch_1").write_bytes(b"\x80" * 4096)
         with tarfile.open(root / "cifar-10-python.tar.gz", "w:gz") as tar:
             tar.add(root / "build", arcname="cifar-10-batches-py")
-        return {"spec": {"name": "cifar10", "root": str(root), "resolution": 32, "download": False}, target: root / "cifar-10-python.tar.gz"}
+        return {
+            "spec": {"name": "cifar10", "root": str(root), "resolution": 32, "download": False},
+            target: root / "cifar-10-python.tar.gz",
+        }
     raise ValueError(target)
 
 
@@ -179,8 +189,13 @@ def inputs(entry: str, target: str, good: dict[str, Path], folder: Path, out: Pa
     """The command line of ``entry`` on copies of the good files under ``folder``, writing under ``out``; and the files by role."""
     folder.mkdir()
     copies = {  # role: (the good file, the copy's name)
-        "data": ("data", "data.npz"), "teacher": ("generator", "teacher.pt"), "checkpoint": ("generator", "student.pt"), "cost": ("cost", "cost.json"),
-        "run_json": ("run_json", "run.json"), "extractor": ("extractor", "extractor.pt"), "extractor_json": ("extractor_json", "extractor.json"),
+        "data": ("data", "data.npz"),
+        "teacher": ("generator", "teacher.pt"),
+        "checkpoint": ("generator", "student.pt"),
+        "cost": ("cost", "cost.json"),
+        "run_json": ("run_json", "run.json"),
+        "extractor": ("extractor", "extractor.pt"),
+        "extractor_json": ("extractor_json", "extractor.json"),
         "inception": ("inception", "inception.pth"),
     }
     files = {role: folder / name for role, (_, name) in copies.items()}
@@ -193,27 +208,123 @@ def inputs(entry: str, target: str, good: dict[str, Path], folder: Path, out: Pa
     if entry in ("prepare-data", "download-data"):
         dataset = dataset_files(target, good, folder) if target != "out" else {"spec": DIGITS}
         files.update({key: value for key, value in dataset.items() if key != "spec"})
-    evaluation = {"evaluation": EVALUATION, "z_dim": 8, "rows": [{"kind": "trained", "checkpoint": str(files["checkpoint"]), "out": str(out / "run.json"), "run": RUN}]}
+    evaluation = {
+        "evaluation": EVALUATION,
+        "z_dim": 8,
+        "rows": [{"kind": "trained", "checkpoint": str(files["checkpoint"]), "out": str(out / "run.json"), "run": RUN}],
+    }
     command = {
-        "train": ["train", "--threads", "1", "--spec", json.dumps(TRAIN_SPEC), "--data", data, "--teacher", str(files["teacher"]),
-                  "--checkpoint-every", "1", "--out", str(out / "student.pt")],
-        "evaluate": ["evaluate", "--threads", "1", "--spec", json.dumps(evaluation), "--data", data, "--extractor", str(files["extractor_json"]),
-                     "--cost", str(files["cost"])],
-        "plot-samples": ["plot-samples", "--checkpoint", f"student={files['checkpoint']}", "--z-dim", "8", "--count", "8", "--out", str(out / "samples.png")],
-        "import-teacher": ["import-teacher", "--spec", json.dumps({"generator": GENERATOR, "z_dim": 8}), "--data", data,
-                           "--checkpoint", str(files["teacher"]), "--out", str(out / "teacher.pt")],
+        "train": [
+            "train",
+            "--threads",
+            "1",
+            "--spec",
+            json.dumps(TRAIN_SPEC),
+            "--data",
+            data,
+            "--teacher",
+            str(files["teacher"]),
+            "--checkpoint-every",
+            "1",
+            "--out",
+            str(out / "student.pt"),
+        ],
+        "evaluate": [
+            "evaluate",
+            "--threads",
+            "1",
+            "--spec",
+            json.dumps(evaluation),
+            "--data",
+            data,
+            "--extractor",
+            str(files["extractor_json"]),
+            "--cost",
+            str(files["cost"]),
+        ],
+        "plot-samples": [
+            "plot-samples",
+            "--checkpoint",
+            f"student={files['checkpoint']}",
+            "--z-dim",
+            "8",
+            "--count",
+            "8",
+            "--out",
+            str(out / "samples.png"),
+        ],
+        "import-teacher": [
+            "import-teacher",
+            "--spec",
+            json.dumps({"generator": GENERATOR, "z_dim": 8}),
+            "--data",
+            data,
+            "--checkpoint",
+            str(files["teacher"]),
+            "--out",
+            str(out / "teacher.pt"),
+        ],
         "prepare-data": ["prepare-data", "--spec", json.dumps(dataset.get("spec")), "--out", str(out / "data.npz")],
         "download-data": ["download-data", "--spec", json.dumps(dataset.get("spec")), "--out", str(out / "download.json")],
-        "train-extractor": ["train-extractor", "--threads", "1", "--spec", json.dumps({"epochs": 1, "width": 8, "lr": 1e-3, "batch_size": 64, "seed": 0}),
-                            "--data", data, "--out", str(out / "extractor.pt")],
-        "measure-cost": ["measure-cost", "--threads", "1", "--spec", json.dumps({"generators": {"teacher": GENERATOR}, "z_dim": 8,
-                         "speed": {"batch_size": 4, "min_run_time": 0.01, "rounds": 3}}), "--data", data, "--out", str(out / "cost.json")],
-        "reference-stats": ["reference-stats", "--threads", "1", "--spec", json.dumps({"feature_extractor": CLASSIFIER, "batch_size": 50}), "--data", data,
-                            "--extractor", str(files["extractor_json"]), "--cache-dir", str(out / "cache"), "--out", str(out / "reference.json")],
-        "fetch-extractor": ["fetch-extractor", "--spec", json.dumps({"feature_extractor": "inception-v3-compat", "inception_weights": str(files["inception"])}),
-                            "--out", str(out / "extractor.json")],
-        "aggregate": ["aggregate", "--runs", str(files["run_json"]), "--method-order", "mse", "--dataset", "digits", "--tables-dir", str(out / "tables"),
-                      "--plots-dir", str(out / "plots"), "--metrics-dir", str(out / "metrics")],
+        "train-extractor": [
+            "train-extractor",
+            "--threads",
+            "1",
+            "--spec",
+            json.dumps({"epochs": 1, "width": 8, "lr": 1e-3, "batch_size": 64, "seed": 0}),
+            "--data",
+            data,
+            "--out",
+            str(out / "extractor.pt"),
+        ],
+        "measure-cost": [
+            "measure-cost",
+            "--threads",
+            "1",
+            "--spec",
+            json.dumps({"generators": {"teacher": GENERATOR}, "z_dim": 8, "speed": {"batch_size": 4, "min_run_time": 0.01, "rounds": 3}}),
+            "--data",
+            data,
+            "--out",
+            str(out / "cost.json"),
+        ],
+        "reference-stats": [
+            "reference-stats",
+            "--threads",
+            "1",
+            "--spec",
+            json.dumps({"feature_extractor": CLASSIFIER, "batch_size": 50}),
+            "--data",
+            data,
+            "--extractor",
+            str(files["extractor_json"]),
+            "--cache-dir",
+            str(out / "cache"),
+            "--out",
+            str(out / "reference.json"),
+        ],
+        "fetch-extractor": [
+            "fetch-extractor",
+            "--spec",
+            json.dumps({"feature_extractor": "inception-v3-compat", "inception_weights": str(files["inception"])}),
+            "--out",
+            str(out / "extractor.json"),
+        ],
+        "aggregate": [
+            "aggregate",
+            "--runs",
+            str(files["run_json"]),
+            "--method-order",
+            "mse",
+            "--dataset",
+            "digits",
+            "--tables-dir",
+            str(out / "tables"),
+            "--plots-dir",
+            str(out / "plots"),
+            "--metrics-dir",
+            str(out / "metrics"),
+        ],
     }[entry]
     return command, files
 
@@ -262,23 +373,49 @@ NOT_NPZ = r"prepared dataset \S+data\.npz is not an \.npz file \(it is empty, cu
 USER_NOT_NPZ = r"dataset\.path \S+images\.npz is not an \.npz file .*; save the images with numpy\.savez"
 CASES = [
     # generator checkpoints: cut anywhere from a quarter to the last byte, emptied, a flipped bit, another kind of file
-    *(Case("train", "teacher", damage, TEACHER + TORCH + r" \(.*\); delete it and retrain", damage == "cut to 60%")
-      for damage in ("cut to 25%", "cut to 60%", "cut by 1 byte", "empty", "text", "an images-only npz")),
+    *(
+        Case("train", "teacher", damage, TEACHER + TORCH + r" \(.*\); delete it and retrain", damage == "cut to 60%")
+        for damage in ("cut to 25%", "cut to 60%", "cut by 1 byte", "empty", "text", "an images-only npz")
+    ),
     Case("train", "teacher", "bit flipped", TEACHER + TORCH + r" \(bad CRC-32 in \S+\); delete it and retrain"),
     Case("train", "teacher", "a folder", TEACHER + r"is a folder, not a file; pass the file itself"),
-    *(Case("evaluate", "checkpoint", damage, r"checkpoint \S+student\.pt " + TORCH, damage == "cut by 1 byte")
-      for damage in ("cut by 1 byte", "cut to 60%", "bit flipped")),
-    *(Case("plot-samples", "checkpoint", damage, r"checkpoint \S+student\.pt " + TORCH, damage == "cut to 25%")
-      for damage in ("cut to 25%", "cut to 60%", "empty")),
-    *(Case("import-teacher", "teacher", damage, r"teacher checkpoint \S+teacher\.pt " + TORCH + r" .*point teacher\.checkpoint at the right file",
-           damage == "cut to 60%") for damage in ("cut to 60%", "cut by 1 byte", "bit flipped", "text")),
+    *(
+        Case("evaluate", "checkpoint", damage, r"checkpoint \S+student\.pt " + TORCH, damage == "cut by 1 byte")
+        for damage in ("cut by 1 byte", "cut to 60%", "bit flipped")
+    ),
+    *(
+        Case("plot-samples", "checkpoint", damage, r"checkpoint \S+student\.pt " + TORCH, damage == "cut to 25%")
+        for damage in ("cut to 25%", "cut to 60%", "empty")
+    ),
+    *(
+        Case(
+            "import-teacher",
+            "teacher",
+            damage,
+            r"teacher checkpoint \S+teacher\.pt " + TORCH + r" .*point teacher\.checkpoint at the right file",
+            damage == "cut to 60%",
+        )
+        for damage in ("cut to 60%", "cut by 1 byte", "bit flipped", "text")
+    ),
     # training state (resumed by train --checkpoint-every)
-    *(Case("train", "state", damage, r"training state \S+student\.pt\.state " + TORCH + r" .*delete it to train from step 1")
-      for damage in ("cut to 60%", "bit flipped", "text")),
+    *(
+        Case("train", "state", damage, r"training state \S+student\.pt\.state " + TORCH + r" .*delete it to train from step 1")
+        for damage in ("cut to 60%", "bit flipped", "text")
+    ),
     # the prepared dataset, at every step that reads it
     *(Case("train", "data", damage, NOT_NPZ) for damage in ("cut to 50%", "empty", "text")),
-    Case("train", "data", "bit flipped", r"prepared dataset \S+data\.npz is damaged \(BadZipFile: Bad CRC-32 for file '\w+\.npy'\); delete it and rerun"),
-    Case("train", "data", "a torch file", r"prepared dataset \S+data\.npz lacks x_train, x_test, y_train, y_test, protocol; delete it and rerun"),
+    Case(
+        "train",
+        "data",
+        "bit flipped",
+        r"prepared dataset \S+data\.npz is damaged \(BadZipFile: Bad CRC-32 for file '\w+\.npy'\); delete it and rerun",
+    ),
+    Case(
+        "train",
+        "data",
+        "a torch file",
+        r"prepared dataset \S+data\.npz lacks x_train, x_test, y_train, y_test, protocol; delete it and rerun",
+    ),
     Case("train", "data", "an images-only npz", r"data\.npz lacks x_train, x_test, y_train, y_test, protocol"),
     Case("evaluate", "data", "cut to 25%", NOT_NPZ),
     Case("import-teacher", "data", "bit flipped", r"data\.npz is damaged \(BadZipFile"),
@@ -287,29 +424,70 @@ CASES = [
     Case("reference-stats", "data", "cut to 60%", NOT_NPZ),
     # a user's .npz dataset: stored or compressed, cut, emptied, flipped; arrays of objects; not an .npz at all
     *(Case("prepare-data", name, damage, USER_NOT_NPZ) for name in ("npz_stored", "npz_compressed") for damage in ("cut to 50%", "empty")),
-    *(Case("prepare-data", name, "bit flipped", r"dataset\.path \S+images\.npz is damaged \((BadZipFile|error): ") for name in ("npz_stored", "npz_compressed")),
+    *(
+        Case("prepare-data", name, "bit flipped", r"dataset\.path \S+images\.npz is damaged \((BadZipFile|error): ")
+        for name in ("npz_stored", "npz_compressed")
+    ),
     Case("prepare-data", "npz_stored", "text", USER_NOT_NPZ),
     Case("prepare-data", "npz_stored", "an .npy file", USER_NOT_NPZ),
-    Case("prepare-data", "npz_stored", "an object array", r"images\.npz: 'images' is an array of Python objects, which akdg does not unpickle; save it as a numeric array"),
+    Case(
+        "prepare-data",
+        "npz_stored",
+        "an object array",
+        r"images\.npz: 'images' is an array of Python objects, which akdg does not unpickle; save it as a numeric array",
+    ),
     # an image folder, LSUN's LMDBs, CIFAR-10's archive
-    *(Case("prepare-data", "folder_image", damage, r"image \S+3\.png could not be read \(.*\); fix or remove it") for damage in ("cut to 50%", "text", "empty")),
+    *(
+        Case("prepare-data", "folder_image", damage, r"image \S+3\.png could not be read \(.*\); fix or remove it")
+        for damage in ("cut to 50%", "text", "empty")
+    ),
     Case("prepare-data", "lsun_record", "as made", r"bedroom_train_lmdb: record '0003' is not a readable image \(.*\)"),
-    Case("prepare-data", "lsun_truncated", "cut to 50%", r"bedroom_train_lmdb/data\.mdb is truncated \(\d+ of at least \d+ bytes\); delete that folder, then place",
-         subprocess=True),  # it crashed the process (SIGBUS) before
+    Case(
+        "prepare-data",
+        "lsun_truncated",
+        "cut to 50%",
+        r"bedroom_train_lmdb/data\.mdb is truncated \(\d+ of at least \d+ bytes\); delete that folder, then place",
+        subprocess=True,
+    ),  # it crashed the process (SIGBUS) before
     Case("prepare-data", "lsun_truncated", "cut by 1 byte", r"data\.mdb is truncated", subprocess=False),
-    Case("download-data", "cifar_archive", "cut to 50%",
-         r"cifar-10-python\.tar\.gz has the wrong MD5 \(cut short, or another file\) and dataset\.download is false; place the official", subprocess=True),
+    Case(
+        "download-data",
+        "cifar_archive",
+        "cut to 50%",
+        r"cifar-10-python\.tar\.gz has the wrong MD5 \(cut short, or another file\) and dataset\.download is false; place the official",
+        subprocess=True,
+    ),
     Case("prepare-data", "cifar_archive", "as made", r"cifar-10-python\.tar\.gz has the wrong MD5 .* and dataset\.download is false"),
     # feature extractors: the classifier's weights and protocol, Inception's weights
     Case("evaluate", "extractor", "cut to 60%", r"feature extractor weights \S+extractor\.pt changed since \S+extractor\.json was written"),
-    Case("evaluate", "extractor_json", "cut to 50%", r"extractor\.json is not valid JSON \(.*\); delete it and rerun the step that makes it"),
+    Case(
+        "evaluate", "extractor_json", "cut to 50%", r"extractor\.json is not valid JSON \(.*\); delete it and rerun the step that makes it"
+    ),
     Case("evaluate", "extractor_json", "a JSON list", r"extractor\.json holds a JSON list, not an object"),
-    Case("reference-stats", "extractor_json", "a JSON object of another kind", r"feature extractor protocol \S+extractor\.json lacks weights_sha256; delete it",
-         subprocess=True),
+    Case(
+        "reference-stats",
+        "extractor_json",
+        "a JSON object of another kind",
+        r"feature extractor protocol \S+extractor\.json lacks weights_sha256; delete it",
+        subprocess=True,
+    ),
     Case("reference-stats", "extractor_json", "binary", r"extractor\.json is not valid JSON"),
-    *(Case("fetch-extractor", "inception", damage, r"Inception weights file \S+inception\.pth " + TORCH + r" .*; replace it: download https://",
-           damage == "cut to 60%") for damage in ("cut to 60%", "empty")),
-    Case("fetch-extractor", "inception", "a list of tensors", r"Inception weights file \S+inception\.pth is not a state dict of tensors; replace it"),
+    *(
+        Case(
+            "fetch-extractor",
+            "inception",
+            damage,
+            r"Inception weights file \S+inception\.pth " + TORCH + r" .*; replace it: download https://",
+            damage == "cut to 60%",
+        )
+        for damage in ("cut to 60%", "empty")
+    ),
+    Case(
+        "fetch-extractor",
+        "inception",
+        "a list of tensors",
+        r"Inception weights file \S+inception\.pth is not a state dict of tensors; replace it",
+    ),
     # the cost JSON and the run JSONs
     Case("evaluate", "cost", "cut to 50%", r"cost\.json is not valid JSON"),
     Case("evaluate", "cost", "a JSON list", r"cost\.json holds a JSON list, not an object"),
@@ -318,15 +496,39 @@ CASES = [
     Case("aggregate", "run_json", "cut to 50%", r"run\.json is not valid JSON \(.*\); delete it and rerun", subprocess=True),
     Case("aggregate", "run_json", "binary", r"run\.json is not valid JSON"),
     Case("aggregate", "run_json", "a JSON list", r"run\.json holds a JSON list"),
-    Case("aggregate", "run_json", "without its fields", r"run JSON \S+run\.json lacks a field a run has \(KeyError: 'dataset'\); delete it and rerun the evaluation"),
+    Case(
+        "aggregate",
+        "run_json",
+        "without its fields",
+        r"run JSON \S+run\.json lacks a field a run has \(KeyError: 'dataset'\); delete it and rerun the evaluation",
+    ),
 ]
 
-ENTRIES = ("train", "evaluate", "plot-samples", "import-teacher", "prepare-data", "download-data", "train-extractor", "measure-cost",
-           "reference-stats", "fetch-extractor", "aggregate")
+ENTRIES = (
+    "train",
+    "evaluate",
+    "plot-samples",
+    "import-teacher",
+    "prepare-data",
+    "download-data",
+    "train-extractor",
+    "measure-cost",
+    "reference-stats",
+    "fetch-extractor",
+    "aggregate",
+)
 FIRST_OUTPUT = {  # what each entry point checks first, relative to its output folder
-    "train": "student.pt", "evaluate": "run.json", "plot-samples": "samples.png", "import-teacher": "teacher.pt", "prepare-data": "data.npz",
-    "download-data": "download.json", "train-extractor": "extractor.pt", "measure-cost": "cost.json", "reference-stats": "reference.json",
-    "fetch-extractor": "extractor.json", "aggregate": "plots/digits_fid_vs_params.png",
+    "train": "student.pt",
+    "evaluate": "run.json",
+    "plot-samples": "samples.png",
+    "import-teacher": "teacher.pt",
+    "prepare-data": "data.npz",
+    "download-data": "download.json",
+    "train-extractor": "extractor.pt",
+    "measure-cost": "cost.json",
+    "reference-stats": "reference.json",
+    "fetch-extractor": "extractor.json",
+    "aggregate": "plots/digits_fid_vs_params.png",
 }
 UNWRITABLE = {  # where the output goes, and what the sentence says
     "under /proc": r"cannot write /proc/akdg-test/\S+: no file can be created in /proc \(.*\); point the output .* at a writable folder",
@@ -335,8 +537,12 @@ UNWRITABLE = {  # where the output goes, and what the sentence says
     "a folder in the way": r"cannot write \S+: a folder of that name is in the way; move it away or point the output",
     "read-only mount": r"cannot write \S+: no file can be created in \S+/read-only \(Read-only file system\); point the output",
 }
-CASES += [Case(entry, "out", where, UNWRITABLE[where], subprocess=entry == "measure-cost" and where == "under /proc")
-          for entry in ENTRIES for where in UNWRITABLE if where != "read-only mount"]
+CASES += [
+    Case(entry, "out", where, UNWRITABLE[where], subprocess=entry == "measure-cost" and where == "under /proc")
+    for entry in ENTRIES
+    for where in UNWRITABLE
+    if where != "read-only mount"
+]
 CASES += [Case("train", "out", "read-only mount", UNWRITABLE["read-only mount"], subprocess=True)]
 
 
@@ -355,13 +561,19 @@ def read_only_mount(folder: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("case", [pytest.param(case, marks=pytest.mark.slow) if case.subprocess else case for case in CASES], ids=str)
-def test_bad_input_or_output_exits_2_with_one_sentence_and_writes_nothing(case: Case, good: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture):
-    out = {
-        "under /proc": Path("/proc/akdg-test"),
-        "under /sys": Path("/sys/akdg-test"),
-        "under a file": tmp_path / "a-file" / "out",
-        "read-only mount": tmp_path / "read-only",
-    }.get(case.damage, tmp_path / "out") if case.target == "out" else tmp_path / "out"
+def test_bad_input_or_output_exits_2_with_one_sentence_and_writes_nothing(
+    case: Case, good: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    out = (
+        {
+            "under /proc": Path("/proc/akdg-test"),
+            "under /sys": Path("/sys/akdg-test"),
+            "under a file": tmp_path / "a-file" / "out",
+            "read-only mount": tmp_path / "read-only",
+        }.get(case.damage, tmp_path / "out")
+        if case.target == "out"
+        else tmp_path / "out"
+    )
     if case.target == "out" and case.damage == "under a file":
         (tmp_path / "a-file").write_text("a file where the output folder should be\n")
     (tmp_path / "out").mkdir()
@@ -449,7 +661,9 @@ with atomic_write(sys.argv[1]) as tmp:
 """
 
 
-def test_a_rerun_removes_the_temporaries_its_killed_writes_left_and_no_others(digits_npz: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture):
+def test_a_rerun_removes_the_temporaries_its_killed_writes_left_and_no_others(
+    digits_npz: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
     out = tmp_path / "student.pt"
     writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, f"{out}.state"], stdout=subprocess.PIPE, text=True)
     assert writer.stdout.readline() == "writing\n"
@@ -463,7 +677,12 @@ def test_a_rerun_removes_the_temporaries_its_killed_writes_left_and_no_others(di
     for path in kept:
         path.write_bytes(b"not this job's")
     spec = {**TRAIN_SPEC, "method": "vanilla"}
-    assert main(["train", "--threads", "1", "--spec", json.dumps(spec), "--data", str(digits_npz), "--checkpoint-every", "1", "--out", str(out)]) == 0
+    assert (
+        main(
+            ["train", "--threads", "1", "--spec", json.dumps(spec), "--data", str(digits_npz), "--checkpoint-every", "1", "--out", str(out)]
+        )
+        == 0
+    )
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(["student.pt", *(path.name for path in kept)])
     for path in stale:
         assert f"removing {path}, left by a writer (PID {writer.pid}) that is gone" in caplog.text
@@ -525,7 +744,10 @@ def test_a_stale_lock_is_taken_over_with_a_warning_and_released_when_the_run_suc
     lock.write_text(json.dumps(stale))
     result = snakemake(workdir, "results/data/digits.npz", "--touch", "--forceall")  # a run whose job only touches its outputs
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"taking over {lock}, left by a run that is gone: host {stale['host']}, PID {stale['pid']}, started {stale['started']}" in result.stderr
+    assert (
+        f"taking over {lock}, left by a run that is gone: host {stale['host']}, PID {stale['pid']}, started {stale['started']}"
+        in result.stderr
+    )
     assert not lock.exists()
 
 
@@ -561,7 +783,9 @@ def test_lock_sentences_for_a_holder_on_another_host_a_full_disk_an_unreadable_l
             lock.acquire()
         assert list(tmp_path.iterdir()) == []
     lock.path.write_text("{half a lock")
-    with pytest.raises(AkdgError, match=r"the outdir lock \S+\.akdg\.lock is unreadable .*if no run is writing to \S+, remove it and rerun"):
+    with pytest.raises(
+        AkdgError, match=r"the outdir lock \S+\.akdg\.lock is unreadable .*if no run is writing to \S+, remove it and rerun"
+    ):
         lock.acquire()
     with pytest.raises(AkdgError, match=r"cannot create the outdir /proc/akdg-test \(.*\); set outdir to a writable folder"):
         OutdirLock("/proc/akdg-test").acquire()

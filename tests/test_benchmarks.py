@@ -92,7 +92,14 @@ def test_measure_reports_steps_per_second_and_equal_weights() -> None:
 def test_png_files_give_the_in_memory_metrics(digits: ImageSplits, extractor: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
     generator = build_generator({"arch": "dcgan", "width": 8}, resolution=16, channels=1, z_dim=32).eval()
-    options = {"num_samples": 120, "isc_splits": 2, "kid_subsets": 5, "kid_subset_size": 50, "batch_size": 50, "rng_seed": 2020}  # a partial last batch
+    options = {
+        "num_samples": 120,
+        "isc_splits": 2,
+        "kid_subsets": 5,
+        "kid_subset_size": 50,
+        "batch_size": 50,
+        "rng_seed": 2020,
+    }  # a partial last batch
     result = eval_paths.compare(generator, digits, 32, CLASSIFIER, extractor, options, 1, tmp_path)
     assert result["metrics_identical"] and result["metrics_ours"] == result["metrics_png"]
     assert result["png_extractor"] == eval_paths.FROM_RGB  # grey PNGs come back as RGB; the adapter takes one channel
@@ -109,7 +116,9 @@ def test_train_options_times_the_steps_after_the_warm_up_against_the_defaults() 
     result = train_options.measure(tiny_setup("akdg"), ["channels_last"], 2, 2, 2, CPU, 0)
     variant = result["variants"]["channels_last"]
     assert {len(seconds) for seconds in variant["seconds"].values()} == {2}
-    assert variant["speedup"] == pytest.approx(statistics.median(d / v for d, v in zip(variant["seconds"]["defaults"], variant["seconds"]["channels_last"])))
+    assert variant["speedup"] == pytest.approx(
+        statistics.median(d / v for d, v in zip(variant["seconds"]["defaults"], variant["seconds"]["channels_last"]))
+    )
     assert all(first > 0 for first in variant["first_steps_seconds"]["channels_last"])
     # another layout, the same updates: the weights end close to the defaults'
     assert 0.0 <= variant["max_abs_weight_difference"] < 1e-2

@@ -12,7 +12,18 @@ import pytest
 from scipy.stats import ttest_1samp, ttest_ind
 
 from akdg.claims import (
-    ALPHA, FAILS, HOLDS, INCONCLUSIVE, NOT_TESTED, evaluate_claims, holm, holm_verdicts, load_warning, summary_verdict, welch, write_claims,
+    ALPHA,
+    FAILS,
+    HOLDS,
+    INCONCLUSIVE,
+    NOT_TESTED,
+    evaluate_claims,
+    holm,
+    holm_verdicts,
+    load_warning,
+    summary_verdict,
+    welch,
+    write_claims,
 )  # fmt: skip
 
 TEACHER = {"params": 1000.0, "mult_adds": 5000.0, "images_per_s": 100.0}
@@ -42,8 +53,28 @@ def frame(
     ]  # fmt: skip
     for (student, label, base), values in groups.items():
         for seed, (fid, inception) in enumerate(values):
-            cost = {"params": 400.0, "mult_adds": 6000.0, "images_per_s": 300.0, **(student_cost or {}), "images_per_s_rounds": student_rounds, "throughput_ratio_rounds": ratios}
-            rows.append({"role": "student", "kind": "trained", "student": student, "method": label, "base_method": base, "seed": seed, "fid": fid, "is_mean": inception, **cost, **speed})
+            cost = {
+                "params": 400.0,
+                "mult_adds": 6000.0,
+                "images_per_s": 300.0,
+                **(student_cost or {}),
+                "images_per_s_rounds": student_rounds,
+                "throughput_ratio_rounds": ratios,
+            }
+            rows.append(
+                {
+                    "role": "student",
+                    "kind": "trained",
+                    "student": student,
+                    "method": label,
+                    "base_method": base,
+                    "seed": seed,
+                    "fid": fid,
+                    "is_mean": inception,
+                    **cost,
+                    **speed,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -131,14 +162,22 @@ def test_cost_claim_exact_ratios_and_throughput_from_per_round_ratios() -> None:
     expected = ttest_1samp(np.log(factors), 0.0, alternative="greater")
     assert throughput["verdict"] == HOLDS and throughput["p_value"] == pytest.approx(expected.pvalue) and throughput["df"] == 4
     interval = ttest_1samp(np.log(factors), 0.0).confidence_interval(0.95)
-    assert (throughput["diff"], throughput["ci_low"], throughput["ci_high"]) == pytest.approx((np.log(factors).mean(), interval.low, interval.high))
+    assert (throughput["diff"], throughput["ci_low"], throughput["ci_high"]) == pytest.approx(
+        (np.log(factors).mean(), interval.low, interval.high)
+    )
     assert throughput["ratio"] == pytest.approx(math.exp(np.log(factors).mean()))
     assert ttest_ind(student, teacher, equal_var=False, alternative="greater").pvalue > ALPHA  # the absolute figures would not show it
     assert report.summary.set_index("claim").loc[5, "verdict"] == FAILS  # mult-adds
 
     slower = [t * f / 6 for t, f in zip(teacher, factors)]  # ratios about 0.5 in every round
-    row = rows_of(evaluate_claims(frame(SEPARATED, teacher_rounds=teacher, student_rounds=slower), "cifar10"), 5).set_index("metric").loc["images/s"]
-    assert row["verdict"] == FAILS and row["p_opposite"] == pytest.approx(ttest_1samp(np.log(factors) - np.log(6), 0.0, alternative="less").pvalue)
+    row = (
+        rows_of(evaluate_claims(frame(SEPARATED, teacher_rounds=teacher, student_rounds=slower), "cifar10"), 5)
+        .set_index("metric")
+        .loc["images/s"]
+    )
+    assert row["verdict"] == FAILS and row["p_opposite"] == pytest.approx(
+        ttest_1samp(np.log(factors) - np.log(6), 0.0, alternative="less").pvalue
+    )
 
 
 def test_cost_claim_without_ratios_is_inconclusive_and_says_to_rerun() -> None:
@@ -151,7 +190,11 @@ def test_capacity_and_load_remarks_in_the_markdown() -> None:
     report = evaluate_claims(frame(SEPARATED, measurement=LOADED), "cifar10")
     markdown = report.markdown()
     assert "student dcgan-w8 is not smaller than the teacher (params A/B = 0.4, mult-adds A/B = 1.2)" in markdown
-    assert load_warning(LOADED)[0] in markdown and "load average 3.50 before" in markdown and "rerun measure-cost on an idle machine" in markdown
+    assert (
+        load_warning(LOADED)[0] in markdown
+        and "load average 3.50 before" in markdown
+        and "rerun measure-cost on an idle machine" in markdown
+    )
     calm = evaluate_claims(frame(SEPARATED, student_cost={"mult_adds": 4000.0}, measurement={**LOADED, "loaded": False}), "cifar10")
     assert calm.remarks == () and "warning" not in calm.markdown() and "not smaller" not in calm.markdown()
 

@@ -74,16 +74,35 @@ def snakemake_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
     return calls
 
 
-def test_run_passes_snakemake_flags_and_targets_through(snakemake_calls: list[dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog):
+def test_run_passes_snakemake_flags_and_targets_through(
+    snakemake_calls: list[dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
+):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "mine.yaml").write_text("outdir: results/mine\n")
     with caplog.at_level(logging.INFO, logger="akdg"):
-        assert cli.main(["run", "-n", "--cores", "2", "all_tables", "--set-threads", "train=1", "--config", "z_dim=8", "--configfile", "mine.yaml"]) == 0
+        assert (
+            cli.main(
+                ["run", "-n", "--cores", "2", "all_tables", "--set-threads", "train=1", "--config", "z_dim=8", "--configfile", "mine.yaml"]
+            )
+            == 0
+        )
     (call,) = snakemake_calls
     assert call["cwd"] == REPO
     assert call["command"][1:] == [
-        "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2",
-        "-n", "all_tables", "--set-threads", "train=1", "--config", "z_dim=8", "--configfile", str(tmp_path / "mine.yaml"),
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--cores",
+        "2",
+        "-n",
+        "all_tables",
+        "--set-threads",
+        "train=1",
+        "--config",
+        "z_dim=8",
+        "--configfile",
+        str(tmp_path / "mine.yaml"),
     ]
     assert f"running snakemake in {REPO}: " in caplog.text
 
@@ -122,7 +141,12 @@ def test_run_plans_in_the_repository_root_from_any_folder(tmp_path: Path):
     outdir = f"results/cli-dry-run-{tmp_path.name}"
     config = yaml.safe_load((REPO / "config/test.yaml").read_text()) | {"outdir": outdir}
     (tmp_path / "grid.yaml").write_text(yaml.safe_dump(config))
-    result = subprocess.run([sys.executable, "-m", "akdg", "run", "-n", "--cores", "1", "--configfile", "grid.yaml"], cwd=tmp_path, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "akdg", "run", "-n", "--cores", "1", "--configfile", "grid.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
     assert f"running snakemake in {REPO}: " in output

@@ -10,7 +10,6 @@ import yaml
 
 from akdg.cli import main
 from akdg.config import capacity_warnings, planned_size, validate_config
-
 from conftest import REPO
 
 CONFIGS = ["config.yaml", "test.yaml", "cpu_repro.yaml", "paper/cifar10.yaml", "paper/lsun_bedroom.yaml"]
@@ -57,7 +56,9 @@ def test_a_step_spec_gets_the_config_schemas_defaults() -> None:
     from akdg.config import check_spec
     from conftest import tiny_train_spec
 
-    spec = {key: value for key, value in tiny_train_spec().items() if key not in ("device", "amp", "channels_last", "compile", "max_abs_loss")}
+    spec = {
+        key: value for key, value in tiny_train_spec().items() if key not in ("device", "amp", "channels_last", "compile", "max_abs_loss")
+    }
     check_spec("train", spec)
     training = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())["properties"]["training"]["properties"]
     assert {key: spec[key] for key in ("device", "amp", "channels_last", "compile", "max_abs_loss")} == {

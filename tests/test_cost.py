@@ -13,7 +13,6 @@ import yaml
 from akdg import cost, steps, tables
 from akdg.config import validate_config
 from akdg.registry import AkdgError
-
 from conftest import REPO
 
 TINY = {"teacher": {"arch": "dcgan", "width": 8}, "student": {"arch": "mlp", "width": 8}}
@@ -26,19 +25,27 @@ def test_measure_cost_writes_rounds_ratios_and_the_measurement(digits_npz: Path,
     assert set(figures) == {"teacher", "student"}
     for entry in figures.values():
         assert len(entry["images_per_s_rounds"]) == len(entry["latency_ms_rounds"]) == entry["speed_rounds"] == 3
-        assert entry["images_per_s"] == statistics.median(entry["images_per_s_rounds"]) and entry["latency_ms"] == statistics.median(entry["latency_ms_rounds"])
+        assert entry["images_per_s"] == statistics.median(entry["images_per_s_rounds"]) and entry["latency_ms"] == statistics.median(
+            entry["latency_ms_rounds"]
+        )
         assert entry["params"] > 0 and entry["mult_adds"] > 0
     student, teacher = figures["student"], figures["teacher"]
     expected = [mine / theirs for mine, theirs in zip(student["images_per_s_rounds"], teacher["images_per_s_rounds"])]
-    assert student["throughput_ratio_rounds"] == pytest.approx(expected) and student["throughput_ratio"] == pytest.approx(statistics.median(expected))
+    assert student["throughput_ratio_rounds"] == pytest.approx(expected) and student["throughput_ratio"] == pytest.approx(
+        statistics.median(expected)
+    )
     assert "throughput_ratio_rounds" not in teacher
     measurement = student["measurement"]
     assert measurement == teacher["measurement"]  # one job, one record, in every generator's entry
     assert (measurement["rounds"], measurement["threads"], measurement["cpu_count"]) == (3, 1, os.cpu_count())
     assert measurement["wall_seconds"] > 0 and measurement["cpu_seconds"] >= 0
-    assert measurement["loaded"] == cost.machine_loaded(measurement["other_runnable_median"], measurement["load_average_1min_before"], os.cpu_count(), 1)
+    assert measurement["loaded"] == cost.machine_loaded(
+        measurement["other_runnable_median"], measurement["load_average_1min_before"], os.cpu_count(), 1
+    )
     if Path("/proc/loadavg").exists():
-        assert len(measurement["other_runnable_rounds"]) == 3 and measurement["other_runnable_median"] == statistics.median(measurement["other_runnable_rounds"])
+        assert len(measurement["other_runnable_rounds"]) == 3 and measurement["other_runnable_median"] == statistics.median(
+            measurement["other_runnable_rounds"]
+        )
     assert "3 interleaved rounds" in tables.speed_line(student)
 
 

@@ -20,7 +20,6 @@ from PIL import Image
 from akdg.config import validate_config
 from akdg.dataset_cifar10 import BATCH_FILES, BATCH_FOLDER
 from akdg.registry import AkdgError
-
 from conftest import REPO, copy_project
 
 pytestmark = [pytest.mark.slow, pytest.mark.workflow]
@@ -75,7 +74,9 @@ def with_dataset(workdir: Path, dataset: dict) -> list[str]:
 def test_rewriting_an_npz_dataset_in_place_replans_everything_after_it(tmp_path: Path):
     workdir = copy_project(tmp_path)
     rng = np.random.default_rng(0)
-    np.savez(workdir / "faces.npz", images=rng.integers(0, 256, (50, 8, 8), dtype=np.uint8), labels=np.arange(50) % 2)  # test.yaml trains its extractor
+    np.savez(
+        workdir / "faces.npz", images=rng.integers(0, 256, (50, 8, 8), dtype=np.uint8), labels=np.arange(50) % 2
+    )  # test.yaml trains its extractor
     configfiles = with_dataset(workdir, {"name": "npz", "path": "faces.npz", "channels": 1, "label": "faces"})
     rules = mark_done(workdir, configfiles)
 
@@ -145,7 +146,11 @@ def test_a_changed_evaluation_block_replans_every_evaluation(tmp_path: Path):
     mark_done(workdir, ["config/test.yaml"])
     (workdir / "evaluation.yaml").write_text(yaml.safe_dump({"evaluation": {"num_samples": 150}}))
     counts = planned(snakemake(workdir, ["config/test.yaml", "evaluation.yaml"], "-n"))
-    evaluations = {"evaluate_teacher": 1, "evaluate_student": len(TEST_CONFIG["students"]) * len(TEST_CONFIG["methods"]), "evaluate_references": 1}
+    evaluations = {
+        "evaluate_teacher": 1,
+        "evaluate_student": len(TEST_CONFIG["students"]) * len(TEST_CONFIG["methods"]),
+        "evaluate_references": 1,
+    }
     assert {rule: counts.get(rule) for rule in evaluations} == evaluations
 
 

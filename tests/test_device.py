@@ -23,7 +23,6 @@ from akdg.losses import LOSSES
 from akdg.protocol import cpu_model, describe_device
 from akdg.registry import AkdgError
 from akdg.training import TrainContext, resolve_device, train
-
 from conftest import REPO, copy_project, tiny_train_spec
 
 needs_cxx = pytest.mark.skipif(
@@ -39,11 +38,21 @@ def needs_cuda(test):
     for mark in CUDA_MARKS:
         test = mark(test)
     return test
+
+
 TEST_CONFIG = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
 SPEC = tiny_train_spec(seed=5, steps=6, batch_size=8, log_every=3)
 
 
-def context(splits: datasets.ImageSplits, device: str, *, amp: bool = False, generator: dict | None = None, discriminator: dict | None = None, **options: Any) -> TrainContext:
+def context(
+    splits: datasets.ImageSplits,
+    device: str,
+    *,
+    amp: bool = False,
+    generator: dict | None = None,
+    discriminator: dict | None = None,
+    **options: Any,
+) -> TrainContext:
     torch.manual_seed(0)
     generator = build_generator(generator or SPEC["generator"], resolution=splits.resolution, channels=splits.channels, z_dim=SPEC["z_dim"])
     return TrainContext(
@@ -248,8 +257,11 @@ def test_compile_leaves_growing_models_eager_and_rejects_unknown_modes(digits: d
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_measure_cost_times_the_generators_on_the_speed_device_and_says_which(digits_npz: Path, tmp_path: Path, device: str):
-    spec = {"generators": {"teacher": {"arch": "sngan", "width": 4}, "s": SPEC["generator"]}, "z_dim": 8,
-            "speed": {"batch_size": 4, "min_run_time": 0.01, "device": device}}
+    spec = {
+        "generators": {"teacher": {"arch": "sngan", "width": 4}, "s": SPEC["generator"]},
+        "z_dim": 8,
+        "speed": {"batch_size": 4, "min_run_time": 0.01, "device": device},
+    }
     steps.measure_cost(spec, digits_npz, tmp_path / "cost.json", threads=1)
     figures = json.loads((tmp_path / "cost.json").read_text())
     assert {cost["speed_device"] for cost in figures.values()} == {describe_device(resolve_device(device))}

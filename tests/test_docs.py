@@ -25,7 +25,17 @@ BLOCK_PAGES = {
     "docs/architectures.md": ("architectures",),
     "config/README.md": ("config-keys",),
     "docs/running.md": ("resources",),
-    "docs/benchmarks.md": ("budget", "loop-overhead", "eval-paths", "student-speed", "paper-job", "train-options", "dag-schedule", "dry-run", "slurm-overhead"),
+    "docs/benchmarks.md": (
+        "budget",
+        "loop-overhead",
+        "eval-paths",
+        "student-speed",
+        "paper-job",
+        "train-options",
+        "dag-schedule",
+        "dry-run",
+        "slurm-overhead",
+    ),
 }
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 README_LIMIT = 10_000
@@ -93,5 +103,6 @@ def test_the_link_check_finds_a_broken_link(tmp_path: Path) -> None:
     page.write_text("[`ok`](page.md) [gone](missing.md) [web](https://example.org) `[code](x.md)`\n```\n[block](y.md)\n```\n")
     assert relative_links(page) == ["page.md", "missing.md"]
     assert heading_anchors("# The DAG's budget\n```\n# not a heading\n```\n## Training switches: amp, channels_last\n") == {
-        "the-dags-budget", "training-switches-amp-channels_last"
+        "the-dags-budget",
+        "training-switches-amp-channels_last",
     }

@@ -12,9 +12,9 @@ import pytest
 import torch
 import yaml
 from dvc.repo import Repo
+from test_faults import assert_uninterrupted_run_gives_the_weights, hard_kill, kill_once_training_saved
 
 from conftest import REPO, command_environment, copy_project, dvc_project, run_checked, small_grid
-from test_faults import assert_uninterrupted_run_gives_the_weights, hard_kill, kill_once_training_saved
 
 pytestmark = [pytest.mark.slow, pytest.mark.workflow]
 
@@ -52,7 +52,11 @@ def test_each_grid_is_a_stage_running_its_config_into_its_own_outdir(stages: dic
     assert (GRIDS[name], ()) in params, f"{name}: the whole of {GRIDS[name]} is not a param ({params})"
     assert {dep.def_path for dep in stage.deps} >= {"Snakefile", "workflow", "akdg", "baselines"}
     outs = {out.def_path: out for out in stage.outs}
-    plots = [f"{outdir}/plots/{dataset}_fid_vs_params.csv", f"{outdir}/plots/{dataset}_fid_vs_params.png", f"{outdir}/plots/{dataset}_samples.png"]
+    plots = [
+        f"{outdir}/plots/{dataset}_fid_vs_params.csv",
+        f"{outdir}/plots/{dataset}_fid_vs_params.png",
+        f"{outdir}/plots/{dataset}_samples.png",
+    ]
     assert sorted(outs) == sorted([f"{outdir}/{kind}" for kind in OUTPUTS] + plots)
     assert [path for path, out in outs.items() if not out.persist] == [], "DVC would delete these before a run"
     assert outs[f"{outdir}/metrics"].metric and all(outs[path].plot for path in plots)
@@ -91,8 +95,12 @@ def test_a_killed_dvc_repro_keeps_every_output_and_its_rerun_resumes_training(tm
     state = workdir / f"{STUDENT}.state"
 
     job = subprocess.Popen(
-        ["dvc", "repro", "default"], cwd=workdir, env=command_environment(),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        ["dvc", "repro", "default"],
+        cwd=workdir,
+        env=command_environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         command = kill_once_training_saved(job, state, STUDENT)

@@ -16,7 +16,6 @@ from akdg import checkpoint, datasets
 from akdg.architectures import build_generator
 from akdg.config import load_config, student_training_spec, validate_config
 from akdg.registry import AkdgError
-
 from conftest import REPO, copy_project
 
 DEFAULT = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
@@ -93,9 +92,7 @@ def test_cli_validate_config_exits_non_zero_with_the_message(tmp_path):
 )
 def test_snakemake_rejects_an_invalid_config_before_any_job_runs(tmp_path, override, message):
     workdir = copy_project(tmp_path)
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "1", *override], cwd=workdir, capture_output=True, text=True
-    )
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", *override], cwd=workdir, capture_output=True, text=True)
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
     assert not (workdir / "results").exists(), "a job ran despite the invalid config"
@@ -103,11 +100,11 @@ def test_snakemake_rejects_an_invalid_config_before_any_job_runs(tmp_path, overr
 
 def test_config_override_changes_only_what_it_names(tmp_path):
     workdir = copy_project(tmp_path)
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--config", "seeds=[0]"], cwd=workdir, capture_output=True, text=True
-    )
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--config", "seeds=[0]"], cwd=workdir, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    counts = dict(line.split() for line in result.stdout.splitlines() if line.startswith(("train_student ", "train_teacher ", "evaluate_student ")))
+    counts = dict(
+        line.split() for line in result.stdout.splitlines() if line.startswith(("train_student ", "train_teacher ", "evaluate_student "))
+    )
     # 2 students x 3 methods x 1 seed; the teacher and the method list untouched by the override
     assert counts == {"train_student": "6", "train_teacher": "1", "evaluate_student": "6"}
 
@@ -119,7 +116,9 @@ def test_missing_dataset_file_names_the_fix(tmp_path):
 
 def save_tiny_generator(path: Path, arch: str = "dcgan") -> None:
     generator = build_generator({"arch": arch, "width": 4}, resolution=16, channels=1, z_dim=8)
-    checkpoint.save_generator(path, generator, {"generator": {"arch": arch, "width": 4}, "resolution": 16, "channels": 1, "z_dim": 8, "training": {}})
+    checkpoint.save_generator(
+        path, generator, {"generator": {"arch": arch, "width": 4}, "resolution": 16, "channels": 1, "z_dim": 8, "training": {}}
+    )
 
 
 def test_truncated_checkpoint_is_named_not_a_torch_traceback(tmp_path):

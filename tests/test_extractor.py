@@ -14,14 +14,13 @@ import yaml
 from torchvision.transforms.functional import gaussian_blur
 
 from akdg import datasets, metrics
-from akdg.images import to_model_range
 from akdg.config import validate_config
 from akdg.extractor_pins import PINNED, pinned_weights, resolve_source
 from akdg.feature_extractor_classifier import load_classifier, train_classifier
-from akdg.feature_extractors import CLASSIFIER, fetch_extractor, load_extractor
+from akdg.feature_extractors import CLASSIFIER, load_extractor
+from akdg.images import to_model_range
 from akdg.io import read_json, sha256_file
 from akdg.registry import AkdgError
-
 from conftest import REPO, copy_project
 
 OPTIONS = {"num_samples": 360, "isc_splits": 10, "kid_subsets": 20, "kid_subset_size": 100, "batch_size": 250, "rng_seed": 2020}
@@ -63,11 +62,20 @@ def test_a_changed_pinned_copy_is_refused_naming_both_hashes(tmp_path: Path) -> 
     model = load_classifier(weights)
     with torch.no_grad():
         model.logits.bias.add_(1.0)
-    torch.save({"format": torch.load(weights, weights_only=True)["format"], "config": torch.load(weights, weights_only=True)["config"], "state_dict": model.state_dict()}, weights)
+    torch.save(
+        {
+            "format": torch.load(weights, weights_only=True)["format"],
+            "config": torch.load(weights, weights_only=True)["config"],
+            "state_dict": model.state_dict(),
+        },
+        weights,
+    )
     protocol = read_json(out)
     protocol["weights_sha256"] = sha256_file(weights)  # even a protocol rewritten to match the new bytes does not help
     out.write_text(__import__("json").dumps(protocol))
-    with pytest.raises(AkdgError, match=rf"sha256 {sha256_file(weights)[:16]}…, not the pinned {PINNED['digits'][16][:16]}…; reinstall akdg"):
+    with pytest.raises(
+        AkdgError, match=rf"sha256 {sha256_file(weights)[:16]}…, not the pinned {PINNED['digits'][16][:16]}…; reinstall akdg"
+    ):
         load_extractor(out)
 
 
@@ -113,7 +121,13 @@ def test_no_feature_unit_is_dead_on_the_reference_set(digits: datasets.ImageSpli
 
 def test_features_register_blur(digits: datasets.ImageSplits) -> None:
     """The test split blurred with a Gaussian of sigma = 1 px scores at least 5x the FID of the test split itself."""
-    blurred = gaussian_blur(torch.from_numpy(digits.x_test).float(), kernel_size=[7, 7], sigma=[1.0, 1.0]).round().clamp(0, 255).to(torch.uint8).numpy()
+    blurred = (
+        gaussian_blur(torch.from_numpy(digits.x_test).float(), kernel_size=[7, 7], sigma=[1.0, 1.0])
+        .round()
+        .clamp(0, 255)
+        .to(torch.uint8)
+        .numpy()
+    )
     sharp = metrics.fidelity_metrics(digits.x_test, digits.x_train, z_dim=1, extractor_weights=pinned_digits(), options=OPTIONS)["fid"]
     soft = metrics.fidelity_metrics(blurred, digits.x_train, z_dim=1, extractor_weights=pinned_digits(), options=OPTIONS)["fid"]
     assert soft >= 5 * sharp, f"FID of the blurred test split {soft:.2f} is not 5x that of the test split {sharp:.2f}"
@@ -143,7 +157,10 @@ def test_the_default_dag_fetches_the_pinned_classifier(tmp_path: Path) -> None:
     """fetch_extractor as the default config plans it: the copy and protocol land in the outdir, nothing is trained."""
     project = copy_project(tmp_path / "project")
     done = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "1", "results/models/digits/extractor.json"], cwd=project, capture_output=True, text=True
+        [sys.executable, "-m", "snakemake", "--cores", "1", "results/models/digits/extractor.json"],
+        cwd=project,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "train_extractor" not in done.stderr

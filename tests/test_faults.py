@@ -31,7 +31,6 @@ from akdg.feature_extractors import load_extractor
 from akdg.io import atomic_write, save_torch, sha256_file, write_json
 from akdg.registry import AkdgError
 from akdg.resume import Resumable
-
 from conftest import DIGITS, copy_project, tiny_train_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.workflow]
@@ -242,8 +241,21 @@ def test_cli_on_a_full_disk_exits_2_with_the_message(tmp_path: Path, caplog: pyt
 
 
 def test_a_student_whose_teacher_is_missing_exits_2_and_writes_nothing(tmp_path: Path, digits_npz: Path):
-    arguments = ["--spec", json.dumps(SPEC), "--data", str(digits_npz), "--teacher", "nowhere.pt", "--checkpoint-every", "1", "--out", "student.pt"]
-    result = subprocess.run([sys.executable, "-m", "akdg", "train", "--threads", "1", *arguments], capture_output=True, text=True, cwd=tmp_path)
+    arguments = [
+        "--spec",
+        json.dumps(SPEC),
+        "--data",
+        str(digits_npz),
+        "--teacher",
+        "nowhere.pt",
+        "--checkpoint-every",
+        "1",
+        "--out",
+        "student.pt",
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "akdg", "train", "--threads", "1", *arguments], capture_output=True, text=True, cwd=tmp_path
+    )
     assert result.returncode == 2
     assert "checkpoint nowhere.pt does not exist; train it first" in result.stderr and "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == []
@@ -259,7 +271,11 @@ def test_a_bad_teacher_checkpoint_is_named(tmp_path: Path, digits_npz: Path, dam
     checkpoint.save_generator(teacher, generator, {**meta, "z_dim": 16} if damage == "z_dim" else meta)
     if damage == "truncated":
         teacher.write_bytes(teacher.read_bytes()[:200])
-    expected = {"truncated": "is truncated or not a torch file", "z_dim": "has z_dim=16 but 8 is needed", "resolution": "has resolution=32 but 16"}
+    expected = {
+        "truncated": "is truncated or not a torch file",
+        "z_dim": "has z_dim=16 but 8 is needed",
+        "resolution": "has resolution=32 but 16",
+    }
     with pytest.raises(AkdgError, match=rf"teacher\.pt {expected[damage]}"):
         steps.train_generator(SPEC, digits_npz, tmp_path / "student.pt", teacher=teacher, checkpoint_every=1)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["teacher.pt"]
@@ -317,6 +333,8 @@ def test_a_truncated_or_swapped_extractor_is_named(extractor_files: Path):
     with pytest.raises(AkdgError, match=r"extractor\.pt is truncated or not a torch file.*delete it and retrain"):
         load_classifier(extractor_files)
     wide = {"channels": 1, "num_classes": 10, "width": 16}  # weights of another width under the recorded config
-    save_torch({"format": CLASSIFIER_FORMAT, "config": {**wide, "width": 8}, "state_dict": Classifier(**wide).state_dict()}, extractor_files)
+    save_torch(
+        {"format": CLASSIFIER_FORMAT, "config": {**wide, "width": 8}, "state_dict": Classifier(**wide).state_dict()}, extractor_files
+    )
     with pytest.raises(AkdgError, match=r"extractor\.pt are unreadable \(Error\(s\) in loading state_dict"):
         load_classifier(extractor_files)

@@ -96,9 +96,8 @@ def select(jobs: set[Job], *rules: str, where: Callable[[str], bool] = lambda ou
 
 def downstream_of_students(jobs: set[Job], method: str) -> set[Job]:
     """A method's students, their evaluations, the sample grid and the tables."""
-    return (
-        select(jobs, "train_student", "evaluate_student", where=lambda output: f"/{method}/" in output)
-        | select(jobs, "plot_samples", "aggregate", "all_tables")
+    return select(jobs, "train_student", "evaluate_student", where=lambda output: f"/{method}/" in output) | select(
+        jobs, "plot_samples", "aggregate", "all_tables"
     )
 
 
@@ -118,9 +117,8 @@ def test_editing_a_plugin_method_replans_only_its_students(finished, edit) -> No
 def test_editing_the_mlp_architecture_retrains_only_mlp_students(finished, edit) -> None:
     """measure_cost times every generator in one job, so every evaluation (which embeds its figures) follows."""
     _, every_job = finished
-    expected = (
-        select(every_job, "train_student", where=lambda output: "/mlp-" in output)
-        | select(every_job, "measure_cost", "evaluate_teacher", "evaluate_student", "evaluate_references", "plot_samples", "aggregate", "all_tables")
+    expected = select(every_job, "train_student", where=lambda output: "/mlp-" in output) | select(
+        every_job, "measure_cost", "evaluate_teacher", "evaluate_student", "evaluate_references", "plot_samples", "aggregate", "all_tables"
     )
     assert edit("akdg/arch_mlp.py", CODE) == expected
 

@@ -19,7 +19,6 @@ from akdg.io import write_json
 from akdg.registry import AkdgError
 from akdg.training import METHODS, PROBE_SAMPLES
 from baselines.vanilla import Vanilla
-
 from conftest import REPO, tiny_train_spec
 
 SPEC = tiny_train_spec(steps=6, batch_size=8, log_every=50)
@@ -51,7 +50,9 @@ def test_a_huge_learning_rate_stops_training_and_writes_no_checkpoint(tmp_path: 
 
 def test_a_loss_beyond_max_abs_loss_stops_naming_the_loss_the_step_and_the_bound(tmp_path: Path, digits_npz: Path):
     out = tmp_path / "student.pt"
-    with pytest.raises(AkdgError, match=r"loss 'd' reached .*, beyond training\.max_abs_loss=0\.5, at step 1: training diverged.*negative weight"):
+    with pytest.raises(
+        AkdgError, match=r"loss 'd' reached .*, beyond training\.max_abs_loss=0\.5, at step 1: training diverged.*negative weight"
+    ):
         steps.train_generator({**SPEC, "max_abs_loss": 0.5}, digits_npz, out)  # hinge D losses start near 2
     assert not out.exists()
 
@@ -116,7 +117,9 @@ def evaluation_inputs(digits_npz: Path, tmp_path_factory: pytest.TempPathFactory
         for parameter in generator.parameters():
             parameter.fill_(float("nan"))
     nan_checkpoint = folder / "nan.pt"
-    checkpoint.save_generator(nan_checkpoint, generator, {"generator": GENERATOR, "resolution": 16, "channels": 1, "z_dim": 8, "training": {}})
+    checkpoint.save_generator(
+        nan_checkpoint, generator, {"generator": GENERATOR, "resolution": 16, "channels": 1, "z_dim": 8, "training": {}}
+    )
     return {"extractor": extractor, "cost": cost, "nan_checkpoint": nan_checkpoint}
 
 
@@ -129,7 +132,9 @@ def evaluation_spec(tmp_path: Path, nan_checkpoint: Path) -> dict:
     return {"evaluation": OPTIONS, "z_dim": 8, "rows": rows}
 
 
-def test_evaluation_refuses_a_nan_generator_naming_the_run_and_count_and_writes_no_run_json(tmp_path: Path, digits_npz: Path, evaluation_inputs: dict[str, Path]):
+def test_evaluation_refuses_a_nan_generator_naming_the_run_and_count_and_writes_no_run_json(
+    tmp_path: Path, digits_npz: Path, evaluation_inputs: dict[str, Path]
+):
     spec = evaluation_spec(tmp_path, evaluation_inputs["nan_checkpoint"])
     expected = rf"method vanilla, seed 0\] from checkpoint {evaluation_inputs['nan_checkpoint']}: 40 of 40 generated images contain NaN or Inf values.*retrain"
     with pytest.raises(AkdgError, match=expected):
@@ -141,8 +146,20 @@ def test_evaluation_refuses_a_nan_generator_naming_the_run_and_count_and_writes_
 def test_cli_evaluate_of_a_nan_generator_exits_2_without_a_traceback(tmp_path: Path, digits_npz: Path, evaluation_inputs: dict[str, Path]):
     spec = evaluation_spec(tmp_path / "runs", evaluation_inputs["nan_checkpoint"])
     command = [
-        sys.executable, "-m", "akdg", "evaluate", "--spec", json.dumps(spec), "--data", str(digits_npz),
-        "--extractor", str(evaluation_inputs["extractor"]), "--cost", str(evaluation_inputs["cost"]), "--threads", "1",
+        sys.executable,
+        "-m",
+        "akdg",
+        "evaluate",
+        "--spec",
+        json.dumps(spec),
+        "--data",
+        str(digits_npz),
+        "--extractor",
+        str(evaluation_inputs["extractor"]),
+        "--cost",
+        str(evaluation_inputs["cost"]),
+        "--threads",
+        "1",
     ]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 2, result.stderr[-3000:]
@@ -152,12 +169,16 @@ def test_cli_evaluate_of_a_nan_generator_exits_2_without_a_traceback(tmp_path: P
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_finite_trained_generator_is_scored_and_its_run_json_records_the_checks(tmp_path: Path, digits_npz: Path, evaluation_inputs: dict[str, Path]):
+def test_a_finite_trained_generator_is_scored_and_its_run_json_records_the_checks(
+    tmp_path: Path, digits_npz: Path, evaluation_inputs: dict[str, Path]
+):
     trained = tmp_path / "student.pt"
     steps.train_generator({**SPEC, "steps": 2}, digits_npz, trained)
     out = tmp_path / "run.json"
     row = {"kind": "trained", "checkpoint": str(trained), "out": str(out), "run": run_identity("vanilla")}
-    steps.evaluate({"evaluation": OPTIONS, "z_dim": 8, "rows": [row]}, digits_npz, evaluation_inputs["extractor"], evaluation_inputs["cost"])
+    steps.evaluate(
+        {"evaluation": OPTIONS, "z_dim": 8, "rows": [row]}, digits_npz, evaluation_inputs["extractor"], evaluation_inputs["cost"]
+    )
     protocol = json.loads(out.read_text())["protocol"]
     assert protocol["samples_checked_finite"] is True
     assert protocol["training"]["checks"]["probe_samples_finite"] == PROBE_SAMPLES

@@ -17,7 +17,6 @@ from akdg import checkpoint, datasets, steps
 from akdg.architectures import build_generator
 from akdg.config import method_variants, validate_config
 from akdg.registry import AkdgError
-
 from conftest import REPO, copy_project
 
 TEST_CONFIG = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
@@ -67,7 +66,12 @@ def test_bad_method_variants_are_named(methods, message):
 def test_variant_overrides_reach_the_training_jobs(tmp_path: Path):
     """Table II's vanilla at two batch sizes: each label's jobs train with its own batch size."""
     workdir = copy_project(tmp_path)
-    variants = {"methods": {"vanilla-b4": {"method": "vanilla", "training": {"batch_size": 4}}, "vanilla-b8": {"method": "vanilla", "training": {"batch_size": 8}}}}
+    variants = {
+        "methods": {
+            "vanilla-b4": {"method": "vanilla", "training": {"batch_size": 4}},
+            "vanilla-b8": {"method": "vanilla", "training": {"batch_size": 8}},
+        }
+    }
     (workdir / "variants.yaml").write_text(yaml.safe_dump(variants))
     result = dry_run(workdir, "config/test.yaml", "variants.yaml")
     assert result.returncode == 0, result.stderr
@@ -126,7 +130,9 @@ def test_import_rejects_a_mismatched_teacher(tmp_path: Path, digits_npz: Path, t
 def test_import_rejects_a_file_that_is_not_a_checkpoint(tmp_path: Path, digits_npz: Path):
     (tmp_path / "notes.pt").write_text("not a checkpoint")
     with pytest.raises(AkdgError, match="notes.pt is truncated or not a torch file"):
-        steps.import_teacher({"generator": {"arch": "sngan", "width": 8}, "z_dim": 16}, digits_npz, tmp_path / "notes.pt", tmp_path / "t.pt")
+        steps.import_teacher(
+            {"generator": {"arch": "sngan", "width": 8}, "z_dim": 16}, digits_npz, tmp_path / "notes.pt", tmp_path / "t.pt"
+        )
 
 
 @pytest.mark.slow
@@ -164,7 +170,12 @@ def test_paper_config_plans_exactly_the_expected_jobs(tmp_path: Path, dataset: s
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert job_counts(result.stdout) == {**dict.fromkeys(ONCE, 1), **PAPER_JOBS[dataset]}
     config = yaml.safe_load((workdir / "config" / "paper" / f"{dataset}.yaml").read_text())
-    for rule, group in (("train_teacher", "teacher"), ("train_student", "student"), ("evaluate_student", "evaluate"), ("aggregate", "report")):
+    for rule, group in (
+        ("train_teacher", "teacher"),
+        ("train_student", "student"),
+        ("evaluate_student", "evaluate"),
+        ("aggregate", "report"),
+    ):
         block = result.stdout.split(f"rule {rule}:", 1)[1].split("\n\n", 1)[0]
         wanted = config["resources"][group]
         asked = dict(re.findall(r"(gpu|runtime|mem_mb)=(\d+)", block.split("resources:", 1)[1].splitlines()[0]))

@@ -25,7 +25,6 @@ from akdg import cli, datasets, metrics
 from akdg.feature_extractors import INCEPTION, INCEPTION_URL, default_inception_weights_path, fetch_extractor, load_extractor
 from akdg.io import read_json, write_json
 from akdg.registry import AkdgError
-
 from conftest import standin_weights
 
 TRAIN, TEST, GENERATED = 8, 4, 8
@@ -38,7 +37,14 @@ OPTIONS = {
     "rng_seed": 2020,
     "feature_extractor": INCEPTION,
 }
-ROW_RUN = {"dataset": "tiny-digits", "role": "student", "generator_label": "dcgan-w4", "generator": {"arch": "dcgan", "width": 4}, "method": "untrained", "seed": 0}
+ROW_RUN = {
+    "dataset": "tiny-digits",
+    "role": "student",
+    "generator_label": "dcgan-w4",
+    "generator": {"arch": "dcgan", "width": 4},
+    "method": "untrained",
+    "seed": 0,
+}
 
 
 @datasets.DATASETS.register("tiny-digits")
@@ -46,7 +52,9 @@ def tiny_digits(options: dict) -> datasets.ImageSplits:
     """A slice of the real 1-channel digits; ``offset`` picks which train images (a change of content)."""
     full = datasets.DATASETS.get("digits")({**options, "test_fraction": 0.2, "split_seed": 0})
     train = slice(options["offset"], options["offset"] + TRAIN)
-    return datasets.ImageSplits(full.x_train[train], full.x_test[:TEST], full.y_train[train], full.y_test[:TEST], {"source": "digits slice"})
+    return datasets.ImageSplits(
+        full.x_train[train], full.x_test[:TEST], full.y_train[train], full.y_test[:TEST], {"source": "digits slice"}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +74,10 @@ class FeatureSpy:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.datasets: list[int] = []
         self.generated: list[int] = []
-        from_dataset, from_model = torch_fidelity.utils.get_featuresdict_from_dataset, torch_fidelity.utils.get_featuresdict_from_generative_model
+        from_dataset, from_model = (
+            torch_fidelity.utils.get_featuresdict_from_dataset,
+            torch_fidelity.utils.get_featuresdict_from_generative_model,
+        )
 
         def dataset_spy(dataset, *args, **kwargs):
             self.datasets.append(len(dataset))
@@ -97,12 +108,25 @@ def evaluate(tmp_path: Path, data: Path, extractor: Path, name: str, cache: Path
     write_json(cost, {"dcgan-w4": {"params": 1}})
     out = tmp_path / f"{name}.json"
     spec = {"evaluation": OPTIONS, "z_dim": 8, "rows": [{"kind": "untrained", "out": str(out), "run": ROW_RUN}]}
-    akdg("evaluate", "--spec", json.dumps(spec), "--data", data, "--extractor", extractor, "--cost", cost, *(["--reference-cache", cache] if cache else []))
+    akdg(
+        "evaluate",
+        "--spec",
+        json.dumps(spec),
+        "--data",
+        data,
+        "--extractor",
+        extractor,
+        "--cost",
+        cost,
+        *(["--reference-cache", cache] if cache else []),
+    )
     return read_json(out)
 
 
 @pytest.mark.slow
-def test_inception_protocol_end_to_end_with_a_reference_cache_keyed_by_content(tmp_path: Path, weights: Path, monkeypatch: pytest.MonkeyPatch):
+def test_inception_protocol_end_to_end_with_a_reference_cache_keyed_by_content(
+    tmp_path: Path, weights: Path, monkeypatch: pytest.MonkeyPatch
+):
     data = prepare(tmp_path, offset=0)
     extractor, cache, stats = tmp_path / "extractor.json", tmp_path / "cache", tmp_path / "stats.json"
     akdg("fetch-extractor", "--spec", json.dumps({**OPTIONS, "inception_weights": str(weights)}), "--out", extractor)
@@ -134,12 +158,26 @@ def test_inception_protocol_end_to_end_with_a_reference_cache_keyed_by_content(t
 
     spy.reset()  # new pixels: a new key, computed afresh; the first entry stays as it was
     other = prepare(tmp_path, offset=TRAIN)
-    akdg("reference-stats", "--spec", json.dumps(OPTIONS), "--data", other, "--extractor", extractor, "--cache-dir", cache, "--out", tmp_path / "other.json")
+    akdg(
+        "reference-stats",
+        "--spec",
+        json.dumps(OPTIONS),
+        "--data",
+        other,
+        "--extractor",
+        extractor,
+        "--cache-dir",
+        cache,
+        "--out",
+        tmp_path / "other.json",
+    )
     assert spy.datasets == [TRAIN] and read_json(tmp_path / "other.json")["key"] != filled["key"]
     assert len(os.listdir(cache)) == 6
 
 
-def test_changed_weights_give_another_key_and_missing_weights_say_where_to_get_them(tmp_path: Path, weights: Path, caplog: pytest.LogCaptureFixture):
+def test_changed_weights_give_another_key_and_missing_weights_say_where_to_get_them(
+    tmp_path: Path, weights: Path, caplog: pytest.LogCaptureFixture
+):
     splits = datasets.load_prepared(prepare(tmp_path, offset=0))
     changed = tmp_path / "changed.pth"
     state = torch.load(weights, weights_only=True)
@@ -166,6 +204,7 @@ def test_changed_weights_give_another_key_and_missing_weights_say_where_to_get_t
 
 def test_null_weights_use_torch_fidelitys_own_location(tmp_path: Path, weights: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
     def offline(*args: object, **kwargs: object) -> None:
         raise URLError("no network")
 

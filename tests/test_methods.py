@@ -225,7 +225,14 @@ def test_joint_with_a_zero_is_exactly_vanilla():
 
 
 @pytest.mark.parametrize(
-    "a, problem", [(-0.1, "less than the minimum of 0"), (1.5, "greater than the maximum of 1"), ("0.3", "not of type 'number'"), (True, "not of type"), (None, "not of type")]
+    "a, problem",
+    [
+        (-0.1, "less than the minimum of 0"),
+        (1.5, "greater than the maximum of 1"),
+        ("0.3", "not of type 'number'"),
+        (True, "not of type"),
+        (None, "not of type"),
+    ],
 )
 def test_joint_rejects_a_outside_zero_one(a: object, problem: str):
     with pytest.raises(AkdgError, match=rf"Joint: option a: .*{problem}"):

@@ -10,9 +10,9 @@ import scipy.linalg
 import torch
 
 from akdg.architectures import build_generator
-from akdg.images import to_model_range
 from akdg.feature_extractor_classifier import FORMAT as CLASSIFIER_FORMAT
 from akdg.feature_extractor_classifier import Classifier, load_classifier
+from akdg.images import to_model_range
 from akdg.metrics import fidelity_metrics
 
 OPTIONS = {"num_samples": 300, "isc_splits": 5, "kid_subsets": 10, "kid_subset_size": 100, "batch_size": 100, "rng_seed": 2020}
@@ -26,7 +26,12 @@ def add_noise(images: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
 @pytest.mark.slow
 def test_fid_of_a_set_against_itself_is_zero_and_grows_with_noise(digits, extractor):
     images = digits.x_train[:500]
-    fids = [fidelity_metrics(add_noise(images, sigma) if sigma else images, images, z_dim=1, extractor_weights=extractor, options=OPTIONS)["fid"] for sigma in (0, 20, 60, 120)]
+    fids = [
+        fidelity_metrics(add_noise(images, sigma) if sigma else images, images, z_dim=1, extractor_weights=extractor, options=OPTIONS)[
+            "fid"
+        ]
+        for sigma in (0, 20, 60, 120)
+    ]
     assert abs(fids[0]) < 1e-3
     assert fids[0] < fids[1] < fids[2] < fids[3], fids
 
@@ -57,7 +62,9 @@ def test_inception_score_is_one_when_the_classifier_output_is_constant(digits, t
             parameter.zero_()
         model.logits.bias.copy_(torch.linspace(-2, 2, 10))  # constant, non-uniform prediction
     path = tmp_path / "constant.pt"
-    torch.save({"format": CLASSIFIER_FORMAT, "config": {"channels": 1, "num_classes": 10, "width": 16}, "state_dict": model.state_dict()}, path)
+    torch.save(
+        {"format": CLASSIFIER_FORMAT, "config": {"channels": 1, "num_classes": 10, "width": 16}, "state_dict": model.state_dict()}, path
+    )
     scores = fidelity_metrics(digits.x_test, digits.x_train, z_dim=1, extractor_weights=path, options=OPTIONS)
     assert scores["is_mean"] == pytest.approx(1.0, abs=1e-9)
 
@@ -112,7 +119,9 @@ def test_classifier_reference_features_are_read_from_the_cache_not_recomputed(di
     from akdg.io import sha256_file
 
     cache = metrics.reference_cache(tmp_path, digits, "akdg-classifier", sha256_file(extractor))
-    files = metrics.fill_reference_cache(digits.x_train, extractor="akdg-classifier", extractor_weights=extractor, batch_size=100, cache=cache)
+    files = metrics.fill_reference_cache(
+        digits.x_train, extractor="akdg-classifier", extractor_weights=extractor, batch_size=100, cache=cache
+    )
     assert sorted(path.name for path in files) == sorted(path.name for path in tmp_path.iterdir())
     computed = []
     original = torch_fidelity.utils.get_featuresdict_from_dataset

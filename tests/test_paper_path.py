@@ -78,9 +78,17 @@ def paper_path_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "resources": {"student": {"gpu": 0, "mem_mb": 1000, "runtime": 5}},
     }
     (workdir / "grid.yaml").write_text(yaml.safe_dump(config))
-    env = {**os.environ, "PYTHONPATH": str(REPO / "tests" / "plugins"), "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO / "tests" / "plugins"),
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+    }
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "2", "all_tables", "--configfile", "grid.yaml"], cwd=workdir, capture_output=True, text=True, env=env
+        [sys.executable, "-m", "snakemake", "--cores", "2", "all_tables", "--configfile", "grid.yaml"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return workdir

@@ -20,14 +20,48 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def run_rows() -> pd.DataFrame:
     """Runs as akdg.tables.load_runs gives them: a teacher, two students x two methods x three seeds, untrained and real rows."""
     rng = np.random.default_rng(0)
-    rows = [{"kind": "trained", "role": "teacher", "student": "teacher", "method": "vanilla", "seed": 0, "params": 1e5, "fid": 12.0, "is_mean": 6.0}]
+    rows = [
+        {
+            "kind": "trained",
+            "role": "teacher",
+            "student": "teacher",
+            "method": "vanilla",
+            "seed": 0,
+            "params": 1e5,
+            "fid": 12.0,
+            "is_mean": 6.0,
+        }
+    ]
     for student, params, base in (("dcgan-w8", 2.7e4, 40.0), ("mlp-w128", 7.1e4, 90.0)):
         for method, shift in (("vanilla", 20.0), ("akdg", 0.0)):
             for seed in range(3):
-                rows.append({"kind": "trained", "role": "student", "student": student, "method": method, "seed": seed, "params": params,
-                             "fid": base + shift + rng.uniform(-10, 10), "is_mean": 5.0})
-        rows.append({"kind": "untrained", "role": "student", "student": student, "method": "untrained", "seed": 0, "params": params, "fid": 4400.0 + params / 1e3, "is_mean": 1.0})
-    rows.append({"kind": "real", "role": "reference", "student": "", "method": "", "seed": np.nan, "params": np.nan, "fid": 6.5, "is_mean": 7.0})
+                rows.append(
+                    {
+                        "kind": "trained",
+                        "role": "student",
+                        "student": student,
+                        "method": method,
+                        "seed": seed,
+                        "params": params,
+                        "fid": base + shift + rng.uniform(-10, 10),
+                        "is_mean": 5.0,
+                    }
+                )
+        rows.append(
+            {
+                "kind": "untrained",
+                "role": "student",
+                "student": student,
+                "method": "untrained",
+                "seed": 0,
+                "params": params,
+                "fid": 4400.0 + params / 1e3,
+                "is_mean": 1.0,
+            }
+        )
+    rows.append(
+        {"kind": "real", "role": "reference", "student": "", "method": "", "seed": np.nan, "params": np.nan, "fid": 6.5, "is_mean": 7.0}
+    )
     return pd.DataFrame(rows)
 
 
@@ -120,6 +154,19 @@ def test_akdg_plot_samples_writes_the_grid_and_logs_its_caption(tmp_path: Path, 
 
     paths = checkpoints(tmp_path, {"teacher": 0, "s/akdg": 1})
     with caplog.at_level("INFO", logger="akdg"):
-        assert main(["plot-samples", "--checkpoint", *(f"{label}={path}" for label, path in paths.items()), "--z-dim", "8", "--out", str(tmp_path / "grid.png")]) == 0
+        assert (
+            main(
+                [
+                    "plot-samples",
+                    "--checkpoint",
+                    *(f"{label}={path}" for label, path in paths.items()),
+                    "--z-dim",
+                    "8",
+                    "--out",
+                    str(tmp_path / "grid.png"),
+                ]
+            )
+            == 0
+        )
     assert (tmp_path / "grid.png").read_bytes()[:8] == PNG_MAGIC
     assert "Rows, top to bottom: teacher, s/akdg." in caplog.text and "training seed 1 of its method" in caplog.text

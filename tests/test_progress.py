@@ -20,14 +20,29 @@ from akdg.registry import AkdgError
 from conftest import tiny_train_spec
 
 NUMBER = r"[0-9.e+-]+"
-TRAINING_LINE = re.compile(rf"train vanilla: (\d+)/30 steps \(\d+%\), (starting|{NUMBER} steps/s, {NUMBER} images/s, elapsed [0-9:]+(, ETA [0-9:]+)?)$")
+TRAINING_LINE = re.compile(
+    rf"train vanilla: (\d+)/30 steps \(\d+%\), (starting|{NUMBER} steps/s, {NUMBER} images/s, elapsed [0-9:]+(, ETA [0-9:]+)?)$"
+)
 
 
 def train_logged(tmp_path: Path, digits_npz: Path, interval: str) -> list[str]:
     """``akdg train`` as a Snakemake job runs it, stdout and stderr into a log file; returns the log's lines."""
     out, log = tmp_path / "g.pt", tmp_path / "train.log"
     spec = tiny_train_spec(steps=30, log_every=10)
-    command = [sys.executable, "-m", "akdg", "train", "--spec", json.dumps(spec), "--data", str(digits_npz), "--threads", "1", "--out", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "akdg",
+        "train",
+        "--spec",
+        json.dumps(spec),
+        "--data",
+        str(digits_npz),
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+    ]
     with log.open("w") as sink:
         subprocess.run(command, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, INTERVAL_VARIABLE: interval}, check=True)
     text = log.read_text()
@@ -60,7 +75,9 @@ def test_an_evaluation_logs_the_images_it_generates(digits, extractor, caplog: p
     generator = build_generator({"arch": "dcgan", "width": 4}, resolution=16, channels=1, z_dim=8).eval()
     with caplog.at_level(logging.INFO, logger="akdg.metrics"):
         fidelity_metrics(generator, digits.x_train, z_dim=8, extractor_weights=extractor, options=options, label="the tiny one")
-    generated = [record.getMessage() for record in caplog.records if record.getMessage().startswith("generate and extract features of the tiny one")]
+    generated = [
+        record.getMessage() for record in caplog.records if record.getMessage().startswith("generate and extract features of the tiny one")
+    ]
     counts = [int(re.search(r": (\d+)/200 images", message).group(1)) for message in generated]
     assert counts == [50, 100, 150, 200], generated  # one line per batch at interval 0, counted from the first batch
     assert re.search(rf"{NUMBER} images/s, elapsed [0-9:]+, ETA [0-9:]+$", generated[1]), generated

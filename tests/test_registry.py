@@ -34,7 +34,10 @@ def test_the_index_matches_what_the_builtin_modules_register() -> None:
 def test_a_dry_run_imports_no_torch(grid: str, tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-c", DRY_RUN_IMPORTS_TORCH, str(REPO / grid), str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True, check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().splitlines()[-1] == "False", f"snakemake -n on {grid} imported torch"

@@ -101,7 +101,16 @@ def test_the_report_renders_offline_with_the_tables_shown(report: Path, tmp_path
     opened = tmp_path / "opened.html"  # the report, and a click on the summary table's info button once React has drawn the page
     opened.write_text(page + "<script>setTimeout(() => app.showResultInfo('results/tables/digits.md'), 300);</script></body>" + end)
     offline = ["--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND"]
-    command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", *offline, "--virtual-time-budget=10000", "--dump-dom", opened.as_uri()]
+    command = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        *offline,
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        opened.as_uri(),
+    ]
     dom = subprocess.run(command, capture_output=True, text=True, timeout=120).stdout
     assert '<h1 class="title">AKDG reproduction on digits</h1>' in dom  # React ran and rendered the description
     assert "Teacher (sngan)" in html.unescape(dom)

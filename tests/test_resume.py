@@ -42,13 +42,36 @@ def teacher(digits, tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     generator = build_generator({"arch": "sngan", "width": 4}, resolution=digits.resolution, channels=digits.channels, z_dim=8)
     path = tmp_path_factory.mktemp("teacher") / "teacher.pt"
-    meta = {"generator": {"arch": "sngan", "width": 4}, "resolution": digits.resolution, "channels": digits.channels, "z_dim": 8, "training": {}}
+    meta = {
+        "generator": {"arch": "sngan", "width": 4},
+        "resolution": digits.resolution,
+        "channels": digits.channels,
+        "z_dim": 8,
+        "training": {},
+    }
     checkpoint.save_generator(path, generator, meta)
     return path
 
 
 def train_command(out: Path, data: Path, teacher: Path, every: int) -> list[str]:
-    return [sys.executable, "-m", "akdg", "train", "--spec", json.dumps(SPEC), "--data", str(data), "--teacher", str(teacher), "--threads", "1", "--checkpoint-every", str(every), "--out", str(out)]
+    return [
+        sys.executable,
+        "-m",
+        "akdg",
+        "train",
+        "--spec",
+        json.dumps(SPEC),
+        "--data",
+        str(data),
+        "--teacher",
+        str(teacher),
+        "--threads",
+        "1",
+        "--checkpoint-every",
+        str(every),
+        "--out",
+        str(out),
+    ]
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:

@@ -22,9 +22,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from slurm_cluster import loopback_cluster, missing_requirements
 
 from conftest import REPO, copy_project, dvc_project, small_grid
-from slurm_cluster import loopback_cluster, missing_requirements
 
 pytestmark = [pytest.mark.slow, pytest.mark.workflow, pytest.mark.slurm]
 
@@ -34,8 +34,17 @@ LOOPBACK_SETTINGS = {"slurm-status-command": "squeue", "slurm-no-account": True,
 LOOPBACK_PROFILE = "profiles/loopback"
 # Every rule all_tables needs when the teacher is trained (import_teacher replaces train_teacher otherwise).
 EVERY_RULE = {
-    "prepare_data", "train_extractor", "reference_stats", "train_teacher", "measure_cost", "train_student",
-    "evaluate_teacher", "evaluate_references", "evaluate_student", "plot_samples", "aggregate",
+    "prepare_data",
+    "train_extractor",
+    "reference_stats",
+    "train_teacher",
+    "measure_cost",
+    "train_student",
+    "evaluate_teacher",
+    "evaluate_references",
+    "evaluate_student",
+    "plot_samples",
+    "aggregate",
 }
 # Columns that depend on the machine's speed at the time, not on the computation.
 TIMING_COLUMNS = ("images_per_s", "latency_ms")

@@ -24,14 +24,38 @@ TEMPLATE = json.loads((COMMITTED_RUNS / "dcgan-w8" / "akdg" / "seed0.json").read
 TEACHER_COST = {"layers": 8, "params": 4_000_000, "mult_adds": 800_000_000, "images_per_s": 50.0}
 STUDENT_COST = {"layers": 5, "params": 2_630_000, "mult_adds": 229_000_000, "images_per_s": 400.0}
 # The paper datasets are scored with Inception, whose protocol has no test accuracy.
-INCEPTION = {"name": "inception-v3-compat", "weights_sha256": "ab" * 32, "features": {"is": "logits_unbiased", "fid": "2048", "kid": "2048"}}
+INCEPTION = {
+    "name": "inception-v3-compat",
+    "weights_sha256": "ab" * 32,
+    "features": {"is": "logits_unbiased", "fid": "2048", "kid": "2048"},
+}
 
 
-def write_run(directory: Path, dataset: str, role: str, label: str, arch: str | None, method: str, base: str | None, seed: int, fid: float, is_mean: float, cost: dict[str, float] | None) -> Path:
+def write_run(
+    directory: Path,
+    dataset: str,
+    role: str,
+    label: str,
+    arch: str | None,
+    method: str,
+    base: str | None,
+    seed: int,
+    fid: float,
+    is_mean: float,
+    cost: dict[str, float] | None,
+) -> Path:
     """A run JSON as the evaluate step writes it, from the committed digits one with these values."""
     result = copy.deepcopy(TEMPLATE)
     kind = {"untrained": "untrained", "": "real"}.get(method, "trained")
-    result["run"] = {"dataset": dataset, "role": role, "generator_label": label, "generator": {"arch": arch, "width": 8} if arch else None, "method": method, "seed": seed if arch else None, "kind": kind}
+    result["run"] = {
+        "dataset": dataset,
+        "role": role,
+        "generator_label": label,
+        "generator": {"arch": arch, "width": 8} if arch else None,
+        "method": method,
+        "seed": seed if arch else None,
+        "kind": kind,
+    }
     result["metrics"] = {"fid": fid, "is_mean": is_mean, "is_std": 0.1, "kid_mean": 1.0, "kid_std": 0.1}
     result["cost"] = cost
     result["protocol"]["dataset"]["name"] = dataset
@@ -53,7 +77,9 @@ def grid(directory: Path, dataset: str, methods: dict[str, tuple[str, list[float
     ]
     for label, (base, fids) in methods.items():
         for seed, fid in enumerate(fids):
-            paths.append(write_run(directory, dataset, "student", "dcgan-w8", "dcgan", label, base, seed, fid, 7.0 + seed / 10, STUDENT_COST))
+            paths.append(
+                write_run(directory, dataset, "student", "dcgan-w8", "dcgan", label, base, seed, fid, 7.0 + seed / 10, STUDENT_COST)
+            )
     return paths
 
 
@@ -81,7 +107,9 @@ def test_paper_data_has_every_number_of_tables_one_and_two() -> None:
 
 
 def test_cifar10_tables_show_paper_numbers_and_differences(tmp_path: Path) -> None:
-    paths = grid(tmp_path / "runs", "cifar10", {"vanilla": ("vanilla", [33.0, 35.0]), "mse": ("mse", [45.0, 47.0]), "akdg": ("akdg", [28.0, 29.0])})
+    paths = grid(
+        tmp_path / "runs", "cifar10", {"vanilla": ("vanilla", [33.0, 35.0]), "mse": ("mse", [45.0, 47.0]), "akdg": ("akdg", [28.0, 29.0])}
+    )
     run_aggregate(paths, tmp_path, "cifar10", ["vanilla", "mse", "akdg"])
     csv = pd.read_csv(tmp_path / "tables" / "cifar10.csv").set_index("row")
     assert csv.loc["dcgan-w8 vanilla", "paper_fid"] == 31.58
@@ -97,7 +125,12 @@ def test_cifar10_tables_show_paper_numbers_and_differences(tmp_path: Path) -> No
         assert columns[columns.index(cell) + 1 : columns.index(cell) + 3] == [f"{cell} paper", f"{cell} Δ"]
     assert table.loc["dcgan-w8 vanilla", ["FID", "FID paper", "FID Δ"]].tolist() == ["34.00 ± 1.41", "31.58", "+2.42"]
     assert table.loc["dcgan-w8 mse", ["IS paper", "IS Δ"]].tolist() == ["6.45 (0.07)", "+0.60"]
-    assert table.loc["Teacher (sngan)", ["params paper", "params Δ", "mult-adds paper", "layers Δ"]].tolist() == ["4.1M", "-100.00K", "793M", "+0"]
+    assert table.loc["Teacher (sngan)", ["params paper", "params Δ", "mult-adds paper", "layers Δ"]].tolist() == [
+        "4.1M",
+        "-100.00K",
+        "793M",
+        "+0",
+    ]
     assert table.loc["Real data (test split)", ["FID paper", "FID Δ"]].tolist() == ["–", "–"]
     assert table.loc["dcgan-w8 untrained", "IS paper"] == "–"
     latex = (tmp_path / "tables" / "cifar10.tex").read_text()
@@ -107,7 +140,12 @@ def test_cifar10_tables_show_paper_numbers_and_differences(tmp_path: Path) -> No
 
 
 def test_lsun_tables_have_only_the_columns_the_paper_reports(tmp_path: Path) -> None:
-    methods = {"vanilla-b64": ("vanilla", [40.0, 42.0]), "vanilla-b2048": ("vanilla", [36.0, 37.0]), "mse": ("mse", [90.0, 95.0]), "akdg": ("akdg", [26.0, 27.0])}
+    methods = {
+        "vanilla-b64": ("vanilla", [40.0, 42.0]),
+        "vanilla-b2048": ("vanilla", [36.0, 37.0]),
+        "mse": ("mse", [90.0, 95.0]),
+        "akdg": ("akdg", [26.0, 27.0]),
+    }
     paths = grid(tmp_path / "runs", "lsun_bedroom", methods, teacher_arch="pggan")
     _, claims = run_aggregate(paths, tmp_path, "lsun_bedroom", list(methods))
     table = markdown_rows(tmp_path / "tables" / "lsun_bedroom.md").set_index("Method")
@@ -146,7 +184,11 @@ def test_runs_of_another_dataset_are_refused(tmp_path: Path) -> None:
 
 def test_match_paper_by_family_and_label() -> None:
     summary = pd.DataFrame(
-        {"role": ["teacher", "student", "student", "student"], "arch": ["resnet", "mlp", "mlp", "dcgan"], "method": ["vanilla", "akdg", "akdg-w2", "akdg"]}
+        {
+            "role": ["teacher", "student", "student", "student"],
+            "arch": ["resnet", "mlp", "mlp", "dcgan"],
+            "method": ["vanilla", "akdg", "akdg-w2", "akdg"],
+        }
         | {name: [1.0] * 4 for name in ("layers", "params", "mult_adds", "is_mean", "fid")}
     )
     matched = match_paper(summary, "cifar10")
@@ -176,12 +218,28 @@ def test_a_loaded_machine_is_warned_of_under_the_table_and_the_claims(tmp_path: 
         "loaded": loaded, "load_average_1min_before": 5.25, "load_average_1min_after": 4.0, "cpu_count": 4, "threads": 4,
         "other_runnable_median": 3.0, "cpu_per_wall": 1.5,
     }  # fmt: skip
-    speed = {"speed_batch_size": 64, "speed_rounds": 10, "speed_min_run_time": 0.05, "speed_device": "cpu", "speed_processor": "x86", "speed_threads": 4}
+    speed = {
+        "speed_batch_size": 64,
+        "speed_rounds": 10,
+        "speed_min_run_time": 0.05,
+        "speed_device": "cpu",
+        "speed_processor": "x86",
+        "speed_threads": 4,
+    }
     teacher_cost = {**TEACHER_COST, **speed, "images_per_s_rounds": [50.0, 48.0, 52.0], "measurement": measurement}
-    student_cost = {**STUDENT_COST, **speed, "images_per_s_rounds": [400.0, 410.0, 380.0], "throughput_ratio_rounds": [8.0, 410 / 48, 380 / 52], "measurement": measurement}
+    student_cost = {
+        **STUDENT_COST,
+        **speed,
+        "images_per_s_rounds": [400.0, 410.0, 380.0],
+        "throughput_ratio_rounds": [8.0, 410 / 48, 380 / 52],
+        "measurement": measurement,
+    }
     paths = [
         write_run(tmp_path / "runs", "digits", "teacher", "teacher", "sngan", "vanilla", "vanilla", 0, 15.0, 8.0, teacher_cost),
-        *(write_run(tmp_path / "runs", "digits", "student", "dcgan-w8", "dcgan", "akdg", "akdg", seed, 20.0 + seed, 7.0, student_cost) for seed in range(2)),
+        *(
+            write_run(tmp_path / "runs", "digits", "student", "dcgan-w8", "dcgan", "akdg", "akdg", seed, 20.0 + seed, 7.0, student_cost)
+            for seed in range(2)
+        ),
     ]
     _, claims = run_aggregate(paths, tmp_path, "digits", ["akdg"])
     table, claims_md = (tmp_path / "tables" / "digits.md").read_text(), (tmp_path / "tables" / "digits_claims.md").read_text()
@@ -202,7 +260,9 @@ def prepared_by(paths: list[Path], loader: str) -> list[Path]:
 
 
 def test_a_relabelled_paper_dataset_keeps_its_paper_columns(tmp_path: Path) -> None:
-    paths = prepared_by(grid(tmp_path / "runs", "cifar10-rerun", {"vanilla": ("vanilla", [33.0, 35.0]), "akdg": ("akdg", [28.0, 29.0])}), "cifar10")
+    paths = prepared_by(
+        grid(tmp_path / "runs", "cifar10-rerun", {"vanilla": ("vanilla", [33.0, 35.0]), "akdg": ("akdg", [28.0, 29.0])}), "cifar10"
+    )
     run_aggregate(paths, tmp_path, "cifar10-rerun", ["vanilla", "akdg"])
     assert sorted(path.name for path in (tmp_path / "tables").iterdir()) == [
         "cifar10-rerun.csv", "cifar10-rerun.md", "cifar10-rerun.tex", "cifar10-rerun_claims.csv", "cifar10-rerun_claims.md",

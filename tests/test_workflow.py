@@ -24,6 +24,8 @@ EXPECTED_ROWS = [
     *(f"{student} {method}" for student in ("dcgan-w4", "mlp-w32") for method in ("untrained", "vanilla", "mse", "akdg")),
     "Real data (test split)",
 ]
+
+
 def environment() -> dict[str, str]:
     """This interpreter's bin first on PATH, so `python -m snakemake` in dvc.yaml is ours."""
     return {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}

@@ -13,7 +13,6 @@ from akdg.fingerprint import fingerprint
 from akdg.outdir_lock import OutdirLock
 from akdg.registry import DOWNLOADERS, METHODS as METHOD_REGISTRY, AkdgError
 
-
 # The one validation akdg validate-config also runs: string coercion of nested --config values,
 # schema validation (workflow/schemas/config.schema.yaml) with defaults, registry names; one sentence on error.
 try:
@@ -41,7 +40,9 @@ except AkdgError as error:
 TO_DOWNLOAD = [str(path) for path in DATA_SOURCES.files if not path.exists()] if config["dataset"]["name"] in DOWNLOADERS.names() else []
 FEATURE_EXTRACTOR = config["evaluation"].get("feature_extractor", "akdg-classifier")
 EXTRACTOR_SOURCE = resolve_source(config)  # the classifier's: pinned or train; None for Inception
-PINNED_EXTRACTOR = str(pinned_weights(config["dataset"]["name"], config["dataset"]["resolution"])[0]) if EXTRACTOR_SOURCE == "pinned" else None
+PINNED_EXTRACTOR = (
+    str(pinned_weights(config["dataset"]["name"], config["dataset"]["resolution"])[0]) if EXTRACTOR_SOURCE == "pinned" else None
+)
 EXTRACTOR_WEIGHTS = f"{OUT}/models/{DATASET}/extractor.pt"  # the classifier's: trained by the DAG or the pinned copy
 EXTRACTOR = f"{OUT}/models/{DATASET}/extractor.json"  # the extractor's protocol: name, weights, sha256
 REFERENCE_CACHE = f"{OUT}/cache/{DATASET}/fidelity"  # torch-fidelity's cache, keyed by content

@@ -8,17 +8,17 @@ if TO_DOWNLOAD:
         with network. Write-protected once made; replacing one by hand reruns prepare_data and what follows."""
         output:
             [protected(path) for path in TO_DOWNLOAD],
-        params:
-            spec=as_json(DATASET_SPEC),
-        resources:
-            **job_resources("data"),
-        conda:
-            "../envs/akdg.yaml"
         log:
             f"{LOGS}/download_data.log",
         benchmark:
             f"{BENCHMARKS}/download_data.tsv"
         priority: 95  # the root of the critical path: data -> teacher -> distilled students -> their evaluation
+        conda:
+            "../envs/akdg.yaml"
+        resources:
+            **job_resources("data"),
+        params:
+            spec=as_json(DATASET_SPEC),
         shell:
             "akdg download-data --spec {params.spec:q} > {log} 2>&1"
 
@@ -29,19 +29,19 @@ rule prepare_data:
     output:
         npz=DATA,
         protocol=DATA.replace(".npz", ".json"),
-    params:
-        spec=as_json(DATASET_SPEC),
-        code=fingerprint("prepare_data", dataset=config["dataset"]["name"]),
-        **({"manifest": DATA_SOURCES.manifest} if DATA_SOURCES.manifest else {}),  # a folder's content: params changed, job rerun
-    resources:
-        **job_resources("data"),
-    conda:
-        "../envs/akdg.yaml"
     log:
         f"{LOGS}/prepare_data.log",
     benchmark:
         f"{BENCHMARKS}/prepare_data.tsv"
     priority: 95  # the root of the critical path: data -> teacher -> distilled students -> their evaluation
+    conda:
+        "../envs/akdg.yaml"
+    resources:
+        **job_resources("data"),
+    params:
+        **({"manifest": DATA_SOURCES.manifest} if DATA_SOURCES.manifest else {}),  # a folder's content: params changed, job rerun
+        spec=as_json(DATASET_SPEC),
+        code=fingerprint("prepare_data", dataset=config["dataset"]["name"]),
     shell:
         "akdg prepare-data --spec {params.spec:q} --out {output.npz} > {log} 2>&1"
 
@@ -55,19 +55,19 @@ if EXTRACTOR_SOURCE == "train":
         output:
             weights=EXTRACTOR_WEIGHTS,
             protocol=EXTRACTOR,
-        params:
-            spec=as_json({key: value for key, value in config["extractor"].items() if key != "source"}),
-            code=fingerprint("train_extractor"),
-        threads: 1
-        resources:
-            **job_resources("data"),
-        conda:
-            "../envs/akdg.yaml"
         log:
             f"{LOGS}/train_extractor.log",
         benchmark:
             f"{BENCHMARKS}/train_extractor.tsv"
         priority: 50  # after the teacher has its cores, before the students: every evaluation waits for it
+        conda:
+            "../envs/akdg.yaml"
+        threads: 1
+        resources:
+            **job_resources("data"),
+        params:
+            spec=as_json({key: value for key, value in config["extractor"].items() if key != "source"}),
+            code=fingerprint("train_extractor"),
         message:
             "train the feature extractor (log: {log})"
         shell:
@@ -80,23 +80,27 @@ else:
         input:
             PINNED_EXTRACTOR or config["evaluation"].get("inception_weights") or [],  # Inception's: a local copy, if given
         output:
-            protocol=EXTRACTOR,
             **({"weights": EXTRACTOR_WEIGHTS} if PINNED_EXTRACTOR else {}),
-        params:
-            spec=as_json(
-                {"feature_extractor": FEATURE_EXTRACTOR, "inception_weights": config["evaluation"].get("inception_weights")}
-                | ({"pinned": {"dataset": config["dataset"]["name"], "resolution": config["dataset"]["resolution"]}} if PINNED_EXTRACTOR else {})
-            ),
-            code=fingerprint("fetch_extractor"),
-        resources:
-            **job_resources("data"),
-        conda:
-            "../envs/akdg.yaml"
+            protocol=EXTRACTOR,
         log:
             f"{LOGS}/fetch_extractor.log",
         benchmark:
             f"{BENCHMARKS}/fetch_extractor.tsv"
         priority: 50  # before the students: every evaluation waits for it
+        conda:
+            "../envs/akdg.yaml"
+        resources:
+            **job_resources("data"),
+        params:
+            spec=as_json(
+                {"feature_extractor": FEATURE_EXTRACTOR, "inception_weights": config["evaluation"].get("inception_weights")}
+                | (
+                    {"pinned": {"dataset": config["dataset"]["name"], "resolution": config["dataset"]["resolution"]}}
+                    if PINNED_EXTRACTOR
+                    else {}
+                )
+            ),
+            code=fingerprint("fetch_extractor"),
         shell:
             "akdg fetch-extractor --spec {params.spec:q} --out {output.protocol} > {log} 2>&1"
 
@@ -108,20 +112,20 @@ rule reference_stats:
         extractor=EXTRACTOR,
     output:
         REFERENCE_STATS,
-    params:
-        spec=as_json({"feature_extractor": FEATURE_EXTRACTOR, "batch_size": config["evaluation"]["batch_size"]}),
-        cache=REFERENCE_CACHE,
-        code=fingerprint("reference_stats"),
-    threads: 1
-    resources:
-        **job_resources("evaluate"),
-    conda:
-        "../envs/akdg.yaml"
     log:
         f"{LOGS}/reference_stats.log",
     benchmark:
         f"{BENCHMARKS}/reference_stats.tsv"
     priority: 50  # after the teacher has its cores, before the students: every evaluation waits for it
+    conda:
+        "../envs/akdg.yaml"
+    threads: 1
+    resources:
+        **job_resources("evaluate"),
+    params:
+        spec=as_json({"feature_extractor": FEATURE_EXTRACTOR, "batch_size": config["evaluation"]["batch_size"]}),
+        cache=REFERENCE_CACHE,
+        code=fingerprint("reference_stats"),
     message:
         "reference features of the train split (log: {log})"
     shell:

@@ -6,6 +6,16 @@ rule measure_cost:
         DATA,
     output:
         COST,
+    log:
+        f"{LOGS}/measure_cost.log",
+    benchmark:
+        f"{BENCHMARKS}/measure_cost.tsv"
+    priority: 100  # first: evaluations (which embed its figures) never wait for it; alone on the machine, it costs the same anywhere
+    conda:
+        "../envs/akdg.yaml"
+    threads: cost_threads()  # alone on the machine, so speed figures are not disturbed by other jobs
+    resources:
+        **job_resources("cost"),
     params:
         spec=as_json(
             {
@@ -15,16 +25,6 @@ rule measure_cost:
             }
         ),
         code=fingerprint("measure_cost", architectures=GENERATOR_ARCHS),
-    threads: cost_threads()  # alone on the machine, so speed figures are not disturbed by other jobs
-    priority: 100  # first: evaluations (which embed its figures) never wait for it; alone on the machine, it costs the same anywhere
-    resources:
-        **job_resources("cost"),
-    conda:
-        "../envs/akdg.yaml"
-    log:
-        f"{LOGS}/measure_cost.log",
-    benchmark:
-        f"{BENCHMARKS}/measure_cost.tsv"
     message:
         "measure every generator's cost on {threads} threads, alone (log: {log})"
     shell:
@@ -46,6 +46,16 @@ rule evaluate_teacher:
         checkpoint=TEACHER,
     output:
         TEACHER_RUN,
+    log:
+        f"{LOGS}/evaluate_teacher.log",
+    benchmark:
+        f"{BENCHMARKS}/evaluate_teacher.tsv"
+    priority: 10  # as soon as its inputs are ready: the critical path ends with the evaluations
+    conda:
+        "../envs/akdg.yaml"
+    threads: 1
+    resources:
+        **job_resources("evaluate"),
     params:
         cache=REFERENCE_CACHE,
         spec=as_json(
@@ -55,22 +65,14 @@ rule evaluate_teacher:
                         "kind": "trained",
                         "checkpoint": TEACHER,
                         "out": TEACHER_RUN,
-                        "run": run_identity("teacher", "teacher", config["teacher"]["generator"], TEACHER_METHOD, config["teacher"]["seed"]),
+                        "run": run_identity(
+                            "teacher", "teacher", config["teacher"]["generator"], TEACHER_METHOD, config["teacher"]["seed"]
+                        ),
                     }
                 ]
             )
         ),
         code=fingerprint("evaluate", architectures=[TEACHER_ARCH]),
-    threads: 1
-    resources:
-        **job_resources("evaluate"),
-    conda:
-        "../envs/akdg.yaml"
-    log:
-        f"{LOGS}/evaluate_teacher.log",
-    benchmark:
-        f"{BENCHMARKS}/evaluate_teacher.tsv"
-    priority: 10  # as soon as its inputs are ready: the critical path ends with the evaluations
     message:
         "evaluate the teacher (progress: {log})"
     shell:
@@ -87,6 +89,16 @@ rule evaluate_student:
         checkpoints=expand(STUDENT_CHECKPOINT, seed=SEEDS, allow_missing=True),
     output:
         expand(STUDENT_RUN, seed=SEEDS, allow_missing=True),
+    log:
+        f"{LOGS}/evaluate/{{student}}_{{method}}.log",
+    benchmark:
+        f"{BENCHMARKS}/evaluate/{{student}}_{{method}}.tsv"
+    priority: 10  # as soon as its seeds are trained: the critical path ends with the evaluations
+    conda:
+        "../envs/akdg.yaml"
+    threads: 1
+    resources:
+        **job_resources("evaluate"),
     params:
         cache=REFERENCE_CACHE,
         # of the wildcards only: Snakemake's params trigger skips a param function that takes input or output
@@ -104,16 +116,6 @@ rule evaluate_student:
             )
         ),
         code=lambda wildcards: fingerprint("evaluate", architectures=[STUDENTS[wildcards.student]["arch"]]),
-    threads: 1
-    resources:
-        **job_resources("evaluate"),
-    conda:
-        "../envs/akdg.yaml"
-    log:
-        f"{LOGS}/evaluate/{{student}}_{{method}}.log",
-    benchmark:
-        f"{BENCHMARKS}/evaluate/{{student}}_{{method}}.tsv"
-    priority: 10  # as soon as its seeds are trained: the critical path ends with the evaluations
     message:
         "evaluate student {wildcards.student} with {wildcards.method}, every seed (progress: {log})"
     shell:
@@ -130,6 +132,15 @@ rule evaluate_references:
     output:
         real=REAL_RUN,
         untrained=list(UNTRAINED_RUNS.values()),
+    log:
+        f"{LOGS}/evaluate_references.log",
+    benchmark:
+        f"{BENCHMARKS}/evaluate_references.tsv"
+    conda:
+        "../envs/akdg.yaml"
+    threads: 1
+    resources:
+        **job_resources("evaluate"),
     params:
         cache=REFERENCE_CACHE,
         spec=as_json(
@@ -142,15 +153,6 @@ rule evaluate_references:
             )
         ),
         code=fingerprint("evaluate", architectures=sorted({model["arch"] for model in STUDENTS.values()})),
-    threads: 1
-    resources:
-        **job_resources("evaluate"),
-    conda:
-        "../envs/akdg.yaml"
-    log:
-        f"{LOGS}/evaluate_references.log",
-    benchmark:
-        f"{BENCHMARKS}/evaluate_references.tsv"
     message:
         "evaluate the test split and the untrained students (progress: {log})"
     shell:

@@ -10,20 +10,20 @@ rule aggregate:
         metrics=directory(f"{OUT}/metrics/{DATASET}"),
         plot=in_report(f"{OUT}/plots/{DATASET}_fid_vs_params.png", "fid_vs_params", "Plots", plot="FID vs parameters"),
         plot_data=in_report(f"{OUT}/plots/{DATASET}_fid_vs_params.csv", "fid_vs_params", "Plots", plot="FID vs parameters"),
+    log:
+        f"{LOGS}/aggregate.log",
+    benchmark:
+        f"{BENCHMARKS}/aggregate.tsv"
+    conda:
+        "../envs/akdg.yaml"
+    resources:
+        **job_resources("report"),
     params:
         methods=" ".join(METHODS),
         dataset=DATASET,
         tables_dir=lambda wildcards, output: os.path.dirname(output.tables[0]),
         plots_dir=lambda wildcards, output: os.path.dirname(output.plot),
         code=fingerprint("aggregate"),
-    resources:
-        **job_resources("report"),
-    conda:
-        "../envs/akdg.yaml"
-    log:
-        f"{LOGS}/aggregate.log",
-    benchmark:
-        f"{BENCHMARKS}/aggregate.tsv"
     shell:
         "akdg aggregate --runs {input} --method-order {params.methods} --dataset {params.dataset}"
         " --tables-dir {params.tables_dir} --plots-dir {params.plots_dir} --metrics-dir {output.metrics} > {log} 2>&1"
@@ -36,6 +36,14 @@ rule plot_samples:
         students=expand(STUDENT_CHECKPOINT, student=STUDENTS, method=METHODS, seed=SEEDS[0]),
     output:
         in_report(f"{OUT}/plots/{DATASET}_samples.png", "samples", "Plots", plot="sample grids"),
+    log:
+        f"{LOGS}/plot_samples.log",
+    benchmark:
+        f"{BENCHMARKS}/plot_samples.tsv"
+    conda:
+        "../envs/akdg.yaml"
+    resources:
+        **job_resources("report"),
     params:
         checkpoints=lambda wildcards, input: " ".join(
             [f"teacher={input.teacher}"]
@@ -43,13 +51,5 @@ rule plot_samples:
         ),
         z_dim=config["z_dim"],
         code=fingerprint("plot_samples", architectures=GENERATOR_ARCHS),
-    resources:
-        **job_resources("report"),
-    conda:
-        "../envs/akdg.yaml"
-    log:
-        f"{LOGS}/plot_samples.log",
-    benchmark:
-        f"{BENCHMARKS}/plot_samples.tsv"
     shell:
         "akdg plot-samples --checkpoint {params.checkpoints} --z-dim {params.z_dim} --out {output} > {log} 2>&1"

@@ -10,18 +10,18 @@ if config["teacher"]["checkpoint"]:
             checkpoint=config["teacher"]["checkpoint"],
         output:
             TEACHER,
-        params:
-            spec=as_json({"generator": config["teacher"]["generator"], "z_dim": config["z_dim"]}),
-            code=fingerprint("import_teacher", architectures=[TEACHER_ARCH]),
-        resources:
-            **job_resources("teacher"),
-        conda:
-            "../envs/akdg.yaml"
         log:
             f"{LOGS}/import_teacher.log",
         benchmark:
             f"{BENCHMARKS}/import_teacher.tsv"
         priority: 90  # the critical path: every distilled student waits for the teacher
+        conda:
+            "../envs/akdg.yaml"
+        resources:
+            **job_resources("teacher"),
+        params:
+            spec=as_json({"generator": config["teacher"]["generator"], "z_dim": config["z_dim"]}),
+            code=fingerprint("import_teacher", architectures=[TEACHER_ARCH]),
         shell:
             "akdg import-teacher --spec {params.spec:q} --data {input.data} --checkpoint {input.checkpoint:q} --out {output} > {log} 2>&1"
 
@@ -32,22 +32,22 @@ else:
             DATA,
         output:
             TEACHER,
+        log:
+            f"{LOGS}/train_teacher.log",
+        benchmark:
+            f"{BENCHMARKS}/train_teacher.tsv"
+        priority: 90  # the critical path: first (after measure_cost) once both cores are free; see docs/benchmarks.md
+        conda:
+            "../envs/akdg.yaml"
+        threads: 2  # the teacher is the DAG's critical path; students and evaluations take 1 thread each
+        resources:
+            **job_resources("teacher"),
         params:
             spec=as_json(teacher_training_spec(config)),
             every=config["training"]["checkpoint_every"],
             code=fingerprint(
                 "train", architectures=[TEACHER_ARCH, config["teacher"]["discriminator"]["arch"]], methods=["vanilla"], losses=[LOSS]
             ),
-        threads: 2  # the teacher is the DAG's critical path; students and evaluations take 1 thread each
-        resources:
-            **job_resources("teacher"),
-        conda:
-            "../envs/akdg.yaml"
-        log:
-            f"{LOGS}/train_teacher.log",
-        benchmark:
-            f"{BENCHMARKS}/train_teacher.tsv"
-        priority: 90  # the critical path: first (after measure_cost) once both cores are free; see docs/benchmarks.md
         message:
             f"train the teacher, {config['teacher']['steps']} steps on {{threads}} threads (progress: {{log}})"
         shell:
@@ -59,20 +59,20 @@ rule train_student:
         unpack(student_inputs),
     output:
         STUDENT_CHECKPOINT,
+    log:
+        f"{LOGS}/train/{{student}}_{{method}}_seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/train/{{student}}_{{method}}_seed{{seed}}.tsv"
+    conda:
+        "../envs/akdg.yaml"
+    threads: 1
+    resources:
+        **job_resources("student"),
     params:
         spec=student_spec_json,
         teacher=lambda wildcards, input: f"--teacher {input.teacher}" if "teacher" in input.keys() else "",
         every=config["training"]["checkpoint_every"],
         code=student_code,
-    threads: 1
-    resources:
-        **job_resources("student"),
-    conda:
-        "../envs/akdg.yaml"
-    log:
-        f"{LOGS}/train/{{student}}_{{method}}_seed{{seed}}.log",
-    benchmark:
-        f"{BENCHMARKS}/train/{{student}}_{{method}}_seed{{seed}}.tsv"
     message:
         "train student {wildcards.student} with {wildcards.method}, seed {wildcards.seed} (progress: {log})"
     shell:
