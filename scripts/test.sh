@@ -12,4 +12,9 @@ command -v c++ >/dev/null || missing+=(g++)
 if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   apt-get install -y -q "${missing[@]}" >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q "${missing[@]}" >/dev/null; }
 fi
+# Lint first: seconds, and a failure names the file and line (settings in pyproject.toml).
+.venv/bin/ruff format --check --quiet akdg baselines tests benchmarks scripts
+.venv/bin/ruff check --quiet akdg baselines tests benchmarks scripts
+.venv/bin/snakefmt --check Snakefile workflow/rules 2>/dev/null || .venv/bin/snakefmt --check --diff Snakefile workflow/rules
+.venv/bin/python -m snakemake --lint >/dev/null || { .venv/bin/python -m snakemake --lint; exit 1; }
 .venv/bin/python -m pytest "$@"
