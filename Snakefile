@@ -71,3 +71,18 @@ rule all_tables:
         TABLES,
         CLAIMS,
         PLOTS,
+
+
+rule all_outputs:
+    """Every output a DVC stage declares, not only the tables: a stage run where the tables exist but the
+    cached outputs (data, checkpoints, caches, run JSONs) do not, as in a clone without a DVC remote, makes them."""
+    input:
+        TABLES,
+        CLAIMS,
+        PLOTS,
+        ALL_RUNS,
+        COST,
+        REFERENCE_STATS,
+        EXTRACTOR,
+        TEACHER,
+        expand(STUDENT_CHECKPOINT, student=STUDENTS, method=METHODS, seed=SEEDS),

@@ -47,7 +47,7 @@ def test_each_grid_is_a_stage_running_its_config_into_its_own_outdir(stages: dic
     stage = stages[name]
     config = yaml.safe_load((REPO / GRIDS[name]).read_text())
     outdir, dataset = config["outdir"], config["dataset"].get("label", config["dataset"]["name"])
-    assert stage.cmd == f"python -m snakemake --profile profiles/local --nolock all_tables --configfile {GRIDS[name]}"
+    assert stage.cmd == f"python -m snakemake --profile profiles/local --nolock all_outputs --configfile {GRIDS[name]}"
     params = {(param.def_path, tuple(param.params)) for param in stage.deps if hasattr(param, "params")}
     assert (GRIDS[name], ()) in params, f"{name}: the whole of {GRIDS[name]} is not a param ({params})"
     assert {dep.def_path for dep in stage.deps} >= {"Snakefile", "workflow", "akdg", "baselines"}
@@ -77,7 +77,7 @@ def test_a_paper_stage_plans_its_downloads_on_a_clean_checkout(stages: dict, nam
     planned = run_checked(["dvc", "repro", "--dry", name], workdir).stdout
     assert f"> {stages[name].cmd}" in planned
     dry_run = run_checked([*stages[name].cmd.split(), "--dry-run"], workdir)
-    assert "download_data" in dry_run.stdout and "all_tables" in dry_run.stdout
+    assert "download_data" in dry_run.stdout and "all_outputs" in dry_run.stdout
 
 
 def test_a_killed_dvc_repro_keeps_every_output_and_its_rerun_resumes_training(tmp_path: Path):
