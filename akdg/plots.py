@@ -52,18 +52,21 @@ def fid_vs_params_figure(runs: pd.DataFrame, title: str) -> Figure:
     colours = method_colours(methods)
     groups = trained.groupby(["student", "method"], sort=False)
     summary = groups["fid"].agg(["mean", "min", "max", "count"]).join(groups["params"].first()).reset_index()
-    log_params = np.log10(summary["params"])
-    dodge = 0.03 * max(log_params.max() - log_params.min(), 0.3)  # in decades: methods of one student side by side
-    student_methods = [method for method in methods if method != "teacher"]
+    summary["size"] = summary["params"].map(lambda params: float(f"{params:.2g}"))  # students this close share one place on the axis
+    log_sizes = np.log10(summary["size"])
+    dodge = 0.04 * max(log_sizes.max() - log_sizes.min(), 0.3)  # in decades: each (student, method) of one size side by side
+    offsets = {}
+    for _, group in summary[summary["method"] != "teacher"].groupby("size", sort=True):
+        pairs = sorted(zip(group["student"], group["method"]), key=lambda pair: (pair[0], methods.index(pair[1])))
+        offsets.update({pair: (index - (len(pairs) - 1) / 2) * dodge for index, pair in enumerate(pairs)})
 
-    figure, axis = plt.subplots(figsize=(7, 4.5))
+    figure, axis = plt.subplots(figsize=(8.5, 4.5))
     axis.grid(True, axis="y", color="#dddddd", linewidth=0.8)
     for method in methods:
         rows = summary[summary["method"] == method]
         if rows.empty:
             continue
-        offset = 0.0 if method == "teacher" else (student_methods.index(method) - (len(student_methods) - 1) / 2) * dodge
-        x = rows["params"] * 10**offset
+        x = rows["size"] * 10 ** np.array([offsets.get((student, method), 0.0) for student in rows["student"]])
         seeds = rows["count"].max()
         axis.errorbar(
             x,
@@ -98,15 +101,17 @@ def fid_vs_params_figure(runs: pd.DataFrame, title: str) -> Figure:
             fontsize=8,
             color="dimgrey",
         )
-    ticks = summary.groupby("params", sort=True)["student"].agg(lambda names: " / ".join(dict.fromkeys(names)))
+    ticks = summary.groupby("size", sort=True)["student"].agg(lambda names: "\n".join(dict.fromkeys(names)))
     axis.set_xscale("log")
-    axis.set_xticks(ticks.index, [f"{name}\n{params / 1e3:,.0f}K" for params, name in ticks.items()], fontsize=8)
+    axis.set_xticks(ticks.index, [f"{names}\n{size / 1e3:,.3g}K" for size, names in ticks.items()], fontsize=8)
     axis.minorticks_off()
     low, high = np.log10(ticks.index.min()), np.log10(ticks.index.max())
     margin = max(high - low, 0.3) * 0.12
     axis.set_xlim(10 ** (low - margin), 10 ** (high + margin))
     axis.set(xlabel="generator (parameters, log scale)", ylabel="FID (lower is better)", title=f"{title}: FID against generator size")
-    axis.legend(fontsize=7, loc="upper left", title="filled: mean; open: each seed; bar: their range", title_fontsize=7)
+    axis.legend(
+        fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="filled: mean\nopen: each seed\nbar: their range", title_fontsize=7
+    )
     figure.tight_layout()
     return figure
 
