@@ -101,6 +101,10 @@ def fid_vs_params_figure(runs: pd.DataFrame, title: str) -> Figure:
             fontsize=8,
             color="dimgrey",
         )
+    for (student, size), group in summary[summary["method"] != "teacher"].groupby(["student", "size"], sort=False):
+        if summary[(summary["size"] == size) & (summary["method"] != "teacher")]["student"].nunique() > 1:  # name each student's cluster
+            centre = size * 10 ** np.mean([offsets[(student, method)] for method in group["method"]])
+            axis.text(centre, 0.02, student, transform=axis.get_xaxis_transform(), ha="center", va="bottom", fontsize=7, color="dimgrey")
     ticks = summary.groupby("size", sort=True)["student"].agg(lambda names: "\n".join(dict.fromkeys(names)))
     axis.set_xscale("log")
     axis.set_xticks(ticks.index, [f"{names}\n{size / 1e3:,.3g}K" for size, names in ticks.items()], fontsize=8)
