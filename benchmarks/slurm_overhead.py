@@ -48,7 +48,16 @@ BLOCK_TIME = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 RULE = re.compile(r"^(?:local)?rule (\w+):$")
 FIELD = re.compile(r"^\s+(jobid|benchmark): (.+)$")
 SUBMITTED = re.compile(r"^Job (\d+) has been submitted with SLURM jobid (\d+)")
-FINISHED = re.compile(r"^Finished jobid: (\d+)")
+FINISHED = re.compile(r"^Finished jobid: (\d+)(?: \(Rule: (\w+)\))?")
+# A rule with a `message:` prints "Job N: <message>" instead of its block; the workflow's messages end with the job's log.
+MESSAGE = re.compile(r"^Job (\d+): .*\((?:progress|log): (\S+)\)$")
+
+
+def benchmark_of(log_file: str) -> str:
+    """The benchmark file of a job from its log file: the rules keep <outdir>/logs/<dataset>/X.log beside .../benchmark/X.tsv."""
+    parts = Path(log_file).parts
+    at = parts.index("logs") + 2  # past logs/<dataset>
+    return str(Path(*parts[:at], "benchmark", *parts[at:]).with_suffix(".tsv"))
 
 
 @dataclass
@@ -102,10 +111,14 @@ def parse_snakemake_log(path: Path) -> dict[str, Job]:
                 by_jobid[current.snakemake_jobid] = current
             else:
                 current.benchmark = match[2].strip()
+        elif match := MESSAGE.match(line):
+            current = None
+            by_jobid[int(match[1])] = Job(rule="", snakemake_jobid=int(match[1]), submitted=stamp, benchmark=benchmark_of(match[2]))
         elif match := SUBMITTED.match(line):
             by_jobid[int(match[1])].slurm_jobid = match[2]
         elif (match := FINISHED.match(line)) and int(match[1]) in by_jobid:
             by_jobid[int(match[1])].seen_finished = stamp
+            by_jobid[int(match[1])].rule = by_jobid[int(match[1])].rule or match[2] or ""
     return {job.slurm_jobid: job for job in by_jobid.values() if job.slurm_jobid}
 
 

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from akdg.fingerprint import fingerprint, imported_closure, module_digest
-from conftest import REPO, copy_project
+from conftest import REPO, copy_project, without_messages
 
 pytestmark = [pytest.mark.slow, pytest.mark.workflow]
 
@@ -55,7 +55,7 @@ def environment(workdir: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[Job]]:
     """A copy of the project with a recorded finished run (empty outputs, real params) and all the grid's jobs."""
-    workdir = copy_project(tmp_path_factory.mktemp("rerun") / "project")
+    workdir = without_messages(copy_project(tmp_path_factory.mktemp("rerun") / "project"))  # the dry run then names every job's outputs
     shutil.copytree(REPO / "tests" / "plugins", workdir / "plugins")
     grid = yaml.safe_load((workdir / "config" / "test.yaml").read_text())
     grid.update(outdir="out", plugins=["akdg_example_plugin"], methods={**grid["methods"], EXAMPLE_METHOD: {}})
@@ -66,6 +66,8 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[Job]]:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.mkdir() if output.startswith("out/metrics") else path.touch()
     every_job = planned_jobs(workdir, "--forceall")
+    students = len(grid["students"]) * len(grid["methods"]) * len(grid["seeds"])
+    assert len(select(every_job, "train_student")) == students and select(every_job, "train_teacher"), "the dry run must list every job"
     command = [sys.executable, "-m", "snakemake", "--touch", "--forceall", "all_tables", "--configfile", "grid.yaml", "--cores", "1"]
     result = subprocess.run(command, cwd=workdir, env=environment(workdir), capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -17,7 +17,7 @@ from akdg import checkpoint, datasets, steps
 from akdg.architectures import build_generator
 from akdg.config import method_variants, validate_config
 from akdg.registry import AkdgError
-from conftest import REPO, copy_project
+from conftest import REPO, copy_project, without_messages
 
 TEST_CONFIG = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
 
@@ -163,9 +163,7 @@ ONCE = (
 @pytest.mark.parametrize("dataset", sorted(PAPER_JOBS))
 def test_paper_config_plans_exactly_the_expected_jobs(tmp_path: Path, dataset: str):
     """`snakemake -n` on a paper config: the full grid with Inception, downloads, and per-job resources."""
-    workdir = copy_project(tmp_path)
-    for rules in (workdir / "workflow" / "rules").glob("*.smk"):  # a rule's message replaces the job block that lists its resources
-        rules.write_text(re.sub(r"^ +message:\n +.+\n", "", rules.read_text(), flags=re.MULTILINE))
+    workdir = without_messages(copy_project(tmp_path))  # the job blocks list each job's resources
     result = dry_run(workdir, f"config/paper/{dataset}.yaml")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert job_counts(result.stdout) == {**dict.fromkeys(ONCE, 1), **PAPER_JOBS[dataset]}
