@@ -116,9 +116,11 @@ def standin_weights(path: Path, seed: int) -> Path:
     return path
 
 
-def command_environment() -> dict[str, str]:
-    """This interpreter's bin first on PATH: the stages' `python -m snakemake`, and dvc and akdg, are ours."""
-    return {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
+def command_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default: this process's) with this interpreter's bin first on PATH: `python -m snakemake`, dvc and akdg
+    (also in jobs sbatch starts, which inherit it) are ours."""
+    base = dict(os.environ) if base is None else base
+    return {**base, "PATH": os.pathsep.join([str(Path(sys.executable).parent), base["PATH"]])}
 
 
 def run_checked(command: list[str], workdir: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

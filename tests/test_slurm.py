@@ -24,7 +24,7 @@ import pytest
 import yaml
 from slurm_cluster import loopback_cluster, missing_requirements
 
-from conftest import REPO, copy_project, dvc_project, small_grid
+from conftest import REPO, command_environment, copy_project, dvc_project, small_grid
 
 pytestmark = [pytest.mark.slow, pytest.mark.workflow, pytest.mark.slurm]
 
@@ -48,11 +48,6 @@ EVERY_RULE = {
 }
 # Columns that depend on the machine's speed at the time, not on the computation.
 TIMING_COLUMNS = ("images_per_s", "latency_ms")
-
-
-def environment(extra: dict[str, str]) -> dict[str, str]:
-    """This interpreter's bin first on PATH: sbatch exports it, so every job runs our snakemake and akdg."""
-    return {**extra, "PATH": os.pathsep.join([str(Path(sys.executable).parent), extra["PATH"]])}
 
 
 def project(destination: Path) -> Path:
@@ -107,11 +102,11 @@ def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         local = request.getfixturevalue("test_grid_run")
     elif CONFIG != "config/config.yaml":
         local = project(tmp_path_factory.mktemp("local"))
-        local_process = start_snakemake(local, "profiles/local", environment(dict(os.environ)))
+        local_process = start_snakemake(local, "profiles/local", command_environment())
     workdir = project(tmp_path_factory.mktemp("slurm"))
     try:
         with loopback_cluster(tmp_path_factory.mktemp("cluster")) as cluster_env:
-            env = environment(cluster_env)
+            env = command_environment(cluster_env)
             finish(start_dvc_repro_on_slurm(workdir, env), workdir)
             listing = subprocess.run(["scontrol", "show", "job", "--oneliner"], env=env, capture_output=True, text=True, check=True)
         saved = workdir / "logs" / "slurm" / "jobs.txt"  # for benchmarks/slurm_overhead.py, after the cluster is gone
@@ -160,7 +155,7 @@ def test_the_slurm_run_is_recorded_in_dvc_lock_with_its_profile(runs):
     workdir, _, _ = runs
     lock = yaml.safe_load((workdir / "dvc.lock").read_text())["stages"]["default"]
     assert f"--profile {LOOPBACK_PROFILE} " in lock["cmd"]
-    status = subprocess.run(["dvc", "status", "default"], cwd=workdir, env=environment(dict(os.environ)), capture_output=True, text=True)
+    status = subprocess.run(["dvc", "status", "default"], cwd=workdir, env=command_environment(), capture_output=True, text=True)
     assert "Data and pipelines are up to date." in status.stdout, status.stdout + status.stderr
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import pytest
 import yaml
 from dvc.repo import Repo
 
-from conftest import REPO
+from conftest import REPO, command_environment, run_checked
 
 pytestmark = [pytest.mark.slow, pytest.mark.workflow]
 
@@ -26,20 +24,9 @@ EXPECTED_ROWS = [
 ]
 
 
-def environment() -> dict[str, str]:
-    """This interpreter's bin first on PATH, so `python -m snakemake` in dvc.yaml is ours."""
-    return {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
-
-
 def user_environment() -> dict[str, str]:
     """Like a user's shell: Python writes bytecode next to the code it imports (akdg/, baselines/: DVC deps)."""
-    return {name: value for name, value in environment().items() if name != "PYTHONDONTWRITEBYTECODE"}
-
-
-def run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env or environment())
-    assert result.returncode == 0, f"{command} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result
+    return {name: value for name, value in command_environment().items() if name != "PYTHONDONTWRITEBYTECODE"}
 
 
 @pytest.fixture(scope="module")
@@ -80,12 +67,12 @@ def test_every_run_json_carries_its_full_protocol(snakemake_run: Path):
 
 
 def test_snakemake_lint_is_clean():
-    result = run([sys.executable, "-m", "snakemake", "--lint"], REPO)
+    result = run_checked([sys.executable, "-m", "snakemake", "--lint"], REPO)
     assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
 
 
 def test_a_rerun_finds_nothing_to_do(snakemake_run: Path):
-    result = run([sys.executable, "-m", "snakemake", "-n", "all_tables", "--configfile", "config/test.yaml"], snakemake_run)
+    result = run_checked([sys.executable, "-m", "snakemake", "-n", "all_tables", "--configfile", "config/test.yaml"], snakemake_run)
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
@@ -98,7 +85,7 @@ def dvc_run(test_grid_run: Path) -> Path:
 def test_dvc_repro_makes_the_rows_and_dvc_shows_every_runs_metrics(dvc_run: Path):
     assert pd.read_csv(dvc_run / "results" / "tables" / "digits.csv")["row"].tolist() == EXPECTED_ROWS
     assert "default" in yaml.safe_load((dvc_run / "dvc.lock").read_text())["stages"]
-    shown = run(["dvc", "metrics", "show", "--json"], dvc_run).stdout
+    shown = run_checked(["dvc", "metrics", "show", "--json"], dvc_run).stdout
     for run_name in ("teacher", "real", "dcgan-w4/akdg/seed1", "mlp-w32/untrained/seed0"):
         assert f"results/metrics/digits/{run_name}.json" in shown
 
@@ -124,13 +111,13 @@ def test_a_clone_pulls_the_outputs_from_a_dvc_remote_and_finds_nothing_to_run(dv
     """The documented sequence on another machine: clone, dvc pull, then neither DVC nor Snakemake reruns anything."""
     outs = dvc_outs(dvc_run)
     cached = [path for path, is_cached in outs.items() if is_cached]
-    run(["dvc", "remote", "add", "-d", "store", str(tmp_path / "remote")], dvc_run)
-    run(["dvc", "push"], dvc_run)
+    run_checked(["dvc", "remote", "add", "-d", "store", str(tmp_path / "remote")], dvc_run)
+    run_checked(["dvc", "push"], dvc_run)
     git = ["git", "-c", "user.name=akdg", "-c", "user.email=akdg@localhost", "-c", "commit.gpgsign=false"]
-    run([*git, "add", "-A"], dvc_run)
-    run([*git, "commit", "-q", "-m", "tiny run"], dvc_run)
+    run_checked([*git, "add", "-A"], dvc_run)
+    run_checked([*git, "commit", "-q", "-m", "tiny run"], dvc_run)
     clone = tmp_path / "clone"
-    run(["git", "clone", "-q", str(dvc_run), str(clone)], tmp_path)
+    run_checked(["git", "clone", "-q", str(dvc_run), str(clone)], tmp_path)
     # git brings the code, dvc.lock, the remote's address and the uncached outputs (tables, plots, metrics,
     # which no remote stores); everything cached must come from the remote, into an empty cache.
     assert [path for path in cached if (clone / path).exists()] == []
@@ -138,7 +125,7 @@ def test_a_clone_pulls_the_outputs_from_a_dvc_remote_and_finds_nothing_to_run(dv
     assert not (clone / ".dvc" / "cache").exists() and not (clone / ".snakemake").exists()
 
     shell = user_environment()
-    run(["dvc", "pull", "default"], clone, shell)
+    run_checked(["dvc", "pull", "default"], clone, shell)
     pulled = file_hashes(clone, cached)
     assert {"results/models/digits/teacher.pt", "results/runs/digits/dcgan-w4/akdg/seed1.json"} <= set(pulled)
     assert pulled == file_hashes(dvc_run, cached)
@@ -146,12 +133,12 @@ def test_a_clone_pulls_the_outputs_from_a_dvc_remote_and_finds_nothing_to_run(dv
     # Pulled files are dated now, after the tables git wrote and in no particular order among themselves,
     # and a clone has no .snakemake with checksums to excuse them: Snakemake wants to rerun what DVC
     # proves (by content, against dvc.lock) unchanged. `snakemake --touch` re-dates them in DAG order.
-    stale = run([sys.executable, "-m", "snakemake", "-n", "all_tables"], clone, shell)
+    stale = run_checked([sys.executable, "-m", "snakemake", "-n", "all_tables"], clone, shell)
     assert "reason: Updated input files" in stale.stdout + stale.stderr
-    repro = run(["dvc", "repro", "default"], clone, shell).stdout
+    repro = run_checked(["dvc", "repro", "default"], clone, shell).stdout
     assert "Stage 'default' didn't change, skipping" in repro and "Data and pipelines are up to date." in repro
-    run([sys.executable, "-m", "snakemake", "--touch", "all_tables"], clone, shell)
-    after = run([sys.executable, "-m", "snakemake", "-n", "all_tables"], clone, shell)
+    run_checked([sys.executable, "-m", "snakemake", "--touch", "all_tables"], clone, shell)
+    after = run_checked([sys.executable, "-m", "snakemake", "-n", "all_tables"], clone, shell)
     assert "Nothing to be done" in after.stdout + after.stderr
-    assert "Data and pipelines are up to date." in run(["dvc", "status", "default"], clone, shell).stdout
-    assert run(["git", "status", "--porcelain"], clone, shell).stdout == ""  # dates changed, no committed byte
+    assert "Data and pipelines are up to date." in run_checked(["dvc", "status", "default"], clone, shell).stdout
+    assert run_checked(["git", "status", "--porcelain"], clone, shell).stdout == ""  # dates changed, no committed byte
