@@ -36,7 +36,6 @@ def download_data(spec: dict[str, Any], out: Path | None = None) -> None:
 
     The workflow tracks the files themselves (:func:`akdg.datasets.sources`), so it asks for no record.
     """
-    spec = with_defaults("download-data", spec)
     prepare_outputs([out] if out is not None else [])
     datasets.download(spec)
     if out is not None:
@@ -44,7 +43,6 @@ def download_data(spec: dict[str, Any], out: Path | None = None) -> None:
 
 
 def prepare_data(spec: dict[str, Any], out: Path) -> None:
-    spec = with_defaults("prepare-data", spec)
     prepare_outputs([out, Path(out).with_suffix(".json")])
     protocol = datasets.prepare(spec, out)
     write_json(Path(out).with_suffix(".json"), protocol)
