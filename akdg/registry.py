@@ -87,8 +87,7 @@ class Registry(Generic[T]):
                 raise AkdgError(
                     f"the registry index says module {module} registers {self.kind} {name!r}, but it does not; run {REGENERATE}"
                 )
-            actual = {"module": module, **self.describe(self._entries[name])}
-            if actual != self._declared[name]:
+            if self._record(name) != self._declared[name]:
                 raise AkdgError(f"the registry index ({INDEX.name}) is stale for {self.kind} {name!r}; run {REGENERATE}")
         try:
             return self._entries[name]
@@ -108,7 +107,7 @@ class Registry(Generic[T]):
         raise AssertionError
 
     def module(self, name: str) -> str:
-        """The module that implements ``name`` (a built-in's from the index, a plug-in's from its object)."""
+        """The module that implements ``name``: a built-in's from the index, a plug-in's as it registered."""
         if name in self._declared:
             return self._declared[name]["module"]
         self.get(name)
@@ -123,7 +122,11 @@ class Registry(Generic[T]):
 
     def implemented(self) -> dict[str, dict[str, Any]]:
         """Every entry registered so far, as the index stores it."""
-        return {name: {"module": self._modules[name], **self.describe(entry)} for name, entry in sorted(self._entries.items())}
+        return {name: self._record(name) for name in sorted(self._entries)}
+
+    def _record(self, name: str) -> dict[str, Any]:
+        """A registered entry as the index stores it: its module and its metadata."""
+        return {"module": self._modules[name], **self.describe(self._entries[name])}
 
 
 def _describe_method(method: Any) -> dict[str, Any]:
