@@ -366,6 +366,7 @@ def training_spec(
         "n_dis": training["n_dis"],
         "log_every": training["log_every"],
         "ema_decay": training["ema_decay"],
+        "ema_bn_batches": training["ema_bn_batches"],
         "optimizer": training["optimizer"],
         "device": training["device"],  # as asked (auto by default), not as resolved: the spec is the same on every machine
         "amp": training["amp"],

@@ -7,7 +7,8 @@
   package, ``akdg fetch-extractor``) where :mod:`akdg.extractor_pins` has one, else trained by the DAG
   (``akdg train-extractor``);
 - ``inception-v3-compat``: torch-fidelity's TF-ported Inception-v3, the paper protocol
-  (``akdg fetch-extractor`` resolves its weights: a local file, or torch-fidelity's own download).
+  (``akdg fetch-extractor`` resolves its weights: a local file, or torch-fidelity's own download, and
+  refuses any but torch-fidelity's official file unless ``evaluation.allow_nonstandard_inception``).
 
 Either way a protocol JSON names the extractor, its weights and their sha256, and the feature layer
 each metric uses; evaluation re-hashes the weights against it, so every number is traced to the
@@ -41,6 +42,11 @@ INCEPTION = "inception-v3-compat"
 EXTRACTORS = (CLASSIFIER, INCEPTION)
 RGB_ONLY = frozenset({INCEPTION})  # these take 3-channel images; akdg.metrics repeats grey ones
 INCEPTION_URL = URL_INCEPTION_V3
+# SHA-256 of the file at INCEPTION_URL. Its first 8 digits are in the file's name (torch.hub's naming convention:
+# load_state_dict_from_url(check_hash=True) checks only them); the full digest is the one published projects pin
+# for this file (95,628,359 bytes), not recomputed here: this machine cannot download it. docs/evaluation.md says so.
+INCEPTION_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
+NONSTANDARD_SWITCH = "evaluation.allow_nonstandard_inception"
 METRIC_KEYS = {"is": "isc", "fid": "fid", "kid": "kid"}  # protocol name -> torch-fidelity's
 
 
@@ -100,6 +106,30 @@ def check_state_dict(weights: Path) -> None:
         raise AkdgError(f"Inception weights file {weights} is not a state dict of tensors; {fix}")
 
 
+def inception_weights_check(weights: Path, checksum: str, allow_nonstandard: bool) -> str:
+    """What the protocol says of Inception weights with ``checksum``; refuses any but torch-fidelity's file unless allowed.
+
+    FIDs are comparable across papers only when computed with the same weights: another file (a
+    stand-in, a re-conversion, a damaged download) is refused, or with the switch recorded as
+    non-standard in every run and table that uses it.
+    """
+    if checksum == INCEPTION_SHA256:
+        return f"torch-fidelity's official weights (sha256 {INCEPTION_SHA256[:16]}…)"
+    if not allow_nonstandard:
+        raise AkdgError(
+            f"Inception weights {weights} have sha256 {checksum}, not the sha256 {INCEPTION_SHA256} of torch-fidelity's "
+            f"official file ({INCEPTION_URL}); FIDs from other weights cannot be compared with published ones. "
+            f"Use the official file, or set {NONSTANDARD_SWITCH}: true to score with these on purpose"
+        )
+    log.warning(
+        "Inception weights %s (sha256 %s…) are not torch-fidelity's official file: allowed by %s",
+        weights,
+        checksum[:16],
+        NONSTANDARD_SWITCH,
+    )
+    return f"non-standard Inception weights (sha256 {checksum[:16]}…, not torch-fidelity's {INCEPTION_SHA256[:16]}…; allowed by {NONSTANDARD_SWITCH})"
+
+
 def check_pinned(weights: Path, expected: str) -> str:
     """Refuse pinned classifier weights whose bytes are not the ones the package pins; returns the checksum."""
     checksum = sha256_file(weights)
@@ -152,12 +182,15 @@ def fetch_extractor(spec: dict[str, Any], weights_out: Path | None = None) -> di
     if name != INCEPTION:
         raise AkdgError(f"unknown feature extractor {name!r}; available: {', '.join(EXTRACTORS)}")
     weights, source = resolve_inception_weights(spec.get("inception_weights"))
-    check_state_dict(weights)
+    check_state_dict(weights)  # a damaged file is named as such before its checksum is compared
+    checksum = sha256_file(weights)
+    weights_check = inception_weights_check(weights, checksum, spec.get("allow_nonstandard_inception", False))
     return {
         "name": name,
         "weights": str(weights),
         "source": source,
-        "weights_sha256": sha256_file(weights),
+        "weights_sha256": checksum,
+        "weights_check": weights_check,
         "features": feature_layers(name),
         "input": "uint8 RGB, resized to 299x299 inside torch-fidelity (TF1-compatible bilinear); "
         "1-channel data repeated to 3 channels by akdg.metrics",
@@ -175,10 +208,11 @@ class Extractor:
     protocol: dict[str, Any]
 
 
-def load_extractor(path: Path | str) -> Extractor:
+def load_extractor(path: Path | str, allow_nonstandard_inception: bool = False) -> Extractor:
     """Read an extractor's protocol JSON (``path`` may be it or the classifier's .pt beside it); re-hash its weights.
 
-    The classifier's weights are the .pt beside its JSON; Inception's are the file its JSON names.
+    The classifier's weights are the .pt beside its JSON; Inception's are the file its JSON names,
+    checked against torch-fidelity's official file again (see :func:`inception_weights_check`).
     """
     protocol_path = Path(path).with_suffix(".json")
     stored = read_json(protocol_path)
@@ -215,6 +249,8 @@ def load_extractor(path: Path | str) -> Extractor:
         "features": feature_layers(name),
         "source": stored.get("source"),
     }
+    if name == INCEPTION:
+        protocol["weights_check"] = inception_weights_check(weights, checksum, allow_nonstandard_inception)
     if name == CLASSIFIER:
         protocol.update({key: stored[key] for key in ("test_accuracy", "trained_on", "training") if key in stored})
     return Extractor(name=name, weights=weights, weights_sha256=checksum, protocol=protocol)

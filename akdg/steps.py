@@ -26,7 +26,7 @@ from akdg.progress import LoggedProgress
 from akdg.protocol import describe_device, environment
 from akdg.registry import AkdgError
 from akdg.resume import Resumable
-from akdg.training import TrainContext, check_probe, checks_made, resolve_device, train
+from akdg.training import TrainContext, check_probe, checks_made, ema_bn_statistics, resolve_device, train
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,7 @@ def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path |
         ema_decay=spec["ema_decay"],
         resume=resume,
         max_abs_loss=spec["max_abs_loss"],
+        ema_bn_batches=spec["ema_bn_batches"],
     )
     meta = {
         "generator": spec["generator"],
@@ -133,6 +134,7 @@ def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path |
             "teacher_training": teacher_meta["training"] if teacher_meta else None,
             "final_losses": history[-1],
             "checks": checks_made(spec["log_every"], spec["max_abs_loss"]),
+            "ema_bn_statistics": ema_bn_statistics(generator, spec["ema_decay"], spec["batch_size"], spec["ema_bn_batches"]),
         },
     }
     check_probe(generator, spec["z_dim"], device)
@@ -369,7 +371,7 @@ def _configured_extractor(options: dict[str, Any], path: Path) -> Any:
     """The extractor at ``path`` (see ``feature_extractors.load_extractor``), checked to be the one the config names."""
     from akdg.feature_extractors import CLASSIFIER, load_extractor
 
-    fe = load_extractor(path)
+    fe = load_extractor(path, options.get("allow_nonstandard_inception", False))
     wanted = options.get("feature_extractor", CLASSIFIER)  # no schema default: old configs keep their exact spec
     if fe.name != wanted:
         raise AkdgError(f"evaluation.feature_extractor is {wanted!r} but {path} describes {fe.name!r}; pass the extractor the config names")

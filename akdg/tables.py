@@ -204,8 +204,8 @@ def protocol_lines(example: dict[str, Any], cost: dict[str, Any] | None) -> list
 
 def extractor_origin(extractor: dict[str, Any]) -> str:
     """Where the extractor's weights came from: pinned or trained here (on what, how long, how accurate), or a file."""
-    if "trained_on" not in extractor:  # Inception: the file it was given or downloaded
-        return f"{extractor['source']}; " if extractor.get("source") else ""
+    if "trained_on" not in extractor:  # Inception: the file it was given or downloaded, and whether it is the official one
+        return "".join(f"{extractor[key]}; " for key in ("source", "weights_check") if extractor.get(key))
     trained = extractor["trained_on"]
     origin = "pinned, shipped with akdg" if extractor.get("source") == "pinned" else "trained by the DAG"
     return (

@@ -47,6 +47,8 @@ DIVERGENCE_CAUSES = (
 MAX_ABS_LOSS = 1e4  # training.max_abs_loss's default in the config schema
 PROBE_SAMPLES = 64  # images the trained generator makes from a fixed z before it is saved; all must be finite
 PROBE_SEED = 0  # the probe's own torch.Generator: the training RNG streams are untouched
+EMA_BN_BATCHES = 100  # training.ema_bn_batches's default in the config schema
+EMA_BN_SEED = 1  # the standing statistics' own torch.Generator: the training RNG streams are untouched
 
 
 def check_finite(losses: dict[str, float], step: int, max_abs_loss: float) -> None:
@@ -117,6 +119,53 @@ def check_probe(generator: nn.Module, z_dim: int, device: torch.device) -> None:
         )
 
 
+def batch_norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """The BatchNorm layers of ``model`` that keep running statistics."""
+    return [module for module in model.modules() if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats]
+
+
+def standing_statistics(generator: nn.Module, z_dim: int, batch_size: int, batches: int, device: torch.device) -> None:
+    """Recompute the BatchNorm running statistics of ``generator`` from its own activations (standing statistics).
+
+    An EMA generator's averaged buffers are averages of the raw weights' statistics, not those of
+    the averaged weights, so in eval mode it normalises with statistics that are not its own. Here
+    they are reset and re-estimated with ``batches`` train-mode forward passes of ``batch_size`` fresh
+    z each, with a cumulative average (momentum None: every batch weighs the same), as BigGAN does
+    (Brock et al., 2019). The noise comes from its own torch.Generator, so training's RNG streams,
+    and so resumed runs, are untouched. A generator without BatchNorm is left as it is.
+    """
+    norms = batch_norms(generator)
+    if not norms or batches == 0:
+        return
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None
+    training = generator.training
+    generator.train()
+    rng = torch.Generator().manual_seed(EMA_BN_SEED)
+    with torch.no_grad():
+        for _ in range(batches):
+            generator.forward(torch.randn(batch_size, z_dim, generator=rng).to(device))  # forward: no recompile of a compiled one
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
+    generator.train(training)
+
+
+def ema_bn_statistics(generator: nn.Module, ema_decay: float, batch_size: int, batches: int) -> str | None:
+    """Where the saved generator's BatchNorm statistics come from, for the protocol; None without an EMA."""
+    if not ema_decay:
+        return None
+    if not batch_norms(generator):
+        return "no BatchNorm layers"
+    if batches == 0:
+        return "averaged from the raw weights' running statistics (training.ema_bn_batches 0)"
+    return (
+        f"recomputed for the EMA weights (standing statistics): {batches} train-mode batches of {batch_size} fresh z "
+        f"(seed {EMA_BN_SEED}), cumulative average"
+    )
+
+
 def checks_made(log_every: int, max_abs_loss: float) -> dict[str, Any]:
     """What :func:`train` checked, for the checkpoint's meta (and so every run's protocol)."""
     return {
@@ -153,11 +202,13 @@ def train(
     resume: Resumable | None = None,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
     max_abs_loss: float = MAX_ABS_LOSS,
+    ema_bn_batches: int = EMA_BN_BATCHES,
 ) -> list[dict[str, float]]:
     """Run ``steps`` updates of a registered method; returns the loss history sampled every ``log_every``.
 
     With ``ema_decay`` > 0 the generator left in ``ctx`` is the exponential moving average of its
-    weights (and BN statistics) over training: GAN end points are noisy, the average much less so.
+    weights over training (GAN end points are noisy, the average much less so), with BatchNorm
+    statistics of its own from ``ema_bn_batches`` batches (:func:`standing_statistics`).
     Models that grow (``set_progress``: the generator and every discriminator the context built)
     are set to (step - 1) / steps before each step and the generator to 1.0 at the end; progress is
     a plain attribute, not state, so the EMA copy and the checkpoint never carry a stale one.
@@ -240,6 +291,8 @@ def train(
     ctx.generator.to(memory_format=torch.contiguous_format)  # the checkpoint holds plain NCHW weights whatever the layout trained in
     if hasattr(ctx.generator, "set_progress"):
         ctx.generator.set_progress(1.0)
+    if average is not None:
+        standing_statistics(ctx.generator, ctx.z_dim, ctx.batch_size, ema_bn_batches, ctx.device)
     ctx.generator.eval()
     return history
 

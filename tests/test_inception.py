@@ -21,10 +21,18 @@ import torch
 import torch_fidelity.utils
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-from akdg import cli, datasets, metrics
-from akdg.feature_extractors import INCEPTION, INCEPTION_URL, default_inception_weights_path, fetch_extractor, load_extractor
+from akdg import cli, datasets, feature_extractors, metrics
+from akdg.feature_extractors import (
+    INCEPTION,
+    INCEPTION_SHA256,
+    INCEPTION_URL,
+    default_inception_weights_path,
+    fetch_extractor,
+    load_extractor,
+)
 from akdg.io import read_json, write_json
 from akdg.registry import AkdgError
+from akdg.tables import protocol_lines
 from conftest import standin_weights
 
 TRAIN, TEST, GENERATED = 8, 4, 8
@@ -36,6 +44,7 @@ OPTIONS = {
     "batch_size": 8,
     "rng_seed": 2020,
     "feature_extractor": INCEPTION,
+    "allow_nonstandard_inception": True,  # the stand-in is not torch-fidelity's file
 }
 ROW_RUN = {
     "dataset": "tiny-digits",
@@ -149,6 +158,8 @@ def test_inception_protocol_end_to_end_with_a_reference_cache_keyed_by_content(
     assert protocol["feature_extractor"]["weights_sha256"] == sha256(weights)
     assert protocol["feature_extractor"]["features"] == {"is": "logits_unbiased", "fid": "2048", "kid": "2048"}
     assert protocol["metrics_device"] == "cpu"
+    assert protocol["feature_extractor"]["weights_check"].startswith("non-standard Inception weights")
+    assert "non-standard Inception weights" in protocol_lines(cached, None)[2]
 
     spy.reset()
     uncached = evaluate(tmp_path, data, extractor, "uncached", None)
@@ -190,13 +201,13 @@ def test_changed_weights_give_another_key_and_missing_weights_say_where_to_get_t
         os.link(path, link)
         out = tmp_path / f"{path.stem}.json"
         akdg("fetch-extractor", "--spec", json.dumps({**OPTIONS, "inception_weights": str(link)}), "--out", out)
-        extractor = load_extractor(out)
+        extractor = load_extractor(out, allow_nonstandard_inception=True)
         keys.append(metrics.reference_cache(tmp_path / "cache", splits, extractor.name, extractor.weights_sha256).key)
     assert keys[0] != keys[1]
 
     link.unlink()  # the weights a protocol names disappear before evaluation
     with pytest.raises(AkdgError, match=f"{link}.*do not exist.*{INCEPTION_URL}"):
-        load_extractor(out)
+        load_extractor(out, allow_nonstandard_inception=True)
     with caplog.at_level(logging.ERROR):
         assert cli.main(["fetch-extractor", "--spec", json.dumps({**OPTIONS, "inception_weights": str(link)}), "--out", str(out)]) == 2
     assert str(link) in caplog.text and INCEPTION_URL in caplog.text
@@ -215,8 +226,40 @@ def test_null_weights_use_torch_fidelitys_own_location(tmp_path: Path, weights: 
     default = default_inception_weights_path()
     default.parent.mkdir(parents=True)
     os.link(weights, default)
-    protocol = fetch_extractor({"feature_extractor": INCEPTION, "inception_weights": None})
+    with pytest.raises(AkdgError, match="not the sha256 .* of torch-fidelity's official file"):  # the default location is checked too
+        fetch_extractor({"feature_extractor": INCEPTION, "inception_weights": None})
+    protocol = fetch_extractor({"feature_extractor": INCEPTION, "inception_weights": None, "allow_nonstandard_inception": True})
     assert protocol["weights"] == str(default) and protocol["source"] == INCEPTION_URL
     # torch-fidelity, given no path, loads the very same file (no download: it is already there)
     model = FeatureExtractorInceptionV3(INCEPTION, ["2048"])
     assert torch.equal(model.fc.bias, torch.load(weights, weights_only=True)["fc.bias"])
+
+
+def test_weights_other_than_torch_fidelitys_file_are_refused_naming_both_hashes_unless_allowed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+):
+    small = tmp_path / "small.pth"
+    torch.save({"fc.bias": torch.zeros(3)}, small)  # a readable state dict, just not the official bytes
+    spec = {"feature_extractor": INCEPTION, "inception_weights": str(small)}
+    out = tmp_path / "extractor.json"
+    with caplog.at_level(logging.ERROR):
+        assert cli.main(["fetch-extractor", "--spec", json.dumps(spec), "--out", str(out)]) == 2
+    assert sha256(small) in caplog.text and INCEPTION_SHA256 in caplog.text
+    assert "evaluation.allow_nonstandard_inception: true" in caplog.text and not out.exists()
+
+    akdg("fetch-extractor", "--spec", json.dumps({**spec, "allow_nonstandard_inception": True}), "--out", out)
+    recorded = read_json(out)
+    assert recorded["weights_sha256"] == sha256(small) and recorded["weights_check"].startswith("non-standard Inception weights")
+    extractor = load_extractor(out, allow_nonstandard_inception=True)
+    assert "non-standard Inception weights" in extractor.protocol["weights_check"]
+    with pytest.raises(AkdgError, match=f"sha256 {sha256(small)}, not the sha256 {INCEPTION_SHA256}"):
+        load_extractor(out)  # evaluation checks again: an extractor fetched with the switch is refused without it
+
+    monkeypatch.setattr(feature_extractors, "INCEPTION_SHA256", sha256(small))  # as if these were the official bytes
+    assert fetch_extractor(spec)["weights_check"].startswith("torch-fidelity's official weights")
+
+
+def test_the_pinned_sha256_carries_the_prefix_in_torch_fidelitys_file_name():
+    """torch.hub names a checked file <name>-<first digits of its sha256>.<ext>: the pinned digest must begin with them."""
+    prefix = Path(INCEPTION_URL).stem.rsplit("-", 1)[1]
+    assert len(prefix) == 8 and INCEPTION_SHA256.startswith(prefix) and len(INCEPTION_SHA256) == 64

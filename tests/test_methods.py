@@ -11,7 +11,7 @@ from akdg.architectures import build_generator
 from akdg.images import to_model_range
 from akdg.losses import LOSSES
 from akdg.registry import AkdgError
-from akdg.training import METHODS, Method, TrainContext, train
+from akdg.training import EMA_BN_SEED, METHODS, Method, TrainContext, batch_norms, standing_statistics, train
 
 Z_DIM, RES = 8, 16
 REAL_PIXEL = 200  # the uint8 value of every real pixel; the loop hands it over as REAL_MARKER
@@ -170,6 +170,48 @@ def test_ema_decay_saves_the_moving_average_of_the_weights():
     for got, first, second in zip(averaged.generator.parameters(), *snapshots):
         torch.testing.assert_close(got, 0.5 * first + 0.5 * second)
     assert any(not torch.equal(a, b) for a, b in zip(snapshots[0], snapshots[1]))
+
+
+def test_an_ema_generator_gets_batchnorm_statistics_of_its_own_weights():
+    """Standing statistics: running mean/var are the averages of the EMA weights' own per-batch pre-BN statistics."""
+    batches = 3
+    averaged_buffers = make_context("dcgan", seed=5)
+    train("vanilla", {}, averaged_buffers, steps=3, log_every=1, ema_decay=0.5, ema_bn_batches=0)
+    standing = make_context("dcgan", seed=5)
+    train("vanilla", {}, standing, steps=3, log_every=1, ema_decay=0.5, ema_bn_batches=batches)
+    for got, averaged in zip(standing.generator.parameters(), averaged_buffers.generator.parameters()):
+        assert torch.equal(got, averaged)  # the same weights: only the statistics differ
+
+    by_hand = copy.deepcopy(averaged_buffers.generator).train()
+    norms = batch_norms(by_hand)
+    recorders = [Recorder(norm) for norm in norms]
+    rng = torch.Generator().manual_seed(EMA_BN_SEED)
+    with torch.no_grad():
+        for _ in range(batches):
+            by_hand(torch.randn(standing.batch_size, Z_DIM, generator=rng))
+    assert norms and not standing.generator.training
+    for recorder, norm, averaged in zip(recorders, batch_norms(standing.generator), batch_norms(averaged_buffers.generator)):
+        per_channel = [x.transpose(0, 1).flatten(1) for x in recorder.inputs]  # channels x (batch * height * width)
+        mean = torch.stack([x.mean(1) for x in per_channel]).mean(0)
+        var = torch.stack([x.var(1, unbiased=True) for x in per_channel]).mean(0)  # BN keeps the unbiased variance
+        torch.testing.assert_close(norm.running_mean, mean)
+        torch.testing.assert_close(norm.running_var, var)
+        assert int(norm.num_batches_tracked) == batches and norm.momentum == 0.1  # its momentum is given back
+        assert not torch.allclose(norm.running_mean, averaged.running_mean) and not torch.allclose(norm.running_var, averaged.running_var)
+
+
+def test_standing_statistics_leave_a_generator_without_batchnorm_and_the_global_rng_alone():
+    generator = build_generator({"arch": "pggan", "width": 8}, resolution=RES, channels=1, z_dim=Z_DIM)
+    before = copy.deepcopy(generator.state_dict())
+    rng_state = torch.get_rng_state()
+    standing_statistics(generator, Z_DIM, 4, 10, torch.device("cpu"))
+    assert not batch_norms(generator) and torch.equal(torch.get_rng_state(), rng_state)
+    assert all(torch.equal(value, before[key]) for key, value in generator.state_dict().items())
+    dcgan = build_generator({"arch": "dcgan", "width": 8}, resolution=RES, channels=1, z_dim=Z_DIM)
+    rng_state = torch.get_rng_state()
+    standing_statistics(dcgan, Z_DIM, 4, 2, torch.device("cpu"))
+    assert int(batch_norms(dcgan)[0].num_batches_tracked) == 2
+    assert torch.equal(torch.get_rng_state(), rng_state)  # its noise comes from its own torch.Generator
 
 
 # --------------------------------------------------------------------------------------------------

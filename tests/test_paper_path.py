@@ -67,6 +67,7 @@ def paper_path_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "evaluation": {
             "feature_extractor": "inception-v3-compat",
             "inception_weights": str(weights),
+            "allow_nonstandard_inception": True,  # stand-in weights, on purpose
             "num_samples": 4,
             "isc_splits": 2,
             "kid_subsets": 2,
@@ -120,6 +121,8 @@ def test_inception_protocol_and_reference_cache_in_every_run(paper_path_run: Pat
         assert protocol["feature_extractor"]["weights_sha256"] == standin_sha
         assert protocol["reference_cache"]["key"] == stats["key"] and protocol["reference_cache"]["hit"], path
         assert protocol["dataset"]["channels"] == 3
+        assert protocol["feature_extractor"]["weights_check"].startswith("non-standard Inception weights")
+    assert "non-standard Inception weights" in (results / "tables" / "npz.md").read_text()
 
 
 def test_claims_table_is_written_for_the_grid(paper_path_run: Path):

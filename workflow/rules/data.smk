@@ -94,6 +94,7 @@ else:
         params:
             spec=as_json(
                 {"feature_extractor": FEATURE_EXTRACTOR, "inception_weights": config["evaluation"].get("inception_weights")}
+                | ({"allow_nonstandard_inception": True} if config["evaluation"].get("allow_nonstandard_inception") else {})
                 | (
                     {"pinned": {"dataset": config["dataset"]["name"], "resolution": config["dataset"]["resolution"]}}
                     if PINNED_EXTRACTOR
@@ -123,7 +124,10 @@ rule reference_stats:
     resources:
         **job_resources("evaluate"),
     params:
-        spec=as_json({"feature_extractor": FEATURE_EXTRACTOR, "batch_size": config["evaluation"]["batch_size"]}),
+        spec=as_json(
+            {"feature_extractor": FEATURE_EXTRACTOR, "batch_size": config["evaluation"]["batch_size"]}
+            | ({"allow_nonstandard_inception": True} if config["evaluation"].get("allow_nonstandard_inception") else {})
+        ),
         cache=REFERENCE_CACHE,
         code=fingerprint("reference_stats"),
     message:
