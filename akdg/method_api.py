@@ -79,6 +79,7 @@ class TrainContext:
     amp: bool = False
     channels_last: bool = False
     compile: str = "off"
+    real_images_seen: int = 0  # real images drawn so far (every real_batch call): the discriminators' share of the data
 
     def __post_init__(self) -> None:
         if self.compile not in COMPILE_MODES:
@@ -116,6 +117,7 @@ class TrainContext:
         than float) through pinned memory, so that the copy overlaps the GPU's work.
         """
         index = torch.randint(len(self.images), (self.batch_size,), generator=self.rng, device="cpu")
+        self.real_images_seen += self.batch_size
         batch = self.images[index.to(self.images.device)]
         if batch.device.type == "cpu" and self.device.type != "cpu":
             batch = batch.pin_memory().to(self.device, non_blocking=True)

@@ -134,6 +134,8 @@ def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path |
             "teacher_training": teacher_meta["training"] if teacher_meta else None,
             "final_losses": history[-1],
             "checks": checks_made(spec["log_every"], spec["max_abs_loss"]),
+            "images_seen": spec["steps"] * spec["batch_size"],  # generator steps x batch size
+            "real_images_seen": ctx.real_images_seen,  # real images the discriminators drew (n_dis per step; none for MSE)
             "ema_bn_statistics": ema_bn_statistics(generator, spec["ema_decay"], spec["batch_size"], spec["ema_bn_batches"]),
         },
     }

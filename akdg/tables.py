@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 METRIC_COLUMNS = ("is_mean", "fid", "kid_mean")
 COST_COLUMNS = ("layers", "params", "mult_adds", "images_per_s", "latency_ms")
+# From the run's training protocol: images seen = generator steps x batch size (what separates vanilla-b64
+# from vanilla-b2048); real_images_seen counts the real images the discriminators drew (n_dis per step, none for MSE).
+TRAINING_COLUMNS = ("batch_size", "images_seen", "real_images_seen")
 
 
 def load_runs(paths: Iterable[Path | str]) -> pd.DataFrame:
@@ -67,6 +70,7 @@ def _run_row(result: dict[str, Any]) -> dict[str, Any]:
         **{key: cost.get(key) for key in ("images_per_s_rounds", "throughput_ratio_rounds")},
         "speed_measurement": cost.get("measurement"),
         "samples": result["protocol"]["samples"]["candidate"],
+        **{key: (result["protocol"].get("training") or {}).get(key) for key in TRAINING_COLUMNS},
     }
 
 
@@ -84,7 +88,7 @@ def summarise(runs: pd.DataFrame, method_order: list[str]) -> pd.DataFrame:
     grouped = runs.groupby("row", sort=False)
     summary = grouped[[*METRIC_COLUMNS, *COST_COLUMNS]].mean()
     spread = grouped[list(METRIC_COLUMNS)].std(ddof=1).add_suffix("_seed_std")
-    first = grouped[["role", "student", "arch", "method", "kind", "samples"]].first()
+    first = grouped[["role", "student", "arch", "method", "kind", "samples", *TRAINING_COLUMNS]].first()
     summary = pd.concat([first, summary, spread, grouped.size().rename("seeds")], axis=1).reset_index()
     order = {name: index for index, name in enumerate(["untrained", *method_order])}
     summary["_block"] = summary["role"].map({"teacher": 0, "student": 1, "reference": 2})
@@ -151,6 +155,8 @@ def display_table(summary: pd.DataFrame, paper: pd.DataFrame | None = None) -> p
             "FID": [_mean_std(m, s, n, 2) for m, s, n in zip(summary["fid"], summary["fid_seed_std"], summary["seeds"])],
             "KID": [_mean_std(m, s, n, 4) for m, s, n in zip(summary["kid_mean"], summary["kid_mean_seed_std"], summary["seeds"])],
             "images/s": summary["images_per_s"].map(lambda v: "–" if pd.isna(v) else f"{v:,.0f}"),
+            "batch": summary["batch_size"].map(lambda v: "–" if pd.isna(v) else f"{v:.0f}"),
+            "images seen": summary["images_seen"].map(_count),
             "seeds": summary["seeds"],
         }
     )

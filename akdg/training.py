@@ -238,6 +238,7 @@ def train(
             if average is not None:
                 average.load_state_dict(state["average"])
             ctx.rng.set_state(state["rng"])
+            ctx.real_images_seen = state["real_images_seen"]
             restore_global_rng(state, ctx.device)
         except (RuntimeError, KeyError, ValueError, AttributeError, TypeError) as error:
             raise AkdgError(
@@ -282,6 +283,7 @@ def train(
                     "method": method.state_dict(),
                     "average": average.state_dict() if average is not None else None,
                     "rng": ctx.rng.get_state(),
+                    "real_images_seen": ctx.real_images_seen,
                     **global_rng(ctx.device),
                     "history": history,
                 },

@@ -151,7 +151,7 @@ def test_dag_imports_instead_of_training_the_teacher(tmp_path: Path, teacher_sta
 
 PAPER_JOBS = {
     "cifar10": {"train_student": 2 * 3 * 3, "evaluate_student": 2 * 3},  # 2 students x (vanilla, mse, akdg) x 3 seeds
-    "lsun_bedroom": {"train_student": 1 * 4 * 3, "evaluate_student": 1 * 4},  # 1 student x (vanilla-b64, -b2048, mse, akdg)
+    "lsun_bedroom": {"train_student": 1 * 6 * 3, "evaluate_student": 1 * 6},  # 1 student x (vanilla-b64, -b2048, mse(-b2048), akdg(-b2048))
 }
 ONCE = (
     "download_data", "fetch_extractor", "prepare_data", "reference_stats", "train_teacher", "measure_cost",
@@ -186,4 +186,4 @@ def test_a_configfile_is_a_whole_grid_not_merged_into_the_default(tmp_path: Path
     workdir = copy_project(tmp_path)
     result = dry_run(workdir, "config/paper/lsun_bedroom.yaml")
     labels = set(re.findall(r"results/paper/lsun_bedroom/models/lsun_bedroom/dcgan-w5/([\w-]+)/seed0\.pt", result.stdout))
-    assert labels == {"vanilla-b64", "vanilla-b2048", "mse", "akdg"}
+    assert labels == {"vanilla-b64", "vanilla-b2048", "mse", "akdg", "mse-b2048", "akdg-b2048"}

@@ -200,6 +200,14 @@ def test_an_ema_generator_gets_batchnorm_statistics_of_its_own_weights():
         assert not torch.allclose(norm.running_mean, averaged.running_mean) and not torch.allclose(norm.running_var, averaged.running_var)
 
 
+@pytest.mark.parametrize(("method_name", "n_dis", "real_per_step"), [("vanilla", 2, 2), ("akdg", 1, 1), ("mse", 1, 0)])
+def test_the_loop_counts_the_real_images_the_discriminators_draw(method_name: str, n_dis: int, real_per_step: int):
+    ctx = make_context("dcgan", seed=2)
+    ctx.n_dis = n_dis
+    train(method_name, {}, ctx, steps=3, log_every=1)
+    assert ctx.real_images_seen == 3 * real_per_step * ctx.batch_size
+
+
 def test_standing_statistics_leave_a_generator_without_batchnorm_and_the_global_rng_alone():
     generator = build_generator({"arch": "pggan", "width": 8}, resolution=RES, channels=1, z_dim=Z_DIM)
     before = copy.deepcopy(generator.state_dict())

@@ -103,6 +103,12 @@ def test_sigkill_midway_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_
     resumed, uninterrupted = weights(killed), weights(whole)
     assert resumed.keys() == uninterrupted.keys()
     assert all(torch.equal(resumed[key], uninterrupted[key]) for key in resumed), "resumed weights differ from the uninterrupted run's"
+    trainings = [torch.load(path, map_location="cpu", weights_only=True)["meta"]["training"] for path in (killed, whole)]
+    seen = [{key: training[key] for key in ("images_seen", "real_images_seen", "ema_bn_statistics")} for training in trainings]
+    assert (
+        seen[0] == seen[1] and seen[0]["real_images_seen"] == SPEC["steps"] * SPEC["batch_size"] * SPEC["n_dis"]
+    )  # counted over both runs
+    assert seen[0]["images_seen"] == SPEC["steps"] * SPEC["batch_size"] and seen[0]["ema_bn_statistics"].startswith("recomputed")
 
 
 @pytest.mark.slow

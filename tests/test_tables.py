@@ -157,11 +157,48 @@ def test_lsun_tables_have_only_the_columns_the_paper_reports(tmp_path: Path) -> 
     assert list(vanilla_rows["verdict"]) == [HOLDS, HOLDS]
 
 
+def test_every_trained_row_states_its_batch_size_and_the_images_it_saw(tmp_path: Path) -> None:
+    """LSUN's batch-2048 rows see 32x the images of the batch-64 ones in as many steps: the table says so."""
+    methods = {
+        "vanilla-b64": ("vanilla", [40.0, 42.0]),
+        "vanilla-b2048": ("vanilla", [36.0, 37.0]),
+        "mse-b2048": ("mse", [80.0, 81.0]),
+        "akdg-b2048": ("akdg", [25.0, 26.0]),
+    }
+    paths = grid(tmp_path / "runs", "lsun_bedroom", methods, teacher_arch="pggan")
+    steps = 1000
+    for path in paths:
+        result = json.loads(path.read_text())
+        training, label = result["protocol"]["training"], result["run"]["method"]
+        if training is None:
+            continue
+        batch = 2048 if label.endswith("-b2048") else 64
+        real = 0 if training["method"] == "mse" else steps * batch  # n_dis 1; MSE draws no real image
+        result["protocol"]["training"] = {
+            **training,
+            "steps": steps,
+            "batch_size": batch,
+            "images_seen": steps * batch,
+            "real_images_seen": real,
+        }
+        path.write_text(json.dumps(result))
+    run_aggregate(paths, tmp_path, "lsun_bedroom", list(methods))
+    table = markdown_rows(tmp_path / "tables" / "lsun_bedroom.md").set_index("Method")
+    assert table.loc["dcgan-w8 vanilla-b64", ["batch", "images seen"]].tolist() == ["64", "64.00K"]
+    assert table.loc["dcgan-w8 vanilla-b2048", ["batch", "images seen"]].tolist() == ["2048", "2.05M"]
+    assert table.loc["dcgan-w8 akdg-b2048", ["batch", "images seen"]].tolist() == ["2048", "2.05M"]
+    assert table.loc["Teacher (pggan)", "batch"] == "64"
+    assert table.loc[["dcgan-w8 untrained", "Real data (test split)"], ["batch", "images seen"]].to_numpy().tolist() == [["–", "–"]] * 2
+    csv = pd.read_csv(tmp_path / "tables" / "lsun_bedroom.csv").set_index("row")
+    assert csv.loc["dcgan-w8 mse-b2048", ["images_seen", "real_images_seen"]].tolist() == [2_048_000, 0]
+    assert csv.loc["dcgan-w8 vanilla-b2048", "real_images_seen"] == 2_048_000
+
+
 def test_digits_has_no_paper_columns(tmp_path: Path) -> None:
     paths = grid(tmp_path / "runs", "digits", {"vanilla": ("vanilla", [33.0, 35.0]), "akdg": ("akdg", [28.0, 29.0])})
     run_aggregate(paths, tmp_path, "digits", ["vanilla", "akdg"])
     header = markdown_rows(tmp_path / "tables" / "digits.md").columns
-    assert list(header) == ["Method", "layers", "params", "mult-adds", "IS", "FID", "KID", "images/s", "seeds"]
+    assert list(header) == ["Method", "layers", "params", "mult-adds", "IS", "FID", "KID", "images/s", "batch", "images seen", "seeds"]
     assert not [name for name in pd.read_csv(tmp_path / "tables" / "digits.csv").columns if "paper" in name]
     assert "paper" not in (tmp_path / "tables" / "digits.tex").read_text()
 
