@@ -32,7 +32,7 @@ from akdg.feature_extractors import (
 )
 from akdg.io import read_json, write_json
 from akdg.registry import AkdgError
-from akdg.tables import protocol_lines
+from akdg.tables import extractor_origin
 from conftest import standin_weights
 
 TRAIN, TEST, GENERATED = 8, 4, 8
@@ -159,7 +159,7 @@ def test_inception_protocol_end_to_end_with_a_reference_cache_keyed_by_content(
     assert protocol["feature_extractor"]["features"] == {"is": "logits_unbiased", "fid": "2048", "kid": "2048"}
     assert protocol["metrics_device"] == "cpu"
     assert protocol["feature_extractor"]["weights_check"].startswith("non-standard Inception weights")
-    assert "non-standard Inception weights" in protocol_lines(cached, None)[2]
+    assert "non-standard Inception weights" in extractor_origin(protocol["feature_extractor"])  # the table's extractor line
 
     spy.reset()
     uncached = evaluate(tmp_path, data, extractor, "uncached", None)
