@@ -7,13 +7,14 @@ last block, and progressive growing with fade-in. Channels follow the official r
 ``r`` they are ``min(fmap_base // (r / 2), fmap_max)``, and the discriminator's dense layer has
 ``min(fmap_base, fmap_max)``. ``width`` stands for ``fmap_max = width, fmap_base = 8 * width`` (so
 ``min(width, 16 * width // r)``): width 512 at 256 px gives the paper's 18.3M parameters. The
-official LSUN layout (``fmap_base: 8192, fmap_max: 512``: 512 channels up to 32 px, 23.1M
+official LSUN layout (``fmap_base: 8192, fmap_max: 512``: 512 channels up to 32 px, 23.0M
 parameters) is given by those two options instead of ``width``, so that its converted weights load
 (docs/architectures.md says how).
 
 Departures, so the model fits the shared loop: the generator ends in tanh (every family's images
-are -1..1; the official output is linear and clipped afterwards), the GAN loss is the configured
-one (not necessarily WGAN-GP with drift), and growing is driven by :meth:`set_progress`.
+are -1..1; the official output is linear and clipped afterwards, which ``output: clip`` does for
+imported official weights), the GAN loss is the configured one (not necessarily WGAN-GP with
+drift), and growing is driven by :meth:`set_progress`.
 
 Growing schedule (``growth_state``): training is split into equal shares, one per resolution from
 4x4 up to the full one; each new resolution is faded in linearly over the first half of its share
@@ -44,6 +45,13 @@ OPTIONS = {
         "description": "the official layout's overall multiplier: channels at r px are min(fmap_base // (r / 2), fmap_max); give with fmap_max",
     },
     "fmap_max": {**FMAP, "description": "the official layout's channel cap (512 in every official network); give with fmap_base"},
+    "output": {
+        "enum": ["tanh", "clip"],
+        "description": (
+            "the generator's last step: tanh (default, as every family), or clip to -1..1, as the official code shows its "
+            "linear output; clip for imported official weights (its gradient is zero where it clips, so train with tanh)"
+        ),
+    },
 }
 
 
@@ -154,9 +162,18 @@ class Generator(nn.Module):
     """z -> pixel norm -> dense 4x4 + 3x3 conv -> one block per doubling; toRGB at every stage."""
 
     def __init__(
-        self, *, resolution: int, channels: int, z_dim: int, width: int | None, fmap_base: int | None = None, fmap_max: int | None = None
+        self,
+        *,
+        resolution: int,
+        channels: int,
+        z_dim: int,
+        width: int | None,
+        fmap_base: int | None = None,
+        fmap_max: int | None = None,
+        output: str = "tanh",
     ) -> None:
         super().__init__()
+        self.output = output
         stages = upsampling_stages(resolution)
         features = feature_maps(resolution, width, fmap_base, fmap_max)[:-1]
         self.resolution = resolution
@@ -188,7 +205,7 @@ class Generator(nn.Module):
             image = torch.lerp(faded, image, alpha)
         if image.shape[-1] != self.resolution:
             image = F.interpolate(image, size=(self.resolution, self.resolution), mode="nearest")
-        return torch.tanh(image)
+        return torch.tanh(image) if self.output == "tanh" else image.clamp(-1.0, 1.0)
 
 
 class DiscriminatorBlock(nn.Module):
@@ -210,7 +227,14 @@ class Discriminator(nn.Module):
     mixes_batch = True  # minibatch stddev: real and fake batches must be scored in separate passes
 
     def __init__(
-        self, *, resolution: int, channels: int, width: int | None, fmap_base: int | None = None, fmap_max: int | None = None
+        self,
+        *,
+        resolution: int,
+        channels: int,
+        width: int | None,
+        fmap_base: int | None = None,
+        fmap_max: int | None = None,
+        output: str = "tanh",  # the generator's; a discriminator built from the same spec has no use for it
     ) -> None:
         super().__init__()
         stages = upsampling_stages(resolution)

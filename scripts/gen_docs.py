@@ -214,7 +214,7 @@ PAPER_CONFIGS = {
     },
 }
 # Layouts documented beside the paper's networks: (dataset, what it is, spec).
-OTHER_LAYOUTS = [("lsun_bedroom", "official PGGAN LSUN layout", {"arch": "pggan", "fmap_base": 8192, "fmap_max": 512})]
+OTHER_LAYOUTS = [("lsun_bedroom", "official PGGAN LSUN network", {"arch": "pggan", "fmap_base": 8192, "fmap_max": 512, "output": "clip"})]
 
 
 def residual_convs_halved(generator: Any, z_dim: int) -> int:
