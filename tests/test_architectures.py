@@ -688,6 +688,15 @@ def test_a_plugin_family_without_options_builds_from_width(monkeypatch):
         check_model({"arch": "test-plain"}, 16, "students[0]")
 
 
+def test_model_labels_name_width_and_options():
+    """Labels name paths and table rows: the width, or each option's initials and value; unique and filename-safe."""
+    from akdg.architectures import model_label
+
+    assert model_label({"arch": "dcgan", "width": 51}) == "dcgan-w51"
+    assert model_label({"arch": "dcgan", "stage_channels": [244, 202, 202, 202]}) == "dcgan-sc244-202-202-202"
+    assert model_label({"arch": "pggan", "fmap_max": 512, "fmap_base": 8192, "output": "clip"}) == "pggan-fb8192-fm512-oclip"
+
+
 def _fused_kernel(weight: torch.Tensor) -> torch.Tensor:
     """The official fused ops' 4x4 kernel: the (3, 3, a, b) kernel zero-padded to 5x5, four shifted copies summed."""
     padded = F.pad(weight.permute(2, 3, 0, 1), (1, 1, 1, 1)).permute(2, 3, 0, 1)
