@@ -68,10 +68,11 @@ def model_options(spec: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in spec.items() if key not in ("arch", "width")}
 
 
-def check_model(spec: dict[str, Any], resolution: int, where: str = "model") -> None:
+def check_model(spec: dict[str, Any], resolution: int | None, where: str = "model") -> None:
     """Refuse a spec its family cannot build at ``resolution``, in a sentence that names the key (``where``: its place).
 
     Reads the family's metadata only (the registry index for a built-in), so no torch is imported.
+    Without a resolution (a step's spec, before its data is read), per-stage lists are not counted.
     """
     info = ARCHITECTURES.metadata(spec["arch"])
     schema, layout, per_stage = info.get("options_schema", {}), info.get("layout", []), info.get("per_stage", [])
@@ -91,10 +92,12 @@ def check_model(spec: dict[str, Any], resolution: int, where: str = "model") -> 
         raise AkdgError(f"{where}: give {arch} either width or {alternative}, not both ({alternative} sets every stage's channels)")
     if "width" not in spec and not layout:
         raise AkdgError(f"{where}: {arch} needs a width (its channels or hidden units), e.g. {{arch: {arch}, width: 64}}")
+    if "width" not in spec and not given:
+        raise AkdgError(f"{where}: {arch} needs a width or {alternative} (docs/architectures.md)")
     if "width" not in spec and len(given) < len(layout):
         missing = ", ".join(key for key in layout if key not in options)
         raise AkdgError(f"{where}: {arch} needs a width, or {alternative} together ({missing} missing)")
-    for key in per_stage:
+    for key in per_stage if resolution is not None else ():
         if key in options and len(options[key]) != upsampling_stages(resolution) + 1:
             stages = upsampling_stages(resolution)
             raise AkdgError(

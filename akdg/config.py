@@ -174,6 +174,10 @@ def check_spec(step: str, spec: Any) -> None:
             f"akdg {step} --spec: {schema_error(error, skip=1)}; a spec holds the slice of the config this step reads "
             f"(workflow/schemas/{SPECS.name})"
         )
+    models = {key: spec[key] for key in ("generator", "discriminator") if isinstance(spec.get(key), dict)}
+    models.update((f"generators.{label}", model) for label, model in (spec.get("generators") or {}).items())
+    for where, model in models.items():
+        check_model(model, None, f"akdg {step} --spec: {where}")  # the resolution comes with the data, read later
 
 
 def check_names(config: dict[str, Any]) -> None:

@@ -410,7 +410,7 @@ ARGUMENT_ROWS = {
             "--out",
             "o.pt",
         ],
-        "generator: 'width' is a required property",
+        "akdg import-teacher --spec: generator: dcgan needs a width or stage_channels (docs/architectures.md)",
     ),
     "measure-cost-no-generators": (
         ["measure-cost", "--spec", json.dumps({"generators": {}, "z_dim": 8, "speed": {}}), "--data", "d.npz", "--out", "c.json"],
