@@ -27,11 +27,11 @@ if TYPE_CHECKING:  # built by the family modules, which import torch; this modul
 
 
 class GeneratorFactory(Protocol):
-    def __call__(self, *, resolution: int, channels: int, z_dim: int, width: int, **options: Any) -> nn.Module: ...
+    def __call__(self, *, resolution: int, channels: int, z_dim: int, width: int | None, **options: Any) -> nn.Module: ...
 
 
 class DiscriminatorFactory(Protocol):
-    def __call__(self, *, resolution: int, channels: int, width: int, **options: Any) -> nn.Module: ...
+    def __call__(self, *, resolution: int, channels: int, width: int | None, **options: Any) -> nn.Module: ...
 
 
 @dataclass(frozen=True)
@@ -97,9 +97,9 @@ def check_model(spec: dict[str, Any], resolution: int | None, where: str = "mode
     if "width" not in spec and len(given) < len(layout):
         missing = ", ".join(key for key in layout if key not in options)
         raise AkdgError(f"{where}: {arch} needs a width, or {alternative} together ({missing} missing)")
-    for key in per_stage if resolution is not None else ():
-        if key in options and len(options[key]) != upsampling_stages(resolution) + 1:
-            stages = upsampling_stages(resolution)
+    stages = upsampling_stages(resolution) if resolution is not None and per_stage else None
+    for key in per_stage if stages is not None else ():
+        if key in options and len(options[key]) != stages + 1:
             raise AkdgError(
                 f"{where}.{key} has {len(options[key])} entries, but at {resolution} px a {arch} generator has {stages + 1} "
                 f"stages (the 4x4 seed and {stages} doublings): give {stages + 1}, from the seed to the last stage"
