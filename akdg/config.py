@@ -22,6 +22,7 @@ from jsonschema.protocols import Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
+from akdg.architectures import check_model, model_label
 from akdg.extractor_pins import UNLABELLED, resolve_source
 from akdg.registry import ARCHITECTURES, DATASETS, DOWNLOADERS, LABELLED, LOSSES, METHODS, SOURCES, AkdgError, import_plugins
 
@@ -173,6 +174,10 @@ def check_spec(step: str, spec: Any) -> None:
             f"akdg {step} --spec: {schema_error(error, skip=1)}; a spec holds the slice of the config this step reads "
             f"(workflow/schemas/{SPECS.name})"
         )
+    models = {key: spec[key] for key in ("generator", "discriminator") if isinstance(spec.get(key), dict)}
+    models.update((f"generators.{label}", model) for label, model in (spec.get("generators") or {}).items())
+    for where, model in models.items():
+        check_model(model, None, f"akdg {step} --spec: {where}")  # the resolution comes with the data, read later
 
 
 def check_names(config: dict[str, Any]) -> None:
@@ -193,9 +198,16 @@ def check_names(config: dict[str, Any]) -> None:
             f"dataset.path {path} does not exist; point it at the dataset's files (folder: a folder of images; npz: an .npz file)"
         )
     LOSSES.metadata(config["loss"])
-    models = [config["teacher"]["generator"], config["teacher"]["discriminator"], config["student_discriminator"], *config["students"]]
-    for model in models:
-        ARCHITECTURES.metadata(model["arch"])
+    models = {
+        "teacher.generator": config["teacher"]["generator"],
+        "teacher.discriminator": config["teacher"]["discriminator"],
+        "student_discriminator": config["student_discriminator"],
+        **{f"students[{index}]": student for index, student in enumerate(config["students"])},
+    }
+    for where, model in models.items():
+        schema = ARCHITECTURES.metadata(model["arch"]).get("options_schema", {})  # refuses an unknown family, listing the known ones
+        coerce_to_schema(model, {"properties": schema})  # in place: --config values arrive as strings
+        check_model(model, config["dataset"]["resolution"], where)
     for label, variant in method_variants(config).items():
         info = METHODS.metadata(variant["method"])  # from the registry index: the method's module (torch) is not imported
         coerce_to_schema(variant["options"], info["options_schema"])  # in place: the config's own dict
@@ -217,7 +229,7 @@ def check_names(config: dict[str, Any]) -> None:
         )
     keys = [student_key(model) for model in config["students"]]
     if len(set(keys)) != len(keys):
-        raise AkdgError(f"students: duplicate entries {keys}; each (arch, width) may appear once")
+        raise AkdgError(f"students: duplicate entries {keys}; each model (its label: arch, width and options) may appear once")
     labelled = LABELLED.get(dataset)(config["dataset"]) if dataset in LABELLED.names() else True  # a dataset without an entry has labels
     if resolve_source(config) == "train" and not labelled:  # resolve_source refuses a pinned one where none ships
         raise AkdgError(UNLABELLED.format(dataset=config["dataset"]["label"]))
@@ -334,8 +346,8 @@ def method_variants(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def student_key(model: dict[str, Any]) -> str:
-    """The name a student generator goes by in paths and tables, e.g. ``dcgan-w16``."""
-    return f"{model['arch']}-w{model['width']}"
+    """The name a student generator goes by in paths and tables, e.g. ``dcgan-w16`` (:func:`akdg.architectures.model_label`)."""
+    return model_label(model)
 
 
 def training_spec(

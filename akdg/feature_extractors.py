@@ -47,7 +47,7 @@ INCEPTION_URL = URL_INCEPTION_V3
 # for this file (95,628,359 bytes), not recomputed here: this machine cannot download it. docs/evaluation.md says so.
 INCEPTION_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
 NONSTANDARD_SWITCH = "evaluation.allow_nonstandard_inception"
-METRIC_KEYS = {"is": "isc", "fid": "fid", "kid": "kid"}  # protocol name -> torch-fidelity's
+METRIC_KEYS = {"is": "isc", "fid": "fid", "kid": "kid", "prc": "prc"}  # protocol name -> torch-fidelity's
 
 
 def feature_layers(name: str) -> dict[str, str]:
