@@ -81,7 +81,7 @@ def paper_path_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (workdir / "grid.yaml").write_text(yaml.safe_dump(config))
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO / "tests" / "plugins"), os.environ["PYTHONPATH"]]),
+        "PYTHONPATH": str(REPO / "tests" / "plugins"),
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
     }
     result = subprocess.run(
