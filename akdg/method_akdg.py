@@ -39,7 +39,7 @@ class AKDG(Method):
             fake = ctx.generator(ctx.noise()).detach()
             d_student_loss = self.discriminator_update(self.d_student, self.d_student_optimizer, ctx.real_batch(), fake)
             d_kd_loss = self.discriminator_update(self.d_kd, self.d_kd_optimizer, self.teacher_images(), fake)
-        fake = ctx.generator(ctx.noise())
+        fake = ctx.generator(ctx.generator_noise())
         adversarial = ctx.loss.generator(self.d_student(fake))
         distillation = ctx.loss.generator(self.d_kd(fake))
         self.generator_update(adversarial + self.options["kd_weight"] * distillation)
