@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +24,7 @@ from akdg.losses import GanLoss, GradientPenalty, R1Penalty, Regulariser, build_
 from akdg.registry import LOSSES, AkdgError
 from akdg.training import TrainContext, lr_factor, train
 from baselines.vanilla import Vanilla
-from conftest import REPO
+from conftest import REPO, copy_project
 
 DEFAULT = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 RES = 16
@@ -299,3 +301,52 @@ def test_the_cli_refuses_a_bad_loss_parameter_with_exit_status_2(tmp_path: Path)
     assert result.returncode == 2 and "teacher.loss wgan-gp: option drift: 'much' is not of type 'number'" in result.stderr
     assert "Traceback" not in result.stderr
     assert json.loads(json.dumps(describe_loss("wgan-gp")))  # what the protocol records is JSON
+
+
+def test_the_table_says_which_loss_each_model_used(tmp_path: Path):
+    """Committed digits runs, the teacher's as if trained with PGGAN's loss and one method with R1."""
+    from akdg.tables import aggregate
+
+    committed = REPO / "results" / "cpu_repro" / "runs" / "digits"
+    paths = []
+    for source in sorted(committed.rglob("*.json")):
+        result = json.loads(source.read_text())
+        if result["run"]["role"] == "teacher":
+            result["protocol"]["training"]["loss"] = {"name": "wgan-gp", "gp_weight": 10.0, "drift": 0.001}
+        elif result["run"].get("method") == "vanilla":
+            result["protocol"]["training"]["loss"] = {"name": "r1", "gamma": 5}
+        path = tmp_path / "runs" / source.relative_to(committed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result))
+        paths.append(path)
+    aggregate(paths, ["vanilla", "mse", "akdg"], tmp_path / "tables", tmp_path / "metrics", "digits")
+    lines = [line for line in (tmp_path / "tables" / "digits.md").read_text().splitlines() if "GAN loss per model" in line]
+    assert len(lines) == 1
+    for part in ("teacher wgan-gp (gp_weight 10, drift 0.001)", "vanilla r1 (gamma 5)", "akdg hinge", "mse hinge"):
+        assert part in lines[0]
+
+
+def planned_spec(dry_run_output: str, job_message: str) -> dict:
+    """The --spec of the first planned job whose message starts with ``job_message`` (a dry run with -p prints its command)."""
+    lines = dry_run_output.splitlines()
+    job = next(index for index, line in enumerate(lines) if re.match(rf"Job \d+: {job_message}", line))
+    command = next(line for line in lines[job:] if line.startswith("Shell command: akdg train --spec "))
+    return json.loads(shlex.split(command.removeprefix("Shell command: akdg train --spec "))[0])
+
+
+@pytest.mark.slow
+@pytest.mark.workflow
+@pytest.mark.parametrize("dataset", ["cifar10", "lsun_bedroom"])
+def test_snakemake_plans_each_paper_teacher_with_its_recipe(tmp_path: Path, dataset: str):
+    """`snakemake -n -p` on the paper grid: the teacher's planned command carries its own loss, schedule and batches."""
+    workdir = copy_project(tmp_path)
+    command = [sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "2", "all_tables", "--configfile", f"config/paper/{dataset}.yaml"]
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    spec, student = (planned_spec(result.stdout, job) for job in ("train the teacher", "train student"))
+    if dataset == "cifar10":
+        assert (spec["loss"], spec["n_dis"], spec["batch_size"], spec["generator_batch_size"]) == ("hinge", 5, 64, 128)
+        assert spec["lr_schedule"] == {"kind": "linear", "start": 0}
+    else:
+        assert spec["loss"] == {"name": "wgan-gp", "gp_weight": 10, "drift": 0.001} and "lr_schedule" not in spec
+    assert student["loss"] == "hinge" and "lr_schedule" not in student
