@@ -23,22 +23,12 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from akdg.extractor_pins import UNLABELLED, resolve_source
+from akdg.method_options import LossSpec, loss_name, loss_parameters
 from akdg.registry import ARCHITECTURES, DATASETS, DOWNLOADERS, LABELLED, LOSSES, METHODS, SOURCES, AkdgError, import_plugins
 
 SCHEMA = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"  # package data; workflow/schemas links here
 SPECS = SCHEMA.with_name("specs.schema.yaml")  # what each step's --spec holds
 log = logging.getLogger(__name__)
-
-
-LossSpec = str | dict[str, Any]  # a config's loss: a registered name, or {name: ..., parameter: value, ...}
-
-
-def loss_name(spec: LossSpec) -> str:
-    return spec if isinstance(spec, str) else spec["name"]
-
-
-def loss_parameters(spec: LossSpec) -> dict[str, Any]:
-    return {} if isinstance(spec, str) else {key: value for key, value in spec.items() if key != "name"}
 
 
 def model_losses(config: dict[str, Any]) -> dict[str, LossSpec]:

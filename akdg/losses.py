@@ -16,8 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from akdg.config import LossSpec, loss_name, loss_parameters
-from akdg.method_options import WEIGHT, check_options, options_schema
+from akdg.method_options import WEIGHT, LossSpec, check_options, loss_name, loss_parameters, options_schema
 from akdg.registry import LOSSES
 
 
