@@ -40,6 +40,9 @@ class Regulariser:
 
 @dataclass(frozen=True)
 class GanLoss:
+    """A registered loss: every adversarial method scores with ``discriminator`` and ``generator`` and adds
+    ``regulariser`` (if any) to each of its discriminators' losses; ``with_parameters`` sets its parameters."""
+
     discriminator: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (scores on real, scores on fake)
     generator: Callable[[torch.Tensor], torch.Tensor]  # (scores on fake)
     regulariser: Regulariser | None = None
