@@ -6,7 +6,15 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from akdg.config import capacity_warnings, method_variants, student_key, student_training_spec, teacher_training_spec, validate_config
+from akdg.config import (
+    capacity_warnings,
+    loss_name,
+    method_variants,
+    student_key,
+    student_training_spec,
+    teacher_training_spec,
+    validate_config,
+)
 from akdg.datasets import sources as dataset_sources
 from akdg.extractor_pins import pinned_weights, resolve_source
 from akdg.fingerprint import fingerprint
@@ -82,7 +90,7 @@ def student_spec_json(wildcards):
 
 
 # Each job's code as a param (akdg.fingerprint): Snakemake reruns the jobs whose code changed, and what follows them.
-LOSS = config["loss"]
+TEACHER_LOSS = loss_name(config["teacher"].get("loss", config["loss"]))
 TEACHER_ARCH = config["teacher"]["generator"]["arch"]
 GENERATOR_ARCHS = sorted({TEACHER_ARCH, *(model["arch"] for model in STUDENTS.values())})
 
@@ -92,7 +100,7 @@ def student_code(wildcards):
     architectures = [STUDENTS[wildcards.student]["arch"], config["student_discriminator"]["arch"]]
     if METHOD_REGISTRY.metadata(method)["requires_teacher"]:
         architectures.append(TEACHER_ARCH)
-    return fingerprint("train", architectures=architectures, methods=[method], losses=[LOSS])
+    return fingerprint("train", architectures=architectures, methods=[method], losses=[loss_name(VARIANTS[wildcards.method]["loss"])])
 
 
 def student_inputs(wildcards):
