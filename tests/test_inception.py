@@ -156,7 +156,7 @@ def test_inception_protocol_end_to_end_with_a_reference_cache_keyed_by_content(
     protocol = cached["protocol"]
     assert protocol["reference_cache"]["hit"] and protocol["reference_cache"]["key"] == filled["key"]
     assert protocol["feature_extractor"]["weights_sha256"] == sha256(weights)
-    assert protocol["feature_extractor"]["features"] == {"is": "logits_unbiased", "fid": "2048", "kid": "2048"}
+    assert protocol["feature_extractor"]["features"] == {"is": "logits_unbiased", "fid": "2048", "kid": "2048", "prc": "2048"}
     assert protocol["metrics_device"] == "cpu"
     assert protocol["feature_extractor"]["weights_check"].startswith("non-standard Inception weights")
     assert "non-standard Inception weights" in extractor_origin(protocol["feature_extractor"])  # the table's extractor line
