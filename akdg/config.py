@@ -107,15 +107,13 @@ def coerce_to_schema(value: Any, node: dict[str, Any], resolver: Any = Registry(
         resolved = resolver.lookup(node["$ref"])
         node, resolver = resolved.contents, resolved.resolver
     if isinstance(value, dict):
-        branches = [node]
-        if "if" in node:  # e.g. a long-form method variant: its keys are the 'then' branch's
-            branches.append(node.get("then" if Draft202012Validator(node["if"]).is_valid(value) else "else") or {})
-        for branch in branches:
-            properties, extra = branch.get("properties", {}), branch.get("additionalProperties")
-            for key in value:
-                sub = properties.get(key, extra if isinstance(extra, dict) else None)
-                if sub is not None:
-                    value[key] = coerce_to_schema(value[key], sub, resolver)
+        if "if" in node:  # e.g. a long-form method variant or a student sweep: its keys are the chosen branch's
+            coerce_to_schema(value, node.get("then" if Draft202012Validator(node["if"]).is_valid(value) else "else") or {}, resolver)
+        properties, extra = node.get("properties", {}), node.get("additionalProperties")
+        for key in value:
+            sub = properties.get(key, extra if isinstance(extra, dict) else None)
+            if sub is not None:
+                value[key] = coerce_to_schema(value[key], sub, resolver)
     elif isinstance(value, list) and isinstance(node.get("items"), dict):
         return [coerce_to_schema(item, node["items"], resolver) for item in value]
     return _scalar(value, node)
@@ -215,9 +213,6 @@ def check_names(config: dict[str, Any]) -> None:
         raise AkdgError(
             f"teacher.checkpoint {checkpoint} does not exist; give the path of a trained teacher or remove the key to train one"
         )
-    keys = [student_key(model) for model in config["students"]]
-    if len(set(keys)) != len(keys):
-        raise AkdgError(f"students: duplicate entries {keys}; each (arch, width) may appear once")
     labelled = LABELLED.get(dataset)(config["dataset"]) if dataset in LABELLED.names() else True  # a dataset without an entry has labels
     if resolve_source(config) == "train" and not labelled:  # resolve_source refuses a pinned one where none ships
         raise AkdgError(UNLABELLED.format(dataset=config["dataset"]["label"]))
@@ -246,6 +241,73 @@ def check_labels(config: dict[str, Any], schema: dict[str, Any]) -> None:
     for label in methods if isinstance(methods, dict) else []:
         if isinstance(label, str) and not re.fullmatch(schema["properties"]["methods"]["propertyNames"]["pattern"], label):
             raise AkdgError(f"invalid config: method label {label!r} {LABEL_RULE}; rename it (e.g. vanilla-b64)")
+
+
+def expand_students(config: dict[str, Any]) -> dict[int, int]:
+    """Replace each sweep entry ``{arch, widths: [...]}`` of ``students`` by one ``{arch, width}`` per width, in place.
+
+    Runs before the schema, so that every consumer of a validated config (the workflow, the benchmarks,
+    the docs) sees plain students. Returns, for each student that came from a sweep, the index of its
+    entry, so that errors found later (a width its family cannot build) can name the entry.
+    """
+    entries = config.get("students")
+    if not isinstance(entries, list):
+        return {}  # the schema says what is wrong with it
+    students, origins, swept = [], [], {}
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or "widths" not in entry:
+            students.append(entry)
+            origins.append(index)
+            continue
+        where = f"students[{index}] ({entry.get('arch', 'no arch')})"
+        if "width" in entry:
+            raise AkdgError(f"invalid config: {where} gives both width and widths; keep widths to sweep the family, or width for one student")
+        if "channels" in entry:
+            raise AkdgError(
+                f"invalid config: {where} gives widths and channels; an explicit channel schedule fixes the width, so list one student "
+                "per schedule with channels, or drop channels to sweep widths"
+            )
+        widths = entry["widths"]
+        if not isinstance(widths, list) or not widths:
+            raise AkdgError(f"invalid config: {where}.widths must be a non-empty list of widths, e.g. [4, 8, 16]; for one student give width")
+        for width in widths:
+            if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+                raise AkdgError(
+                    f"invalid config: {where}.widths holds {width!r}; a width is a positive whole number of channels (conv families) "
+                    "or hidden units (mlp)"
+                )
+        rest = {key: value for key, value in entry.items() if key not in ("arch", "widths")}
+        for width in widths:
+            swept[len(students)] = index
+            students.append({"arch": entry.get("arch"), "width": width, **rest})
+            origins.append(index)
+    seen: dict[str, int] = {}
+    for student, origin in zip(students, origins):
+        if not (isinstance(student, dict) and isinstance(student.get("arch"), str) and isinstance(student.get("width"), int)):
+            continue  # the schema says what is wrong with it
+        key = student_key(student)
+        if key in seen:
+            where = f"in students[{origin}].widths" if seen[key] == origin else f"in students[{seen[key]}] and students[{origin}]"
+            raise AkdgError(f"invalid config: student {key} appears twice ({where}); each (arch, width) may appear once, so remove one")
+        seen[key] = origin
+    config["students"] = students
+    return swept
+
+
+def check_sweep_builds(config: dict[str, Any], swept: dict[int, int]) -> None:
+    """Build every swept student on the meta device (no memory, no compute): a width its family cannot build fails here, naming its entry.
+
+    Only sweeps are built, since a plan (``snakemake -n``) of a grid of single students stays free of torch.
+    """
+    for position, index in swept.items():
+        student = config["students"][position]
+        try:
+            planned_size(student, config)
+        except Exception as error:  # a family's own refusal (AkdgError) or a layer torch cannot make (RuntimeError, ValueError)
+            raise AkdgError(
+                f"invalid config: students[{index}] ({student['arch']}) cannot build width {student['width']} at "
+                f"{config['dataset']['resolution']} px ({error}); drop that width from widths"
+            ) from None
 
 
 def planned_size(model: dict[str, Any], config: dict[str, Any]) -> dict[str, int]:
@@ -285,8 +347,9 @@ def capacity_warnings(config: dict[str, Any]) -> list[str]:
 
 
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Coerce, validate against the schema (filling defaults), check names: the Snakefile runs this too."""
+    """Coerce, expand student sweeps, validate against the schema (filling defaults), check names: the Snakefile runs this too."""
     coerce_to_schema_file(config, SCHEMA)
+    swept = expand_students(config)
     check_labels(
         config, schema_registry().contents(SCHEMA.resolve().as_uri())
     )  # before the schema, whose error for a pattern would not say what a label may hold
@@ -296,6 +359,7 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
         check_names(config)
     except AkdgError as error:
         raise AkdgError(f"invalid config: {error}") from None
+    check_sweep_builds(config, swept)
     return config
 
 

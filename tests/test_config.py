@@ -10,6 +10,7 @@ import yaml
 
 from akdg.cli import main
 from akdg.config import capacity_warnings, planned_size, validate_config
+from akdg.registry import AkdgError
 from conftest import REPO
 
 CONFIGS = ["config.yaml", "test.yaml", "cpu_repro.yaml", "paper/cifar10.yaml", "paper/lsun_bedroom.yaml"]
@@ -64,3 +65,50 @@ def test_a_step_spec_gets_the_config_schemas_defaults() -> None:
     assert {key: spec[key] for key in ("device", "amp", "channels_last", "compile", "max_abs_loss")} == {
         key: training[key]["default"] for key in ("device", "amp", "channels_last", "compile", "max_abs_loss")
     }
+
+
+def sweep_config(*students: dict) -> dict:
+    config = load("config.yaml")
+    config["students"] = list(students)
+    return config
+
+
+def test_a_sweep_entry_becomes_one_plain_student_per_width_in_order() -> None:
+    """Every consumer of a validated config (the Snakefile, the benchmarks, the docs) sees only {arch, width} students."""
+    config = validate_config(sweep_config({"arch": "dcgan", "widths": [8, "2", 4]}, {"arch": "mlp", "width": 32}, {"arch": "mlp", "widths": [16]}))
+    assert config["students"] == [
+        {"arch": "dcgan", "width": 8},
+        {"arch": "dcgan", "width": 2},
+        {"arch": "dcgan", "width": 4},
+        {"arch": "mlp", "width": 32},
+        {"arch": "mlp", "width": 16},
+    ]
+    assert validate_config(config)["students"] == config["students"]  # validating an expanded config again changes nothing
+
+
+@pytest.mark.parametrize(
+    ("students", "fragment"),
+    [
+        ([{"arch": "dcgan", "widths": [4], "width": 4}], "students[0] (dcgan) gives both width and widths"),
+        ([{"arch": "dcgan", "widths": [4], "channels": [16, 8, 4]}], "students[0] (dcgan) gives widths and channels; an explicit channel"),
+        ([{"arch": "dcgan", "width": 2}, {"arch": "mlp", "widths": []}], "students[1] (mlp).widths must be a non-empty list"),
+        ([{"arch": "dcgan", "widths": 4}], "students[0] (dcgan).widths must be a non-empty list"),
+        ([{"arch": "dcgan", "widths": [4, -2]}], "students[0] (dcgan).widths holds -2; a width is a positive whole number"),
+        ([{"arch": "dcgan", "widths": [4, True]}], "students[0] (dcgan).widths holds True"),
+        ([{"arch": "dcgan", "widths": [4, 4]}], "student dcgan-w4 appears twice (in students[0].widths)"),
+        ([{"arch": "mlp", "widths": [16, 32]}, {"arch": "mlp", "width": 32}], "student mlp-w32 appears twice (in students[0] and students[1])"),
+        ([{"arch": "dcgan", "widths": [4], "depth": 3}], "students[0]: Additional properties are not allowed ('depth' was unexpected)"),
+    ],
+)
+def test_a_bad_sweep_is_refused_with_a_sentence_naming_its_entry(students: list[dict], fragment: str) -> None:
+    with pytest.raises(AkdgError) as error:
+        validate_config(sweep_config(*students))
+    assert fragment in str(error.value)
+
+
+def test_a_width_its_family_cannot_build_is_refused_naming_the_entry() -> None:
+    """pggan's channels at 32 px are width // 2: width 1 leaves none (built on the meta device: no memory, no compute)."""
+    config = sweep_config({"arch": "pggan", "widths": [16, 1]})
+    config["dataset"]["resolution"] = 32
+    with pytest.raises(AkdgError, match=r"students\[0\] \(pggan\) cannot build width 1 at 32 px \(pggan width 1 leaves no channels"):
+        validate_config(config)
