@@ -261,7 +261,9 @@ def expand_students(config: dict[str, Any]) -> dict[int, int]:
             continue
         where = f"students[{index}] ({entry.get('arch', 'no arch')})"
         if "width" in entry:
-            raise AkdgError(f"invalid config: {where} gives both width and widths; keep widths to sweep the family, or width for one student")
+            raise AkdgError(
+                f"invalid config: {where} gives both width and widths; keep widths to sweep the family, or width for one student"
+            )
         if "channels" in entry:
             raise AkdgError(
                 f"invalid config: {where} gives widths and channels; an explicit channel schedule fixes the width, so list one student "
@@ -269,7 +271,9 @@ def expand_students(config: dict[str, Any]) -> dict[int, int]:
             )
         widths = entry["widths"]
         if not isinstance(widths, list) or not widths:
-            raise AkdgError(f"invalid config: {where}.widths must be a non-empty list of widths, e.g. [4, 8, 16]; for one student give width")
+            raise AkdgError(
+                f"invalid config: {where}.widths must be a non-empty list of widths, e.g. [4, 8, 16]; for one student give width"
+            )
         for width in widths:
             if isinstance(width, bool) or not isinstance(width, int) or width < 1:
                 raise AkdgError(

@@ -229,7 +229,10 @@ CONFIG_ROWS = {
         "students[0] (dcgan) gives both width and widths; keep widths",
     ),
     "sweep-empty": (changed(("students", [{"arch": "dcgan", "widths": []}])), "students[0] (dcgan).widths must be a non-empty list"),
-    "sweep-width-zero": (changed(("students", [{"arch": "mlp", "widths": [32, 0]}])), "students[0] (mlp).widths holds 0; a width is a positive"),
+    "sweep-width-zero": (
+        changed(("students", [{"arch": "mlp", "widths": [32, 0]}])),
+        "students[0] (mlp).widths holds 0; a width is a positive",
+    ),
     "sweep-width-fraction": (changed(("students", [{"arch": "mlp", "widths": [1.5]}])), "students[0] (mlp).widths holds 1.5"),
     "sweep-duplicate-across-entries": (
         changed(("students", [{"arch": "dcgan", "width": 8}, {"arch": "dcgan", "widths": [4, 8]}])),

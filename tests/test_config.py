@@ -75,7 +75,9 @@ def sweep_config(*students: dict) -> dict:
 
 def test_a_sweep_entry_becomes_one_plain_student_per_width_in_order() -> None:
     """Every consumer of a validated config (the Snakefile, the benchmarks, the docs) sees only {arch, width} students."""
-    config = validate_config(sweep_config({"arch": "dcgan", "widths": [8, "2", 4]}, {"arch": "mlp", "width": 32}, {"arch": "mlp", "widths": [16]}))
+    config = validate_config(
+        sweep_config({"arch": "dcgan", "widths": [8, "2", 4]}, {"arch": "mlp", "width": 32}, {"arch": "mlp", "widths": [16]})
+    )
     assert config["students"] == [
         {"arch": "dcgan", "width": 8},
         {"arch": "dcgan", "width": 2},
@@ -96,7 +98,10 @@ def test_a_sweep_entry_becomes_one_plain_student_per_width_in_order() -> None:
         ([{"arch": "dcgan", "widths": [4, -2]}], "students[0] (dcgan).widths holds -2; a width is a positive whole number"),
         ([{"arch": "dcgan", "widths": [4, True]}], "students[0] (dcgan).widths holds True"),
         ([{"arch": "dcgan", "widths": [4, 4]}], "student dcgan-w4 appears twice (in students[0].widths)"),
-        ([{"arch": "mlp", "widths": [16, 32]}, {"arch": "mlp", "width": 32}], "student mlp-w32 appears twice (in students[0] and students[1])"),
+        (
+            [{"arch": "mlp", "widths": [16, 32]}, {"arch": "mlp", "width": 32}],
+            "student mlp-w32 appears twice (in students[0] and students[1])",
+        ),
         ([{"arch": "dcgan", "widths": [4], "depth": 3}], "students[0]: Additional properties are not allowed ('depth' was unexpected)"),
     ],
 )
