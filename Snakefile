@@ -71,6 +71,9 @@ rule all_tables:
         TABLES,
         CLAIMS,
         PLOTS,
+        SIZE_TABLES,
+        SIZE_PLOT,
+        TRADEOFF,
 
 
 rule all_outputs:
@@ -80,6 +83,9 @@ rule all_outputs:
         TABLES,
         CLAIMS,
         PLOTS,
+        SIZE_TABLES,
+        SIZE_PLOT,
+        TRADEOFF,
         ALL_RUNS,
         COST,
         REFERENCE_STATS,

@@ -1,7 +1,7 @@
 """The paper's five claims, tested on one dataset's runs with Welch's t-test over seeds.
 
 A table of means says which number is smaller; it does not say whether the gap is larger than the
-seed-to-seed spread. Each claim is therefore tested per student architecture and label pair with
+seed-to-seed spread. Each claim is therefore tested per student (family and size) and label pair with
 Welch's t-test (unequal variances: methods differ in stability), one-sided in each direction at
 :data:`ALPHA`, so that a null effect gets a verdict other than "inconclusive" at most about 5% of
 the time; Holm's step-down correction over a claim's rows keeps that bound for the claim's whole
@@ -239,10 +239,14 @@ def holm_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def evaluate_claims(runs: pd.DataFrame, dataset: str) -> ClaimsReport:
-    """Test claims 1-5 on ``runs`` (rows of :func:`akdg.tables.load_runs`) for each student architecture."""
+    """Test claims 1-5 on ``runs`` (rows of :func:`akdg.tables.load_runs`) for each student, that is each family and size.
+
+    Rows come by claim, then family, then size (params): a sweep's sizes of a family stand together, smallest first.
+    """
     students = runs[(runs["role"] == "student") & (runs["kind"] == "trained")]
     teachers = runs[runs["role"] == "teacher"]
-    names = list(dict.fromkeys(students["student"]))
+    sizes = students.groupby("student", sort=False)[["arch", "params"]].first().reset_index()
+    names = sizes.sort_values(["arch", "params", "student"], kind="stable")["student"].tolist()
     rows: list[dict[str, Any]] = []
     for claim, metric, base_a, base_b, alternative in (
         (1, "fid", "akdg", "mse", "less"),

@@ -277,15 +277,21 @@ def tradeoff_figure(points: pd.DataFrame, real_fid: float | None, title: str) ->
     return figure
 
 
+def size_outputs(tables_dir: Path, plots_dir: Path, dataset: str) -> list[Path]:
+    """What :func:`write_sizes` writes, in its order: the table (Markdown, CSV), the per-size figure, the trade-off figure and its data."""
+    tables_dir, plots_dir = Path(tables_dir), Path(plots_dir)
+    return [tables_dir / f"{dataset}_sizes.md", tables_dir / f"{dataset}_sizes.csv", plots_dir / f"{dataset}_sizes.png"] + [
+        plots_dir / f"{dataset}_tradeoff.{ext}" for ext in ("png", "csv")
+    ]
+
+
 def write_sizes(runs: pd.DataFrame, tables_dir: Path, plots_dir: Path, dataset: str) -> list[Path]:
     """Write ``<dataset>_sizes.md/.csv`` (tables_dir), ``<dataset>_sizes.png``, ``<dataset>_tradeoff.png`` and its
     data ``<dataset>_tradeoff.csv`` (plots_dir); return their paths."""
-    tables_dir, plots_dir = Path(tables_dir), Path(plots_dir)
     comparisons = size_comparisons(runs)
     points = tradeoff_points(runs)
     real = runs.loc[runs["kind"] == "real", "fid"]
-    paths = [tables_dir / f"{dataset}_sizes.md", tables_dir / f"{dataset}_sizes.csv", plots_dir / f"{dataset}_sizes.png"]
-    paths += [plots_dir / f"{dataset}_tradeoff.png", plots_dir / f"{dataset}_tradeoff.csv"]
+    paths = size_outputs(tables_dir, plots_dir, dataset)
     with atomic_write(paths[0]) as tmp:
         tmp.write_text(size_markdown(comparisons, dataset))
     with atomic_write(paths[1]) as tmp:

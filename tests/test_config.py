@@ -117,3 +117,25 @@ def test_a_width_its_family_cannot_build_is_refused_naming_the_entry() -> None:
     config["dataset"]["resolution"] = 32
     with pytest.raises(AkdgError, match=r"students\[0\] \(pggan\) cannot build width 1 at 32 px \(pggan width 1 leaves no channels"):
         validate_config(config)
+
+
+def test_the_cpu_size_sweep_is_the_cpu_reproduction_with_more_sizes_all_below_the_teacher() -> None:
+    """Same dataset, teacher, discriminator, methods, evaluation and training settings as config/cpu_repro.yaml."""
+    sweep, repro = validate_config(load("size_sweep.yaml")), validate_config(load("cpu_repro.yaml"))
+    differing = {key for key in sweep if sweep[key] != repro[key]}
+    assert differing <= {"outdir", "students", "seeds", "training"}, differing
+    assert {key for key in sweep["training"] if sweep["training"][key] != repro["training"][key]} <= {"steps"}
+    families = [student["arch"] for student in sweep["students"]]
+    assert families.count("dcgan") >= 4 and families.count("mlp") >= 3 and len(sweep["seeds"]) >= 3
+    assert list(sweep["methods"]) == ["vanilla", "mse", "akdg"]
+    teacher = planned_size(sweep["teacher"]["generator"], sweep)["params"]
+    assert all(planned_size(student, sweep)["params"] < teacher for student in sweep["students"])
+
+
+def test_the_paper_size_sweep_has_students_at_a_quarter_half_and_all_of_the_papers_parameters() -> None:
+    """Paper (Table I): DCGAN 2.6M, MLP 2.2M parameters; the sweep's sizes within 0.03 of 0.25x, 0.5x and 1x."""
+    config = validate_config(load("paper/cifar10_sizes.yaml"))
+    paper = {"dcgan": 2.6e6, "mlp": 2.2e6}
+    for family, params in paper.items():
+        ratios = sorted(planned_size(student, config)["params"] / params for student in config["students"] if student["arch"] == family)
+        assert ratios == pytest.approx([0.25, 0.5, 1.0], abs=0.03), (family, ratios)

@@ -180,6 +180,26 @@ def test_paper_config_plans_exactly_the_expected_jobs(tmp_path: Path, dataset: s
         assert asked == {key: str(value) for key, value in wanted.items()}, (rule, asked)
 
 
+SIZE_SWEEP_STUDENTS = 3 + 3  # DCGAN at three channel schedules, MLP at three widths
+
+
+@pytest.mark.slow
+def test_the_paper_size_sweep_plans_every_size_and_the_size_outputs(tmp_path: Path):
+    """`snakemake -n` on config/paper/cifar10_sizes.yaml: each size is a student with its own runs, and the
+    aggregate also writes the per-size comparison and the trade-off."""
+    workdir = without_messages(copy_project(tmp_path))
+    result = dry_run(workdir, "config/paper/cifar10_sizes.yaml")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    methods, seeds = 3, 3
+    expected = {"train_student": SIZE_SWEEP_STUDENTS * methods * seeds, "evaluate_student": SIZE_SWEEP_STUDENTS * methods}
+    assert job_counts(result.stdout) == {**dict.fromkeys(ONCE, 1), **expected}
+    out = "results/paper/cifar10_sizes"
+    students = set(re.findall(rf"{out}/models/cifar10/([\w-]+)/akdg/seed2\.pt", result.stdout))
+    assert len(students) == SIZE_SWEEP_STUDENTS and {"mlp-w155", "mlp-w290", "mlp-w518"} <= students, students
+    for path in ("tables/cifar10_sizes.md", "tables/cifar10_sizes.csv", "plots/cifar10_sizes.png", "plots/cifar10_tradeoff.png"):
+        assert f"{out}/{path}" in result.stdout, path
+
+
 @pytest.mark.slow
 def test_a_configfile_is_a_whole_grid_not_merged_into_the_default(tmp_path: Path):
     """LSUN's method labels replace the default's: no stray 'vanilla' label from config/config.yaml."""

@@ -289,3 +289,14 @@ def test_runs_of_two_loaders_under_one_label_are_refused(tmp_path: Path) -> None
     prepared_by(paths[:1], "npz")
     with pytest.raises(AkdgError, match=r"prepared by the dataset loaders \['faces', 'npz'\]"):
         run_aggregate(paths, tmp_path, "faces", ["akdg"])
+
+
+def test_rows_are_grouped_by_family_then_size_then_method(tmp_path: Path) -> None:
+    """A sweep's widths sort by params, not by name (dcgan-w16 after dcgan-w8); methods in config order within a size."""
+    from test_sizes import size_grid
+
+    run_aggregate(size_grid(tmp_path / "runs"), tmp_path, "digits", ["vanilla", "mse", "akdg"])
+    rows = markdown_rows(tmp_path / "tables" / "digits.md")["Method"].tolist()
+    students = [f"{family}-w{width}" for family, width in (("dcgan", 4), ("dcgan", 8), ("dcgan", 16), ("mlp", 32), ("mlp", 128))]
+    methods = ["untrained", "vanilla", "mse", "akdg"]
+    assert rows == ["Teacher (sngan)", *(f"{student} {method}" for student in students for method in methods), "Real data (test split)"]
