@@ -174,9 +174,9 @@ def paper_note(paper: pd.DataFrame) -> list[str]:
         return []
     return [
         f"paper: {', '.join(sources)} of Tsunashima et al., ICPR 2020 (akdg/data/akdg_icpr2020.csv), matched by "
-        "teacher role or by (student family, method label); 'paper' cells as printed there (params and mult-adds "
-        "rounded; its IS spread in brackets is the paper's, not over seeds); Δ = ours − paper; – where the paper "
-        "has no such row"
+        "teacher role or by (student family, method label), in a size sweep at the size nearest the paper's; 'paper' "
+        "cells as printed there (params and mult-adds rounded; its IS spread in brackets is the paper's, not over "
+        "seeds); Δ = ours − paper; – where the paper has no such row"
     ]
 
 

@@ -300,3 +300,18 @@ def test_rows_are_grouped_by_family_then_size_then_method(tmp_path: Path) -> Non
     students = [f"{family}-w{width}" for family, width in (("dcgan", 4), ("dcgan", 8), ("dcgan", 16), ("mlp", 32), ("mlp", 128))]
     methods = ["untrained", "vanilla", "mse", "akdg"]
     assert rows == ["Teacher (sngan)", *(f"{student} {method}" for student in students for method in methods), "Real data (test split)"]
+
+
+def test_a_sweep_gets_the_papers_numbers_at_the_size_nearest_the_papers_only() -> None:
+    """The paper's DCGAN row is of one size (2.6M params); a sweep's 0.25x and 0.5x rows get no paper cells."""
+    summary = pd.DataFrame(
+        {
+            "role": ["teacher", "student", "student", "student", "student"],
+            "arch": ["sngan", "dcgan", "dcgan", "dcgan", "mlp"],
+            "method": ["vanilla", "akdg", "akdg", "akdg", "akdg"],
+            "params": [4.1e6, 0.66e6, 1.31e6, 2.61e6, 0.55e6],
+        }
+        | {name: [1.0] * 5 for name in ("layers", "mult_adds", "is_mean", "fid")}
+    )
+    matched = match_paper(summary, "cifar10")
+    assert matched["paper_fid"].notna().tolist() == [True, False, False, True, True]
