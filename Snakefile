@@ -44,6 +44,7 @@ OUTDIR_LOCK = OutdirLock(OUT)
 
 onstart:
     try:
+        check_buildable(config)  # a width its family cannot build is refused before any job
         OUTDIR_LOCK.acquire()
     except AkdgError as error:
         raise WorkflowError(str(error))

@@ -146,9 +146,10 @@ def cmd_plot_samples(args: argparse.Namespace) -> None:
 
 
 def cmd_validate_config(args: argparse.Namespace) -> None:
-    from akdg.config import capacity_warnings, load_config
+    from akdg.config import capacity_warnings, check_buildable, load_config
 
     config = load_config(args.config)
+    check_buildable(config)
     for line in capacity_warnings(config):
         log.warning("%s", line)
     log.info(

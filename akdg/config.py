@@ -243,17 +243,16 @@ def check_labels(config: dict[str, Any], schema: dict[str, Any]) -> None:
             raise AkdgError(f"invalid config: method label {label!r} {LABEL_RULE}; rename it (e.g. vanilla-b64)")
 
 
-def expand_students(config: dict[str, Any]) -> dict[int, int]:
+def expand_students(config: dict[str, Any]) -> None:
     """Replace each sweep entry ``{arch, widths: [...]}`` of ``students`` by one ``{arch, width}`` per width, in place.
 
     Runs before the schema, so that every consumer of a validated config (the workflow, the benchmarks,
-    the docs) sees plain students. Returns, for each student that came from a sweep, the index of its
-    entry, so that errors found later (a width its family cannot build) can name the entry.
+    the docs) sees plain students.
     """
     entries = config.get("students")
     if not isinstance(entries, list):
-        return {}  # the schema says what is wrong with it
-    students, origins, swept = [], [], {}
+        return  # the schema says what is wrong with it
+    students, origins = [], []
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict) or "widths" not in entry:
             students.append(entry)
@@ -282,7 +281,6 @@ def expand_students(config: dict[str, Any]) -> dict[int, int]:
                 )
         rest = {key: value for key, value in entry.items() if key not in ("arch", "widths")}
         for width in widths:
-            swept[len(students)] = index
             students.append({"arch": entry.get("arch"), "width": width, **rest})
             origins.append(index)
     seen: dict[str, int] = {}
@@ -295,22 +293,21 @@ def expand_students(config: dict[str, Any]) -> dict[int, int]:
             raise AkdgError(f"invalid config: student {key} appears twice ({where}); each (arch, width) may appear once, so remove one")
         seen[key] = origin
     config["students"] = students
-    return swept
 
 
-def check_sweep_builds(config: dict[str, Any], swept: dict[int, int]) -> None:
-    """Build every swept student on the meta device (no memory, no compute): a width its family cannot build fails here, naming its entry.
+def check_buildable(config: dict[str, Any]) -> None:
+    """Build every student on the meta device (no memory, no compute): a width its family cannot build fails here, in a sentence.
 
-    Only sweeps are built, since a plan (``snakemake -n``) of a grid of single students stays free of torch.
+    Not part of :func:`validate_config`: building imports torch, which planning a grid (``snakemake -n``) never
+    does. ``akdg validate-config`` and a run's start call it, before any job.
     """
-    for position, index in swept.items():
-        student = config["students"][position]
+    for student in config["students"]:
         try:
             planned_size(student, config)
         except Exception as error:  # a family's own refusal (AkdgError) or a layer torch cannot make (RuntimeError, ValueError)
             raise AkdgError(
-                f"invalid config: students[{index}] ({student['arch']}) cannot build width {student['width']} at "
-                f"{config['dataset']['resolution']} px ({error}); drop that width from widths"
+                f"invalid config: student {student_key(student)} cannot be built at {config['dataset']['resolution']} px ({error}); "
+                "drop that width from the students (or from its entry's widths)"
             ) from None
 
 
@@ -353,7 +350,7 @@ def capacity_warnings(config: dict[str, Any]) -> list[str]:
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     """Coerce, expand student sweeps, validate against the schema (filling defaults), check names: the Snakefile runs this too."""
     coerce_to_schema_file(config, SCHEMA)
-    swept = expand_students(config)
+    expand_students(config)
     check_labels(
         config, schema_registry().contents(SCHEMA.resolve().as_uri())
     )  # before the schema, whose error for a pattern would not say what a label may hold
@@ -363,7 +360,6 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
         check_names(config)
     except AkdgError as error:
         raise AkdgError(f"invalid config: {error}") from None
-    check_sweep_builds(config, swept)
     return config
 
 

@@ -240,7 +240,7 @@ CONFIG_ROWS = {
     ),
     "sweep-unbuildable": (
         changed(("dataset.resolution", 32), ("students", [{"arch": "pggan", "widths": [16, 1]}])),
-        "students[0] (pggan) cannot build width 1 at 32 px",
+        "student pggan-w1 cannot be built at 32 px (pggan width 1 leaves no channels at 32 px",
     ),
     "sweep-valid": (changed(("students", [{"arch": "dcgan", "widths": [2, 4]}, {"arch": "mlp", "width": "32"}])), None),
     # Names and labels, unicode included.

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from akdg.cli import main
-from akdg.config import capacity_warnings, planned_size, validate_config
+from akdg.config import capacity_warnings, check_buildable, planned_size, validate_config
 from akdg.registry import AkdgError
 from conftest import REPO
 
@@ -111,12 +111,15 @@ def test_a_bad_sweep_is_refused_with_a_sentence_naming_its_entry(students: list[
     assert fragment in str(error.value)
 
 
-def test_a_width_its_family_cannot_build_is_refused_naming_the_entry() -> None:
-    """pggan's channels at 32 px are width // 2: width 1 leaves none (built on the meta device: no memory, no compute)."""
-    config = sweep_config({"arch": "pggan", "widths": [16, 1]})
-    config["dataset"]["resolution"] = 32
-    with pytest.raises(AkdgError, match=r"students\[0\] \(pggan\) cannot build width 1 at 32 px \(pggan width 1 leaves no channels"):
-        validate_config(config)
+def test_a_width_its_family_cannot_build_is_refused_before_any_job() -> None:
+    """pggan's channels at 32 px are width // 2: width 1 leaves none (built on the meta device: no memory, no compute).
+
+    validate_config (a dry run's) does not build; akdg validate-config and a run's start do (tests/test_bad_input_config.py).
+    """
+    config = validate_config(sweep_config({"arch": "pggan", "widths": [16, 1]}) | {"dataset": {"name": "digits", "resolution": 32}})
+    with pytest.raises(AkdgError, match=r"student pggan-w1 cannot be built at 32 px \(pggan width 1 leaves no channels"):
+        check_buildable(config)
+    check_buildable(validate_config(sweep_config({"arch": "pggan", "widths": [16, 2]}) | {"dataset": {"name": "digits", "resolution": 32}}))
 
 
 def test_the_cpu_size_sweep_is_the_cpu_reproduction_with_more_sizes_all_below_the_teacher() -> None:

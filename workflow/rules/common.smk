@@ -7,7 +7,15 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from akdg.config import capacity_warnings, method_variants, student_key, student_training_spec, teacher_training_spec, validate_config
+from akdg.config import (
+    capacity_warnings,
+    check_buildable,
+    method_variants,
+    student_key,
+    student_training_spec,
+    teacher_training_spec,
+    validate_config,
+)
 from akdg.datasets import sources as dataset_sources
 from akdg.extractor_pins import pinned_weights, resolve_source
 from akdg.fingerprint import fingerprint
