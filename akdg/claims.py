@@ -352,7 +352,7 @@ def _method_rows(
             rows.append(
                 {
                     "claim": claim, "student": student, "comparison": f"{label_a} vs {label_b}", "metric": name,
-                    "label_a": label_a, "label_b": label_b, **_spread(a, "a"), **_spread(b, "b"),
+                    "label_a": label_a, "label_b": label_b, **group_spread(a, "a"), **group_spread(b, "b"),
                     "test": f"Welch's t, one-sided (A {_SYMBOL[alternative]} B)", **welch_test(a, b, alternative),
                 }
             )  # fmt: skip
@@ -390,8 +390,8 @@ def _cost_rows(student_runs: pd.DataFrame, teachers: pd.DataFrame, student: str)
     row = {
         **base,
         "metric": "images/s",
-        **_spread(a, "a"),
-        **_spread(b, "b"),
+        **group_spread(a, "a"),
+        **group_spread(b, "b"),
         "ratio": _ratio(a, b),
         "test": "one-sample t on log(A/B) per round (> 0)",
     }
@@ -420,7 +420,8 @@ def _ratio(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.median(a) / np.median(b))
 
 
-def _spread(values: np.ndarray, side: str) -> dict[str, float]:
+def group_spread(values: np.ndarray, side: str) -> dict[str, float]:
+    """``mean_<side>``, ``std_<side>`` (sample, ddof 1) and ``n_<side>`` of one group of a comparison; NaN where undefined."""
     return {
         f"mean_{side}": float(values.mean()) if len(values) else math.nan,
         f"std_{side}": float(values.std(ddof=1)) if len(values) > 1 else math.nan,

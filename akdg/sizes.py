@@ -26,6 +26,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy import stats
 
+from akdg.claims import group_spread
 from akdg.io import atomic_write
 from akdg.plots import METHOD_COLOURS, _save, method_colours
 
@@ -99,19 +100,11 @@ def size_comparisons(runs: pd.DataFrame) -> pd.DataFrame:
                             {
                                 "family": size["arch"], "student": size["student"], "params": size["params"],
                                 "mult_adds": size["mult_adds"], "comparison": f"{base_a} − {base_b}", "label_a": label_a,
-                                "label_b": label_b, "metric": METRICS[metric], **_spread(a, "a"), **_spread(b, "b"),
+                                "label_b": label_b, "metric": METRICS[metric], **group_spread(a, "a"), **group_spread(b, "b"),
                                 **welch_interval(a, b),
                             }
                         )  # fmt: skip
     return pd.DataFrame(rows, columns=list(SIZE_COLUMNS))
-
-
-def _spread(values: np.ndarray, side: str) -> dict[str, float]:
-    return {
-        f"mean_{side}": float(values.mean()) if len(values) else math.nan,
-        f"std_{side}": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
-        f"n_{side}": len(values),
-    }
 
 
 def size_markdown(comparisons: pd.DataFrame, dataset: str) -> str:
