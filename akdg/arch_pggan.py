@@ -3,12 +3,18 @@
 Follows the paper's Table 2 and the official code: equalized learning rate (weights stored N(0, 1)
 and scaled by He's constant at run time), pixel norm after every generator convolution, leaky ReLU
 0.2, a 1x1 toRGB/fromRGB per resolution, minibatch standard deviation before the discriminator's
-last block, and progressive growing with fade-in. Channels at resolution ``r`` are
-``min(width, 16 * width // r)``: width 512 at 256 px gives the paper's 18.3M parameters.
+last block, and progressive growing with fade-in. Channels follow the official rule: at resolution
+``r`` they are ``min(fmap_base // (r / 2), fmap_max)``, and the discriminator's dense layer has
+``min(fmap_base, fmap_max)``. ``width`` stands for ``fmap_max = width, fmap_base = 8 * width`` (so
+``min(width, 16 * width // r)``): width 512 at 256 px gives the paper's 18.3M parameters. The
+official LSUN layout (``fmap_base: 8192, fmap_max: 512``: 512 channels up to 32 px, 23.0M
+parameters) is given by those two options instead of ``width``, so that its converted weights load
+(docs/architectures.md says how).
 
 Departures, so the model fits the shared loop: the generator ends in tanh (every family's images
-are -1..1; the official output is linear and clipped afterwards), the GAN loss is the configured
-one (not necessarily WGAN-GP with drift), and growing is driven by :meth:`set_progress`.
+are -1..1; the official output is linear and clipped afterwards, which ``output: clip`` does for
+imported official weights), the GAN loss is the configured one (not necessarily WGAN-GP with
+drift), and growing is driven by :meth:`set_progress`.
 
 Growing schedule (``growth_state``): training is split into equal shares, one per resolution from
 4x4 up to the full one; each new resolution is faded in linearly over the first half of its share
@@ -32,12 +38,45 @@ from akdg.registry import AkdgError
 LEAK = 0.2
 
 
-def stage_channels(width: int, resolution: int) -> int:
-    """Feature maps at ``resolution``: ``width`` up to 16 px, then halving with each doubling."""
-    channels = min(width, 16 * width // resolution)
-    if channels < 1:
-        raise AkdgError(f"pggan width {width} leaves no channels at {resolution} px; use a width of at least {resolution // 16}")
-    return channels
+FMAP = {"type": "integer", "minimum": 1, "maximum": 1048576}
+OPTIONS = {
+    "fmap_base": {
+        **FMAP,
+        "description": "the official layout's overall multiplier: channels at r px are min(fmap_base // (r / 2), fmap_max); give with fmap_max",
+    },
+    "fmap_max": {**FMAP, "description": "the official layout's channel cap (512 in every official network); give with fmap_base"},
+    "output": {
+        "enum": ["tanh", "clip"],
+        "description": (
+            "the generator's last step: tanh (default, as every family), or clip to -1..1, as the official code shows its "
+            "linear output; clip for imported official weights (its gradient is zero where it clips, so train with tanh)"
+        ),
+    },
+}
+
+
+def feature_maps(resolution: int, width: int | None, fmap_base: int | None = None, fmap_max: int | None = None) -> list[int]:
+    """Channels at 4, 8, ..., ``resolution`` px, then the discriminator's dense width: the official ``nf(1..)`` and ``nf(0)``.
+
+    The official ``nf(stage) = min(fmap_base // 2**stage, fmap_max)`` gives the channels at 2**(stage + 1) px.
+    ``width`` alone means ``fmap_base = 8 * width, fmap_max = width``.
+    """
+    if width is not None:
+        fmap_base, fmap_max = 8 * width, width
+    assert fmap_base is not None and fmap_max is not None  # check_model refuses a spec with neither
+    stages = upsampling_stages(resolution)
+    channels = [min(fmap_base // 2 ** (stage + 1), fmap_max) for stage in range(stages + 1)]
+    if channels[-1] < 1:
+        given, fix = (
+            (f"width {width}", f"a width of at least {resolution // 16}")
+            if width is not None
+            else (
+                f"fmap_base {fmap_base}",
+                f"an fmap_base of at least {resolution // 2}",
+            )
+        )
+        raise AkdgError(f"pggan {given} leaves no channels at {resolution} px; use {fix}")
+    return [*channels, min(fmap_base, fmap_max)]
 
 
 def growth_state(progress: float, stages: int) -> tuple[int, float]:
@@ -122,10 +161,21 @@ class GeneratorBlock(nn.Module):
 class Generator(nn.Module):
     """z -> pixel norm -> dense 4x4 + 3x3 conv -> one block per doubling; toRGB at every stage."""
 
-    def __init__(self, *, resolution: int, channels: int, z_dim: int, width: int) -> None:
+    def __init__(
+        self,
+        *,
+        resolution: int,
+        channels: int,
+        z_dim: int,
+        width: int | None,
+        fmap_base: int | None = None,
+        fmap_max: int | None = None,
+        output: str = "tanh",
+    ) -> None:
         super().__init__()
+        self.output = output
         stages = upsampling_stages(resolution)
-        features = [stage_channels(width, 4 * 2**stage) for stage in range(stages + 1)]
+        features = feature_maps(resolution, width, fmap_base, fmap_max)[:-1]
         self.resolution = resolution
         self.seed_channels = features[0]
         # The official "dense" layer: a 4x4 map per latent, one bias per channel, gain sqrt(2)/4.
@@ -155,7 +205,7 @@ class Generator(nn.Module):
             image = torch.lerp(faded, image, alpha)
         if image.shape[-1] != self.resolution:
             image = F.interpolate(image, size=(self.resolution, self.resolution), mode="nearest")
-        return torch.tanh(image)
+        return torch.tanh(image) if self.output == "tanh" else image.clamp(-1.0, 1.0)
 
 
 class DiscriminatorBlock(nn.Module):
@@ -176,17 +226,26 @@ class Discriminator(nn.Module):
 
     mixes_batch = True  # minibatch stddev: real and fake batches must be scored in separate passes
 
-    def __init__(self, *, resolution: int, channels: int, width: int) -> None:
+    def __init__(
+        self,
+        *,
+        resolution: int,
+        channels: int,
+        width: int | None,
+        fmap_base: int | None = None,
+        fmap_max: int | None = None,
+        output: str = "tanh",  # the generator's; a discriminator built from the same spec has no use for it
+    ) -> None:
         super().__init__()
         stages = upsampling_stages(resolution)
-        features = [stage_channels(width, 4 * 2**stage) for stage in range(stages + 1)]
+        *features, dense = feature_maps(resolution, width, fmap_base, fmap_max)
         self.resolution = resolution
         self.from_rgb = nn.ModuleList(EqualizedConv2d(channels, f, 1) for f in features)
         # blocks[k - 1] takes stage k (4 * 2**k px) down to stage k - 1.
         self.blocks = nn.ModuleList(DiscriminatorBlock(features[k], features[k - 1]) for k in range(1, stages + 1))
         self.final_conv = EqualizedConv2d(features[0] + 1, features[0], 3)
-        self.final_dense = EqualizedLinear(16 * features[0], features[0])
-        self.head = EqualizedLinear(features[0], 1, gain=1.0)
+        self.final_dense = EqualizedLinear(16 * features[0], dense)
+        self.head = EqualizedLinear(dense, 1, gain=1.0)
         self.progress = 1.0
 
     def set_progress(self, fraction: float) -> None:
@@ -212,4 +271,6 @@ class Discriminator(nn.Module):
         return self.head(h).squeeze(1)
 
 
-ARCHITECTURES.register("pggan")(Architecture(generator=Generator, discriminator=Discriminator, residual=False))
+ARCHITECTURES.register("pggan")(
+    Architecture(generator=Generator, discriminator=Discriminator, options_schema=OPTIONS, layout=("fmap_base", "fmap_max"))
+)

@@ -22,6 +22,7 @@ from jsonschema.protocols import Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
+from akdg.architectures import check_model, model_label
 from akdg.extractor_pins import UNLABELLED, resolve_source
 from akdg.registry import ARCHITECTURES, DATASETS, DOWNLOADERS, LABELLED, LOSSES, METHODS, SOURCES, AkdgError, import_plugins
 
@@ -171,6 +172,10 @@ def check_spec(step: str, spec: Any) -> None:
             f"akdg {step} --spec: {schema_error(error, skip=1)}; a spec holds the slice of the config this step reads "
             f"(workflow/schemas/{SPECS.name})"
         )
+    models = {key: spec[key] for key in ("generator", "discriminator") if isinstance(spec.get(key), dict)}
+    models.update((f"generators.{label}", model) for label, model in (spec.get("generators") or {}).items())
+    for where, model in models.items():
+        check_model(model, None, f"akdg {step} --spec: {where}")  # the resolution comes with the data, read later
 
 
 def check_names(config: dict[str, Any]) -> None:
@@ -191,9 +196,16 @@ def check_names(config: dict[str, Any]) -> None:
             f"dataset.path {path} does not exist; point it at the dataset's files (folder: a folder of images; npz: an .npz file)"
         )
     LOSSES.metadata(config["loss"])
-    models = [config["teacher"]["generator"], config["teacher"]["discriminator"], config["student_discriminator"], *config["students"]]
-    for model in models:
-        ARCHITECTURES.metadata(model["arch"])
+    models = {
+        "teacher.generator": config["teacher"]["generator"],
+        "teacher.discriminator": config["teacher"]["discriminator"],
+        "student_discriminator": config["student_discriminator"],
+        **{f"students[{index}]": student for index, student in enumerate(config["students"])},
+    }
+    for where, model in models.items():
+        schema = ARCHITECTURES.metadata(model["arch"]).get("options_schema", {})  # refuses an unknown family, listing the known ones
+        coerce_to_schema(model, {"properties": schema})  # in place: --config values arrive as strings
+        check_model(model, config["dataset"]["resolution"], where)
     for label, variant in method_variants(config).items():
         info = METHODS.metadata(variant["method"])  # from the registry index: the method's module (torch) is not imported
         coerce_to_schema(variant["options"], info["options_schema"])  # in place: the config's own dict
@@ -263,10 +275,11 @@ def expand_students(config: dict[str, Any]) -> None:
             raise AkdgError(
                 f"invalid config: {where} gives both width and widths; keep widths to sweep the family, or width for one student"
             )
-        if "channels" in entry:
+        layout = [key for key in _layout_options(entry.get("arch")) if key in entry]
+        if layout:
             raise AkdgError(
-                f"invalid config: {where} gives widths and channels; an explicit channel schedule fixes the width, so list one student "
-                "per schedule with channels, or drop channels to sweep widths"
+                f"invalid config: {where} gives widths and {', '.join(layout)}; {' and '.join(layout)} set every stage's channels, "
+                f"which fixes the width, so list one student per layout, or drop {', '.join(layout)} to sweep widths"
             )
         widths = entry["widths"]
         if not isinstance(widths, list) or not widths:
@@ -279,20 +292,28 @@ def expand_students(config: dict[str, Any]) -> None:
                     f"invalid config: {where}.widths holds {width!r}; a width is a positive whole number of channels (conv families) "
                     "or hidden units (mlp)"
                 )
-        rest = {key: value for key, value in entry.items() if key not in ("arch", "widths")}
+        rest = {key: value for key, value in entry.items() if key not in ("arch", "widths")}  # family options, for every width
         for width in widths:
             students.append({"arch": entry.get("arch"), "width": width, **rest})
             origins.append(index)
     seen: dict[str, int] = {}
     for student, origin in zip(students, origins):
-        if not (isinstance(student, dict) and isinstance(student.get("arch"), str) and isinstance(student.get("width"), int)):
+        if not (isinstance(student, dict) and isinstance(student.get("arch"), str)):
             continue  # the schema says what is wrong with it
         key = student_key(student)
         if key in seen:
             where = f"in students[{origin}].widths" if seen[key] == origin else f"in students[{seen[key]}] and students[{origin}]"
-            raise AkdgError(f"invalid config: student {key} appears twice ({where}); each (arch, width) may appear once, so remove one")
+            raise AkdgError(
+                f"invalid config: student {key} appears twice ({where}); each model (its label: arch, width and options) "
+                "may appear once, so remove one"
+            )
         seen[key] = origin
     config["students"] = students
+
+
+def _layout_options(arch: Any) -> list[str]:
+    """The options of a registered family that set every stage's channels (and so replace width); none for another name."""
+    return ARCHITECTURES.metadata(arch).get("layout", []) if isinstance(arch, str) and arch in ARCHITECTURES.names() else []
 
 
 def check_buildable(config: dict[str, Any]) -> None:
@@ -398,8 +419,8 @@ def method_variants(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def student_key(model: dict[str, Any]) -> str:
-    """The name a student generator goes by in paths and tables, e.g. ``dcgan-w16``."""
-    return f"{model['arch']}-w{model['width']}"
+    """The name a student generator goes by in paths and tables, e.g. ``dcgan-w16`` (:func:`akdg.architectures.model_label`)."""
+    return model_label(model)
 
 
 def training_spec(

@@ -41,7 +41,7 @@ INCEPTION = "inception-v3-compat"
 EXTRACTORS = (CLASSIFIER, INCEPTION)
 RGB_ONLY = frozenset({INCEPTION})  # these take 3-channel images; akdg.metrics repeats grey ones
 INCEPTION_URL = URL_INCEPTION_V3
-METRIC_KEYS = {"is": "isc", "fid": "fid", "kid": "kid"}  # protocol name -> torch-fidelity's
+METRIC_KEYS = {"is": "isc", "fid": "fid", "kid": "kid", "prc": "prc"}  # protocol name -> torch-fidelity's
 
 
 def feature_layers(name: str) -> dict[str, str]:

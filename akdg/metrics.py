@@ -1,4 +1,4 @@
-"""IS, FID and KID through torch-fidelity, with generators passed in memory (no image files).
+"""IS, FID, KID, precision and recall through torch-fidelity, with generators passed in memory (no image files).
 
 Every call names its feature extractor and weights explicitly. torch-fidelity's cache is keyed by a
 name alone, so akdg uses it for the reference split only, under a name derived from everything that
@@ -30,6 +30,7 @@ import torch
 import torch.nn as nn
 import torch_fidelity
 from torch.utils.data import Dataset
+from torch_fidelity.defaults import DEFAULTS as FIDELITY_DEFAULTS
 from torch_fidelity.generative_model_modulewrapper import GenerativeModelModuleWrapper
 from torch_fidelity.metric_fid import fid_featuresdict_to_statistics_cached
 from torch_fidelity.utils import create_feature_extractor, extract_featuresdict_from_input_id_cached
@@ -197,7 +198,7 @@ def fidelity_metrics(
 ) -> dict[str, float]:
     """Score a generator (or a uint8 image array) against uint8 reference images.
 
-    ``options``: num_samples, isc_splits, kid_subsets, kid_subset_size, batch_size, rng_seed.
+    ``options``: num_samples, isc_splits, kid_subsets, kid_subset_size, prc_neighborhood, batch_size, rng_seed.
     ``cache``: read the reference features from it, computing and filling them if absent.
     A generator any of whose images holds NaN or Inf raises AkdgError naming ``label`` and the
     count: its scores would be those of black images, not of a generator.
@@ -229,7 +230,10 @@ def score(
     cache: ReferenceCache | None,
     **extra: Any,
 ) -> dict[str, float]:
-    """IS, FID and KID of ``input1`` against ``input2`` through torch-fidelity, with the arguments every akdg score uses.
+    """IS, FID, KID, precision and recall of ``input1`` against ``input2`` through torch-fidelity, with the arguments every akdg score uses.
+
+    Precision and recall (torch-fidelity's ``prc``) read the FID layer's features, so one pass of the
+    extractor feeds every metric and a fall in fidelity or in diversity shows in the same space as FID.
 
     One place for the call, so that another input (a folder of PNGs in benchmarks/eval_paths.py)
     is scored exactly as an evaluation scores a generator.
@@ -240,9 +244,12 @@ def score(
         isc=True,
         fid=True,
         kid=True,
+        prc=True,
         isc_splits=options["isc_splits"],
         kid_subsets=options["kid_subsets"],
         kid_subset_size=options["kid_subset_size"],
+        prc_neighborhood=options.get("prc_neighborhood", FIDELITY_DEFAULTS["prc_neighborhood"]),
+        feature_layer_prc=feature_layers(extractor)["fid"],
         rng_seed=options["rng_seed"],
         **_fidelity_kwargs(extractor, extractor_weights, options, cache),
         **extra,
@@ -253,6 +260,8 @@ def score(
         "fid": result["frechet_inception_distance"],
         "kid_mean": result["kernel_inception_distance_mean"],
         "kid_std": result["kernel_inception_distance_std"],
+        "precision": result["precision"],
+        "recall": result["recall"],
     }
 
 

@@ -137,11 +137,20 @@ def _describe_method(method: Any) -> dict[str, Any]:
     }
 
 
+def _describe_architecture(family: Any) -> dict[str, Any]:
+    return {
+        "residual": family.residual,
+        "options_schema": family.options_schema,
+        "layout": list(family.layout),
+        "per_stage": list(family.per_stage),
+    }
+
+
 DATASETS: Registry[Any] = Registry("dataset")  # options -> ImageSplits
 DOWNLOADERS: Registry[Any] = Registry("dataset downloader")  # options -> None (writes the official files)
 SOURCES: Registry[Any] = Registry("dataset sources")  # options -> Sources (the files a loader reads)
 LABELLED: Registry[Any] = Registry("dataset labels")  # options -> bool, for datasets whose labels depend on their files, or that have none
-ARCHITECTURES: Registry[Any] = Registry("architecture", describe=lambda family: {"residual": family.residual})
+ARCHITECTURES: Registry[Any] = Registry("architecture", describe=_describe_architecture)
 LOSSES: Registry[Any] = Registry("GAN loss")
 METHODS: Registry[Any] = Registry("method", describe=_describe_method)
 REGISTRIES = (DATASETS, DOWNLOADERS, SOURCES, LABELLED, ARCHITECTURES, LOSSES, METHODS)

@@ -23,7 +23,7 @@ from akdg.registry import AkdgError
 
 log = logging.getLogger(__name__)
 
-METRIC_COLUMNS = ("is_mean", "fid", "kid_mean")
+METRIC_COLUMNS = ("is_mean", "fid", "kid_mean", "precision", "recall")
 COST_COLUMNS = ("layers", "params", "mult_adds", "images_per_s", "latency_ms")
 
 
@@ -62,7 +62,8 @@ def _run_row(result: dict[str, Any]) -> dict[str, Any]:
         "base_method": (result["protocol"].get("training") or {}).get("method"),
         "kind": run["kind"],
         "seed": run.get("seed"),
-        **{key: result["metrics"][key] for key in (*METRIC_COLUMNS, "is_std", "kid_std")},
+        **{key: result["metrics"][key] for key in ("is_mean", "fid", "kid_mean", "is_std", "kid_std")},
+        **{key: result["metrics"].get(key) for key in ("precision", "recall")},  # absent from runs scored before akdg added them
         **{key: cost.get(key) for key in COST_COLUMNS},
         **{key: cost.get(key) for key in ("images_per_s_rounds", "throughput_ratio_rounds")},
         "speed_measurement": cost.get("measurement"),
@@ -151,6 +152,8 @@ def display_table(summary: pd.DataFrame, paper: pd.DataFrame | None = None) -> p
             "IS": [_mean_std(m, s, n, 2) for m, s, n in zip(summary["is_mean"], summary["is_mean_seed_std"], summary["seeds"])],
             "FID": [_mean_std(m, s, n, 2) for m, s, n in zip(summary["fid"], summary["fid_seed_std"], summary["seeds"])],
             "KID": [_mean_std(m, s, n, 4) for m, s, n in zip(summary["kid_mean"], summary["kid_mean_seed_std"], summary["seeds"])],
+            "precision": [_mean_std(m, s, n, 3) for m, s, n in zip(summary["precision"], summary["precision_seed_std"], summary["seeds"])],
+            "recall": [_mean_std(m, s, n, 3) for m, s, n in zip(summary["recall"], summary["recall_seed_std"], summary["seeds"])],
             "images/s": summary["images_per_s"].map(lambda v: "–" if pd.isna(v) else f"{v:,.0f}"),
             "seeds": summary["seeds"],
         }
@@ -196,7 +199,12 @@ def protocol_lines(example: dict[str, Any], cost: dict[str, Any] | None) -> list
         f"generated samples per run: {evaluation['num_samples']} (real-data row: the whole test split)",
         f"feature extractor: {extractor['name']} ({extractor_origin(extractor)}weights sha256 {extractor['weights_sha256'][:16]}…); "
         f"IS on '{layers['is']}' with {evaluation['isc_splits']} splits; FID on '{layers['fid']}'; KID on "
-        f"'{layers['kid']}', {evaluation['kid_subsets']} subsets of {evaluation['kid_subset_size']}",
+        f"'{layers['kid']}', {evaluation['kid_subsets']} subsets of {evaluation['kid_subset_size']}"
+        + (
+            f"; precision and recall (Kynkäänniemi et al. 2019) on '{layers['prc']}', k = {evaluation.get('prc_neighborhood')}"
+            if "prc" in layers
+            else ""
+        ),
         "cells: mean ± sample std over seeds (a single value where one seed); " + speed_line(cost),
         f"code: git {environment['git_commit']}; "
         + ", ".join(f"{name} {version}" for name, version in environment["packages"].items() if version),

@@ -26,10 +26,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
+from torch.utils.flop_counter import FlopCounterMode
 
 from akdg import checkpoint
 from akdg.arch_pggan import growth_state
 from akdg.architectures import ARCHITECTURES, SUPPORTED_RESOLUTIONS, build_discriminator, build_generator
+from akdg.config import validate_config
 from akdg.cost import count_parameters, count_weight_layers, generator_size, measure_speeds
 from akdg.losses import LOSSES
 from akdg.registry import AkdgError
@@ -157,7 +160,11 @@ def _pggan_channels(resolution: int, width: int) -> list[int]:
 
 
 def expected_pggan_generator(resolution: int, channels: int, z_dim: int, width: int) -> int:
-    f = _pggan_channels(resolution, width)
+    return pggan_generator_params(_pggan_channels(resolution, width), channels, z_dim)
+
+
+def pggan_generator_params(f: list[int], channels: int, z_dim: int) -> int:
+    """A PGGAN generator with ``f[k]`` channels at 4 * 2**k px."""
     # dense z -> 4x4 x f0 without a per-unit bias (16*f0*z), plus one bias per channel (f0)
     total = z_dim * 16 * f[0] + f[0]
     # 3x3 conv at 4x4: f0 -> f0
@@ -171,12 +178,17 @@ def expected_pggan_generator(resolution: int, channels: int, z_dim: int, width: 
 
 def expected_pggan_discriminator(resolution: int, channels: int, width: int) -> int:
     f = _pggan_channels(resolution, width)
+    return pggan_discriminator_params(f, f[0], channels)
+
+
+def pggan_discriminator_params(f: list[int], dense: int, channels: int) -> int:
+    """A PGGAN discriminator with ``f[k]`` channels at 4 * 2**k px and ``dense`` units in its first dense layer."""
     # a 1x1 fromRGB per resolution: C*f[k] + f[k]
     total = sum(conv(channels, fk, 1) for fk in f)
     # one block per halving: Conv3x3 f[k] -> f[k], Conv3x3 f[k] -> f[k-1]
     total += sum(conv(f[k], f[k], 3) + conv(f[k], f[k - 1], 3) for k in range(1, len(f)))
-    # at 4x4: Conv3x3 (f0 + 1 stddev map) -> f0, dense 16*f0 -> f0, dense f0 -> 1
-    total += conv(f[0] + 1, f[0], 3) + linear(16 * f[0], f[0]) + linear(f[0], 1)
+    # at 4x4: Conv3x3 (f0 + 1 stddev map) -> f0, dense 16*f0 -> dense, dense -> 1
+    total += conv(f[0] + 1, f[0], 3) + linear(16 * f[0], dense) + linear(dense, 1)
     return total
 
 
@@ -491,8 +503,7 @@ _spec = importlib.util.spec_from_file_location("gen_docs", REPO / "scripts" / "g
 gen_docs = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(gen_docs)
 PARAMS_TOLERANCE = 0.02  # the paper prints 2-3 significant digits (4.1M, 18.3M)
-# Only where the layout and the counting are the paper's can mult-adds be held to it (see the doc).
-MULT_ADDS_MATCH = {("cifar10", "mlp"), ("lsun_bedroom", "pggan")}
+MULT_ADDS_TOLERANCE = 0.05  # the issue's bound; only a documented counting convention (gen_docs.CONVENTIONS) may explain more
 
 
 @pytest.fixture(scope="module")
@@ -500,7 +511,7 @@ def paper_rows() -> list[dict]:
     return gen_docs.paper_size_rows()
 
 
-def test_paper_layers_and_params_match_at_the_chosen_widths(paper_rows):
+def test_paper_networks_match_layers_params_and_mult_adds(paper_rows):
     assert {(row["dataset"], row["arch"]) for row in paper_rows} == {
         ("cifar10", "sngan"),
         ("cifar10", "dcgan"),
@@ -511,30 +522,219 @@ def test_paper_layers_and_params_match_at_the_chosen_widths(paper_rows):
     for row in paper_rows:
         assert row["ours_layers"] == row["paper_layers"], row
         assert abs(row["ours_params"] / row["paper_params"] - 1) <= PARAMS_TOLERANCE, row
+        counted = row["ours_mult_adds"] if row["convention"] is None else row["ours_convention_mult_adds"]
+        assert abs(counted / row["paper_mult_adds"] - 1) <= MULT_ADDS_TOLERANCE, row
 
 
-def test_paper_mult_adds_where_layout_and_counting_agree(paper_rows):
-    for row in paper_rows:
-        ratio = row["ours_mult_adds"] / row["paper_mult_adds"]
-        if (row["dataset"], row["arch"]) in MULT_ADDS_MATCH:
-            assert abs(ratio - 1) <= PARAMS_TOLERANCE, row
-    # The documented mismatches, pinned so that a layout change shows up: SNGAN about 2x the paper's.
+def test_sngan_mult_adds_follow_the_papers_convention(paper_rows):
+    """Our full count is twice the paper's 793M; half of the six residual 3x3 convolutions alone gives it.
+
+    By hand: three blocks of 256 channels at 8, 16 and 32 px, two 3x3 convs each at the output size:
+    2 * 9 * 256 * 256 * (8**2 + 16**2 + 32**2) mult-adds, halved.
+    """
+    conventions = {(row["dataset"], row["arch"]) for row in paper_rows if row["convention"] is not None}
+    assert conventions == {("cifar10", "sngan")}, "only SNGAN's figure needs a counting convention"
     sngan = next(row for row in paper_rows if row["arch"] == "sngan")
-    assert 1.95 <= sngan["ours_mult_adds"] / sngan["paper_mult_adds"] <= 2.05
+    assert sngan["ours_convention_mult_adds"] == 2 * 9 * 256 * 256 * (8**2 + 16**2 + 32**2) // 2
+    assert abs(sngan["ours_convention_mult_adds"] / 793e6 - 1) <= 0.005
+    assert 1.95 <= sngan["ours_mult_adds"] / sngan["paper_mult_adds"] <= 2.05  # the full count, pinned: a layout change shows up
+
+
+@pytest.mark.parametrize("dataset", sorted(gen_docs.PAPER_CONFIGS))
+def test_the_paper_grids_train_the_documented_networks(dataset):
+    """docs/architectures.md sizes gen_docs.PAPER_CONFIGS; config/paper/<dataset>.yaml must train those very specs."""
+    config = validate_config(yaml.safe_load((REPO / "config" / "paper" / f"{dataset}.yaml").read_text()))
+    documented = gen_docs.PAPER_CONFIGS[dataset]
+    assert (config["dataset"]["resolution"], config["z_dim"]) == (documented["resolution"], documented["z_dim"])
+    generators = [config["teacher"]["generator"], *config["students"]]
+    for spec in documented["models"].values():
+        assert spec in generators, (dataset, spec, generators)
 
 
 @pytest.mark.parametrize("arch,paper_layers", [("pggan", 15), ("dcgan", 8)])
 def test_lsun_layer_counts_point_at_256px(arch, paper_layers):
     """Table II's 15 PGGAN and 8 DCGAN layers are each reached at 256 px and at no other resolution."""
-    matching = [r for r in SUPPORTED_RESOLUTIONS if gen_docs.size_on_meta(arch, 512, r, 512)["layers"] == paper_layers]
+    matching = [r for r in SUPPORTED_RESOLUTIONS if gen_docs.size_on_meta({"arch": arch, "width": 512}, r, 512)["layers"] == paper_layers]
     assert matching == [256]
 
 
 def test_pggan_channel_rule_gives_the_paper_teacher():
     """Channels min(width, 16*width // r) with width 512 at 256 px: 18.3M parameters, 8.9B mult-adds."""
-    size = gen_docs.size_on_meta("pggan", 512, 256, 512)
+    size = gen_docs.size_on_meta({"arch": "pggan", "width": 512}, 256, 512)
     assert size["params"] == 18_350_965
     assert abs(size["mult_adds"] / 8.9e9 - 1) < 0.02
+
+
+# --------------------------------------------------------------------------------------------------
+# 6b. Family options: DCGAN stage_channels, PGGAN fmap_base / fmap_max
+# --------------------------------------------------------------------------------------------------
+
+
+def _mult_adds(model: torch.nn.Module, example: torch.Tensor) -> int:
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model.eval()(example)
+    return counter.get_total_flops() // 2
+
+
+def test_dcgan_stage_channels_build_forward_and_count():
+    """[12, 8, 6] at 16 px: linear to 12x4x4, transposed convs 12->8 (to 8 px) and 8->6 (to 16 px), 3x3 conv to RGB."""
+    spec = {"arch": "dcgan", "stage_channels": [12, 8, 6]}
+    generator = build_generator(spec, resolution=16, channels=3, z_dim=8)
+    discriminator = build_discriminator(spec, resolution=16, channels=3)
+    images = generator(torch.randn(5, 8))
+    assert images.shape == (5, 3, 16, 16) and discriminator(images).shape == (5,)
+    assert _n_params(generator) == linear(8, 16 * 12) + bn(12) + conv_t(12, 8, 4) + bn(8) + conv_t(8, 6, 4) + bn(6) + conv(6, 3, 3)
+    # the discriminator mirrors the stages: 3 -> 6 (to 8 px), 6 -> 8 (to 4 px), dense from 8x4x4
+    assert _n_params(discriminator) == conv(3, 6, 4) + conv(6, 8, 4) + linear(16 * 8, 1)
+    assert count_weight_layers(generator, torch.zeros(1, 8)) == 4
+    # mult-adds: z*16*12, then C_in*C_out*16 per input pixel of each transposed conv, then 6*3*9 per output pixel
+    assert _mult_adds(generator, torch.zeros(1, 8)) == 8 * 16 * 12 + 12 * 8 * 16 * 4 * 4 + 8 * 6 * 16 * 8 * 8 + 6 * 3 * 9 * 16 * 16
+
+
+@pytest.mark.parametrize("resolution", RESOLUTIONS)
+def test_dcgan_default_schedule_is_width_doubled_back_to_the_seed(resolution):
+    """stage_channels [w * 2**s, ..., 2w, w] builds, bit for bit, the model ``width: w`` builds (same init, same outputs)."""
+    stages, width = _stages(resolution), 6
+    explicit = {"arch": "dcgan", "stage_channels": [width * 2 ** (stages - k) for k in range(stages + 1)]}
+    models = []
+    for spec in ({"arch": "dcgan", "width": width}, explicit):
+        torch.manual_seed(0)
+        models.append(
+            (
+                build_generator(spec, resolution=resolution, channels=3, z_dim=8),
+                build_discriminator(spec, resolution=resolution, channels=3),
+            )
+        )
+    for by_width, by_list in zip(*models):
+        width_state, list_state = by_width.state_dict(), by_list.state_dict()
+        assert width_state.keys() == list_state.keys()
+        assert all(torch.equal(width_state[name], list_state[name]) for name in width_state)
+
+
+def test_the_paper_student_schedules_match_the_paper():
+    """The issue's schedules: CIFAR-10 [244, 202, 202, 202] (paper 2.6M, 229M), LSUN [312, 156, 78, 44, 44, 44, 44] (3.7M, 785M)."""
+    for channels, resolution, z_dim, params, mult_adds in (
+        ([244, 202, 202, 202], 32, 128, 2.6e6, 229e6),
+        ([312, 156, 78, 44, 44, 44, 44], 256, 512, 3.7e6, 785e6),
+    ):
+        size = gen_docs.size_on_meta({"arch": "dcgan", "stage_channels": channels}, resolution, z_dim)
+        assert size["layers"] == len(channels) + 1
+        assert abs(size["params"] / params - 1) <= MULT_ADDS_TOLERANCE and abs(size["mult_adds"] / mult_adds - 1) <= MULT_ADDS_TOLERANCE, (
+            size
+        )
+
+
+def test_pggan_fmap_options_build_grow_and_count():
+    """fmap_base 48, fmap_max 16 at 16 px: channels min(48 // (r / 2), 16) = 16, 12, 6 at 4, 8, 16 px; dense min(48, 16)."""
+    from akdg.arch_pggan import feature_maps
+
+    assert feature_maps(16, None, 48, 16) == [16, 12, 6, 16]
+    assert feature_maps(16, None, 48, 64) == [24, 12, 6, 48]  # uncapped: the dense layer has nf(0) = fmap_base units
+    spec = {"arch": "pggan", "fmap_base": 48, "fmap_max": 16}
+    torch.manual_seed(0)
+    generator = build_generator(spec, resolution=16, channels=3, z_dim=8)
+    discriminator = build_discriminator(spec, resolution=16, channels=3)
+    assert _n_params(generator) == pggan_generator_params([16, 12, 6], 3, 8)
+    assert _n_params(discriminator) == pggan_discriminator_params([16, 12, 6], 16, 3)
+    for progress in (0.0, 0.4, 0.7, 1.0):  # 4x4 stable, 8x8 fading in, 16x16 fading in, fully grown
+        generator.set_progress(progress)
+        discriminator.set_progress(progress)
+        images = generator(torch.randn(4, 8))
+        scores = discriminator(images)
+        assert images.shape == (4, 3, 16, 16) and scores.shape == (4,) and torch.isfinite(scores).all()
+
+
+def test_pggan_width_is_an_official_layout():
+    """width w is fmap_base 8w, fmap_max w: the same modules, initialised the same."""
+    models = []
+    for spec in ({"arch": "pggan", "width": 16}, {"arch": "pggan", "fmap_base": 128, "fmap_max": 16}):
+        torch.manual_seed(0)
+        models.append((build_generator(spec, resolution=32, channels=3, z_dim=8), build_discriminator(spec, resolution=32, channels=3)))
+    for by_width, by_fmap in zip(*models):
+        width_state, fmap_state = by_width.state_dict(), by_fmap.state_dict()
+        assert width_state.keys() == fmap_state.keys()
+        assert all(torch.equal(width_state[name], fmap_state[name]) for name in width_state)
+
+
+def test_official_lsun_pggan_layout():
+    """The official LSUN network (fmap_base 8192, fmap_max 512): 512 channels up to 32 px, then 256, 128, 64; about 23M parameters."""
+    from akdg.arch_pggan import feature_maps
+
+    features = feature_maps(256, None, 8192, 512)
+    assert features == [512, 512, 512, 512, 256, 128, 64, 512]
+    size = gen_docs.size_on_meta({"arch": "pggan", "fmap_base": 8192, "fmap_max": 512}, 256, 512)
+    assert size["params"] == pggan_generator_params(features[:-1], 3, 512)
+    assert size["layers"] == 15 and abs(size["params"] / 23e6 - 1) < 0.01
+
+
+def test_a_plugin_family_without_options_builds_from_width(monkeypatch):
+    """A plug-in registered as docs/extending.md shows (factories taking width only) keeps working, and has no options."""
+    from akdg.architectures import Architecture, check_model
+
+    calls = []
+
+    def generator(*, resolution, channels, z_dim, width):
+        calls.append(width)
+        return torch.nn.Linear(z_dim, channels * resolution * resolution)
+
+    monkeypatch.setitem(ARCHITECTURES._entries, "test-plain", Architecture(generator=generator, discriminator=generator))
+    monkeypatch.setitem(ARCHITECTURES._modules, "test-plain", __name__)
+    build_generator({"arch": "test-plain", "width": 7}, resolution=16, channels=1, z_dim=4)
+    assert calls == [7]
+    with pytest.raises(AkdgError, match=r"^students\[0\]: test-plain has no option depth; it accepts width \(see"):
+        check_model({"arch": "test-plain", "width": 7, "depth": 3}, 16, "students[0]")
+    with pytest.raises(AkdgError, match=r"test-plain needs a width"):
+        check_model({"arch": "test-plain"}, 16, "students[0]")
+
+
+def test_model_labels_name_width_and_options():
+    """Labels name paths and table rows: the width, or each option's initials and value; unique and filename-safe."""
+    from akdg.architectures import model_label
+
+    assert model_label({"arch": "dcgan", "width": 51}) == "dcgan-w51"
+    assert model_label({"arch": "dcgan", "stage_channels": [244, 202, 202, 202]}) == "dcgan-sc244-202-202-202"
+    assert model_label({"arch": "pggan", "fmap_max": 512, "fmap_base": 8192, "output": "clip"}) == "pggan-fb8192-fm512-oclip"
+
+
+def _fused_kernel(weight: torch.Tensor) -> torch.Tensor:
+    """The official fused ops' 4x4 kernel: the (3, 3, a, b) kernel zero-padded to 5x5, four shifted copies summed."""
+    padded = F.pad(weight.permute(2, 3, 0, 1), (1, 1, 1, 1)).permute(2, 3, 0, 1)
+    return padded[1:, 1:] + padded[:-1, 1:] + padded[1:, :-1] + padded[:-1, :-1]
+
+
+def test_official_fused_kernels_map_to_our_convolutions():
+    """docs/architectures.md's conversion rules for the official upscale2d_conv2d and conv2d_downscale2d, rebuilt from torch ops.
+
+    TensorFlow's conv2d_transpose / conv2d with a (4, 4, a, b) filter, stride 2, 'SAME' pad one pixel per side at
+    these sizes; its filter (h, w, a, b) is torch's weight permuted (3, 2, 0, 1).
+    """
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 6, 6)
+    up_weight = torch.randn(3, 3, 5, 3)  # Conv0_up: (3, 3, out, in)
+    fused_up = F.conv_transpose2d(x, _fused_kernel(up_weight).permute(3, 2, 0, 1), stride=2, padding=1)
+    ours_up = F.conv2d(F.interpolate(x, scale_factor=2, mode="nearest"), up_weight.permute(2, 3, 0, 1).flip(2, 3), padding=1)
+    torch.testing.assert_close(ours_up, fused_up)
+    down_weight = torch.randn(3, 3, 3, 5)  # Conv1_down: (3, 3, in, out)
+    big = torch.randn(2, 3, 12, 12)
+    fused_down = F.conv2d(big, _fused_kernel(down_weight).permute(3, 2, 0, 1) * 0.25, stride=2, padding=1)
+    ours_down = F.avg_pool2d(F.conv2d(big, down_weight.permute(3, 2, 0, 1), padding=1), 2)
+    torch.testing.assert_close(ours_down, fused_down)
+
+
+def test_pggan_clip_output_is_the_official_display():
+    """output: clip returns the last toRGB clipped to -1..1; the default tanh squashes it."""
+    spec = {"arch": "pggan", "fmap_base": 48, "fmap_max": 16}
+    outputs = {}
+    for output in ("tanh", "clip"):
+        torch.manual_seed(0)
+        generator = build_generator({**spec, "output": output}, resolution=16, channels=3, z_dim=8).eval()
+        with torch.no_grad():
+            generator.to_rgb[-1].bias.fill_(0.9)  # push some pixels past 1 so that the two differ
+            outputs[output] = generator(torch.randn(4, 8))
+    raw = torch.atanh(outputs["tanh"].clamp(-1 + 1e-6, 1 - 1e-6))
+    assert outputs["clip"].abs().max() <= 1.0 and (outputs["clip"] == 1.0).any()
+    torch.testing.assert_close(outputs["clip"], raw.clamp(-1.0, 1.0), atol=1e-4, rtol=1e-4)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -184,10 +184,7 @@ CONFIG_ROWS = {
         "dataset: Additional properties are not allowed ('resolutoin' was unexpected); allowed here: name, label",
     ),
     "teacher-typo": (changed(("teacher.step", 10)), "teacher: Additional properties are not allowed ('step' was unexpected)"),
-    "student-typo": (
-        changed(("students.0.widht", 8)),
-        "students[0]: Additional properties are not allowed ('widht' was unexpected); allowed here: arch, width",
-    ),
+    "student-typo": (changed(("students.0.widht", 8)), "students[0]: dcgan has no option widht; it accepts width, stage_channels"),
     "optimizer-typo": (
         changed(("training.optimizer.lr", 0.1)),
         "training.optimizer: Additional properties are not allowed ('lr' was unexpected); allowed here: lr_g, lr_d, betas",
@@ -255,6 +252,43 @@ CONFIG_ROWS = {
     ),
     "arch-unicode": (changed(("students.0.arch", "dcgán")), "unknown architecture 'dcgán'"),
     "plugin-missing": (changed(("plugins", ["no_such_plugin_module"])), "plugin module 'no_such_plugin_module' could not be imported"),
+    # Family options in a model spec (docs/architectures.md).
+    "stage-channels": (changed(("students.0", {"arch": "dcgan", "stage_channels": [16, 8, 8]})), None),
+    "stage-channels-via-config": (overridden("students=[{arch: dcgan, stage_channels: [16, 8, 8]}]"), None),
+    "pggan-official-layout": (changed(("students.0", {"arch": "pggan", "fmap_base": 64, "fmap_max": 16})), None),
+    "stage-channels-too-few": (
+        changed(("students.0", {"arch": "dcgan", "stage_channels": [16, 8]})),
+        "students[0].stage_channels has 2 entries, but at 16 px a dcgan generator has 3 stages (the 4x4 seed and 2 doublings): give 3",
+    ),
+    "stage-channels-zero": (
+        changed(("students.0", {"arch": "dcgan", "stage_channels": [16, 0, 8]})),
+        "students[0].stage_channels[1]: 0 is less than the minimum of 1",
+    ),
+    "stage-channels-negative-discriminator": (
+        changed(("student_discriminator", {"arch": "dcgan", "stage_channels": [16, 8, -8]})),
+        "student_discriminator.stage_channels[2]: -8 is less than the minimum of 1",
+    ),
+    "stage-channels-word-via-config": (
+        overridden("students=[{arch: dcgan, stage_channels: [16, many, 8]}]"),
+        "students[0].stage_channels[1]: 'many' is not of type 'integer'",
+    ),
+    "family-option-unknown": (
+        changed(("students.1", {"arch": "mlp", "width": 8, "stage_channels": [16, 8, 8]})),
+        "students[1]: mlp has no option stage_channels; it accepts width (see docs/architectures.md)",
+    ),
+    "width-and-stage-channels": (
+        changed(("students.0", {"arch": "dcgan", "width": 8, "stage_channels": [16, 8, 8]})),
+        "students[0]: give dcgan either width or stage_channels, not both",
+    ),
+    "pggan-half-layout": (
+        changed(("teacher.generator", {"arch": "pggan", "fmap_base": 8192})),
+        "teacher.generator: pggan needs a width, or fmap_base and fmap_max together (fmap_max missing)",
+    ),
+    "pggan-output-unknown": (
+        changed(("teacher.generator", {"arch": "pggan", "width": 32, "output": "linear"})),
+        "teacher.generator.output: 'linear' is not one of ['tanh', 'clip']",
+    ),
+    "width-missing": (changed(("students.1", {"arch": "mlp"})), "students[1]: mlp needs a width (its channels or hidden units)"),
 }
 
 
@@ -396,7 +430,7 @@ ARGUMENT_ROWS = {
             "--out",
             "o.pt",
         ],
-        "generator: 'width' is a required property",
+        "akdg import-teacher --spec: generator: dcgan needs a width or stage_channels (docs/architectures.md)",
     ),
     "measure-cost-no-generators": (
         ["measure-cost", "--spec", json.dumps({"generators": {}, "z_dim": 8, "speed": {}}), "--data", "d.npz", "--out", "c.json"],

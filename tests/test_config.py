@@ -92,7 +92,7 @@ def test_a_sweep_entry_becomes_one_plain_student_per_width_in_order() -> None:
     ("students", "fragment"),
     [
         ([{"arch": "dcgan", "widths": [4], "width": 4}], "students[0] (dcgan) gives both width and widths"),
-        ([{"arch": "dcgan", "widths": [4], "channels": [16, 8, 4]}], "students[0] (dcgan) gives widths and channels; an explicit channel"),
+        ([{"arch": "dcgan", "widths": [4], "stage_channels": [16, 8, 4]}], "students[0] (dcgan) gives widths and stage_channels; stage_c"),
         ([{"arch": "dcgan", "width": 2}, {"arch": "mlp", "widths": []}], "students[1] (mlp).widths must be a non-empty list"),
         ([{"arch": "dcgan", "widths": 4}], "students[0] (dcgan).widths must be a non-empty list"),
         ([{"arch": "dcgan", "widths": [4, -2]}], "students[0] (dcgan).widths holds -2; a width is a positive whole number"),
@@ -102,7 +102,7 @@ def test_a_sweep_entry_becomes_one_plain_student_per_width_in_order() -> None:
             [{"arch": "mlp", "widths": [16, 32]}, {"arch": "mlp", "width": 32}],
             "student mlp-w32 appears twice (in students[0] and students[1])",
         ),
-        ([{"arch": "dcgan", "widths": [4], "depth": 3}], "students[0]: Additional properties are not allowed ('depth' was unexpected)"),
+        ([{"arch": "dcgan", "widths": [4], "depth": 3}], "dcgan has no option depth; it accepts width, stage_channels"),
     ],
 )
 def test_a_bad_sweep_is_refused_with_a_sentence_naming_its_entry(students: list[dict], fragment: str) -> None:

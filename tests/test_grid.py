@@ -205,5 +205,7 @@ def test_a_configfile_is_a_whole_grid_not_merged_into_the_default(tmp_path: Path
     """LSUN's method labels replace the default's: no stray 'vanilla' label from config/config.yaml."""
     workdir = copy_project(tmp_path)
     result = dry_run(workdir, "config/paper/lsun_bedroom.yaml")
-    labels = set(re.findall(r"results/paper/lsun_bedroom/models/lsun_bedroom/dcgan-w5/([\w-]+)/seed0\.pt", result.stdout))
+    labels = set(
+        re.findall(r"results/paper/lsun_bedroom/models/lsun_bedroom/dcgan-sc312-156-78-44-44-44-44/([\w-]+)/seed0\.pt", result.stdout)
+    )
     assert labels == {"vanilla-b64", "vanilla-b2048", "mse", "akdg"}

@@ -90,6 +90,34 @@ def test_akdg_teacher_noise_is_independent_of_student_noise():
         assert not rows_in(z, [student_z]), "the teacher got one of the student's z (paired, not AKDG)"
 
 
+def test_akdg_kd_only_ablation_has_no_real_discriminator_and_never_draws_real_images(monkeypatch):
+    ctx = make_context()
+    method = METHODS.get("akdg-kd-only")(ctx)
+    monkeypatch.setattr(ctx, "real_batch", lambda: pytest.fail("the D_KD-only ablation drew a real batch"))
+    losses = method.train_step()
+    assert not hasattr(method, "d_student") and len(ctx.discriminators) == 1
+    assert set(losses) == {"d_kd", "g_distillation"}
+
+
+def test_akdg_paired_ablation_gives_the_teacher_the_students_z():
+    ctx = make_context()
+    method = METHODS.get("akdg-paired")(ctx)
+    teacher_in, student_in = Recorder(ctx.teacher), Recorder(ctx.generator)
+    method.train_step()
+    assert len(teacher_in.inputs) == 1
+    assert torch.equal(teacher_in.inputs[0], student_in.inputs[0])  # the z of the discriminator step's fakes
+
+
+def test_akdg_ablations_differ_from_akdg_and_from_each_other_after_one_step():
+    students = {}
+    for name in ("akdg", "akdg-kd-only", "akdg-paired"):
+        ctx = make_context()
+        METHODS.get(name)(ctx).train_step()
+        students[name] = torch.cat([parameter.flatten() for parameter in ctx.generator.parameters()])
+    assert not torch.equal(students["akdg"], students["akdg-kd-only"])
+    assert not torch.equal(students["akdg"], students["akdg-paired"])
+
+
 def test_mse_feeds_the_same_z_to_teacher_and_student():
     ctx = make_context()
     method = METHODS.get("mse")(ctx)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.linalg
+import scipy.spatial
 import torch
 
 from akdg.architectures import build_generator
@@ -53,6 +54,50 @@ def test_torch_fidelity_fid_matches_numpy_scipy_on_the_same_features(digits, ext
     got = fidelity_metrics(digits.x_test, digits.x_train, z_dim=1, extractor_weights=extractor, options=OPTIONS)["fid"]
     assert expected > 0.1  # the two splits differ, so the check is not 0 == 0
     assert got == pytest.approx(expected, rel=1e-3)
+
+
+def precision_recall_numpy(generated: np.ndarray, real: np.ndarray, k: int = 3) -> tuple[float, float]:
+    """Improved precision and recall from their definition (Kynkäänniemi et al. 2019): a sample is covered by the
+    other set when it lies within some sample's distance to that sample's k-th nearest neighbour in its own set."""
+
+    def radii(features: np.ndarray) -> np.ndarray:
+        return np.sort(scipy.spatial.distance.cdist(features, features), axis=1)[:, k]  # column 0 is the sample itself
+
+    covered_generated = (scipy.spatial.distance.cdist(generated, real) <= radii(real)[None, :]).any(1)
+    covered_real = (scipy.spatial.distance.cdist(real, generated) <= radii(generated)[None, :]).any(1)
+    return float(covered_generated.mean()), float(covered_real.mean())
+
+
+def test_precision_and_recall_match_their_definition_on_the_same_features(digits, extractor):
+    model = load_classifier(extractor)
+    with torch.no_grad():
+        features_test = model.features_and_logits(to_model_range(digits.x_test))[0].double().numpy()
+        features_train = model.features_and_logits(to_model_range(digits.x_train))[0].double().numpy()
+    precision, recall = precision_recall_numpy(features_test, features_train)
+    scores = fidelity_metrics(digits.x_test, digits.x_train, z_dim=1, extractor_weights=extractor, options=OPTIONS)
+    assert 0.5 < precision < 1 and 0.5 < recall < 1  # held-out digits: mostly, not all, covered
+    assert scores["precision"] == pytest.approx(precision, abs=2 / len(digits.x_test))  # float32 cdist ties at the radius
+    assert scores["recall"] == pytest.approx(recall, abs=2 / len(digits.x_train))
+
+
+class ConstantGenerator(torch.nn.Module):
+    """Every z gives the same image: total mode collapse."""
+
+    def __init__(self, image: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("image", image)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.image.expand(len(z), *self.image.shape)
+
+
+def test_a_collapsed_generator_keeps_some_precision_but_has_no_recall(digits, extractor):
+    one_digit = to_model_range(digits.x_test[:1])[0]
+    scores = fidelity_metrics(ConstantGenerator(one_digit), digits.x_train, z_dim=4, extractor_weights=extractor, options=OPTIONS)
+    real = fidelity_metrics(digits.x_test, digits.x_train, z_dim=4, extractor_weights=extractor, options=OPTIONS)
+    assert 0 <= scores["precision"] <= 1 and 0 <= scores["recall"] <= 1
+    assert scores["recall"] < 0.01 < real["recall"] - 0.5  # one image's ball has radius 0: it covers no real digit
+    assert scores["precision"] == pytest.approx(1.0)  # a real digit: inside the real manifold
 
 
 def test_inception_score_is_one_when_the_classifier_output_is_constant(digits, tmp_path: Path):

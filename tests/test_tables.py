@@ -161,7 +161,7 @@ def test_digits_has_no_paper_columns(tmp_path: Path) -> None:
     paths = grid(tmp_path / "runs", "digits", {"vanilla": ("vanilla", [33.0, 35.0]), "akdg": ("akdg", [28.0, 29.0])})
     run_aggregate(paths, tmp_path, "digits", ["vanilla", "akdg"])
     header = markdown_rows(tmp_path / "tables" / "digits.md").columns
-    assert list(header) == ["Method", "layers", "params", "mult-adds", "IS", "FID", "KID", "images/s", "seeds"]
+    assert list(header) == ["Method", "layers", "params", "mult-adds", "IS", "FID", "KID", "precision", "recall", "images/s", "seeds"]
     assert not [name for name in pd.read_csv(tmp_path / "tables" / "digits.csv").columns if "paper" in name]
     assert "paper" not in (tmp_path / "tables" / "digits.tex").read_text()
 
