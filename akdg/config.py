@@ -24,11 +24,19 @@ from referencing.jsonschema import DRAFT202012
 
 from akdg.architectures import check_model, model_label
 from akdg.extractor_pins import UNLABELLED, resolve_source
+from akdg.method_options import LossSpec, loss_name, loss_parameters
 from akdg.registry import ARCHITECTURES, DATASETS, DOWNLOADERS, LABELLED, LOSSES, METHODS, SOURCES, AkdgError, import_plugins
 
 SCHEMA = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"  # package data; workflow/schemas links here
 SPECS = SCHEMA.with_name("specs.schema.yaml")  # what each step's --spec holds
 log = logging.getLogger(__name__)
+
+
+def model_losses(config: dict[str, Any]) -> dict[str, LossSpec]:
+    """Where a loss is chosen -> the loss: the top-level default, the teacher's and each method label's own."""
+    losses = {"loss": config["loss"], "teacher.loss": config["teacher"].get("loss", config["loss"])}
+    losses.update((f"methods.{label}.loss", variant["loss"]) for label, variant in method_variants(config).items())
+    return losses
 
 
 BOOLEANS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}  # as YAML 1.1 reads them
@@ -195,7 +203,10 @@ def check_names(config: dict[str, Any]) -> None:
         raise AkdgError(
             f"dataset.path {path} does not exist; point it at the dataset's files (folder: a folder of images; npz: an .npz file)"
         )
-    LOSSES.metadata(config["loss"])
+    for where, spec in model_losses(config).items():
+        schema = LOSSES.metadata(loss_name(spec))["parameters_schema"]  # refuses an unknown name, listing the known ones
+        coerce_to_schema(spec, schema)  # in place: --config strings become numbers
+        check_options(schema, loss_parameters(spec), f"{where} {loss_name(spec)}")
     models = {
         "teacher.generator": config["teacher"]["generator"],
         "teacher.discriminator": config["teacher"]["discriminator"],
@@ -220,6 +231,7 @@ def check_names(config: dict[str, Any]) -> None:
                 METHODS.get(variant["method"]).check_generators(student, teacher)
             elif info["residual_generators"]:
                 check_residual_generators(variant["method"], student, teacher, lambda arch: ARCHITECTURES.metadata(arch)["residual"])
+    check_lr_schedules(config)
     checkpoint = config["teacher"].get("checkpoint")
     if checkpoint and not Path(checkpoint).is_file():
         raise AkdgError(
@@ -239,6 +251,24 @@ def check_names(config: dict[str, Any]) -> None:
             f"evaluation.inception_weights {weights} does not exist; give the path of a copy of torch-fidelity's "
             "Inception-v3 weights, or null to use its default location (downloaded there if missing)"
         )
+
+
+def check_lr_schedules(config: dict[str, Any]) -> None:
+    """Refuse a learning-rate schedule that cannot do what it says over its model's steps, in a sentence."""
+    specs = {
+        f"methods.{label}": student_training_spec(config, config["students"][0], label, config["seeds"][0]) for label in config["methods"]
+    }
+    if not config["teacher"].get("checkpoint"):
+        specs["teacher"] = teacher_training_spec(config)
+    for where, spec in specs.items():
+        schedule = spec.get("lr_schedule") or {"kind": "constant"}
+        if schedule["kind"] == "constant" and "start" in schedule:
+            raise AkdgError(f"{where}: lr_schedule.start applies to kind linear only; remove it or set kind: linear")
+        if schedule["kind"] == "linear" and schedule.get("start", 0) >= spec["steps"]:
+            raise AkdgError(
+                f"{where}: lr_schedule.start is {schedule['start']}, but the model trains for {spec['steps']} steps, so the "
+                "rate would never decay; set start below the steps, or kind: constant"
+            )
 
 
 LABEL_RULE = "names files and folders, so it may hold only letters, digits and _, with single hyphens between them"
@@ -406,15 +436,21 @@ def method_variants(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Each method label's registered method, options and training overrides, whichever form the config used.
 
     Short form ``akdg: {kd_weight: 1.0}``: the label is the method. Long form
-    ``vanilla-b2048: {method: vanilla, training: {batch_size: 2048}}``: a variant of a registered method.
+    ``vanilla-b2048: {method: vanilla, training: {batch_size: 2048}}``: a variant of a registered method,
+    which may also set its own ``loss`` (else the config's).
     """
     variants = {}
     for label, value in config["methods"].items():
         value = value or {}
         if "method" in value:
-            variants[label] = {"method": value["method"], "options": value.get("options") or {}, "training": value.get("training") or {}}
+            variants[label] = {
+                "method": value["method"],
+                "options": value.get("options") or {},
+                "training": value.get("training") or {},
+                "loss": value.get("loss", config["loss"]),
+            }
         else:
-            variants[label] = {"method": label, "options": value, "training": {}}
+            variants[label] = {"method": label, "options": value, "training": {}, "loss": config["loss"]}
     return variants
 
 
@@ -431,11 +467,14 @@ def training_spec(
     options: dict[str, Any],
     seed: int,
     overrides: dict[str, Any],
+    loss: LossSpec | None = None,
 ) -> dict[str, Any]:
     """Everything one training job depends on: the config's training block with ``overrides`` applied.
 
     The DAG passes it to ``akdg train --spec``; the benchmarks build theirs here too, so a benchmarked
-    job is the DAG's job.
+    job is the DAG's job. ``loss``: the model's own (default: the config's). The loop options without a
+    schema default (``lr_schedule``, ``generator_batch_size``) enter the spec only where set, so that
+    the specs of configs without them, and the jobs Snakemake plans from them, stay as they were.
     """
     training = {**config["training"], **overrides, "optimizer": {**config["training"]["optimizer"], **overrides.get("optimizer", {})}}
     return {
@@ -446,7 +485,7 @@ def training_spec(
         "seed": seed,
         "steps": training["steps"],
         "z_dim": config["z_dim"],
-        "loss": config["loss"],
+        "loss": config["loss"] if loss is None else loss,
         "batch_size": training["batch_size"],
         "n_dis": training["n_dis"],
         "log_every": training["log_every"],
@@ -457,17 +496,29 @@ def training_spec(
         "channels_last": training["channels_last"],
         "compile": training["compile"],
         "max_abs_loss": training["max_abs_loss"],
+        **{key: training[key] for key in ("lr_schedule", "generator_batch_size") if key in training},
     }
 
 
 def student_training_spec(config: dict[str, Any], student: dict[str, Any], label: str, seed: int) -> dict[str, Any]:
     """The spec of one student for one method label (its variant's options and training overrides) and seed."""
     variant = method_variants(config)[label]
-    return training_spec(config, student, config["student_discriminator"], variant["method"], variant["options"], seed, variant["training"])
+    return training_spec(
+        config, student, config["student_discriminator"], variant["method"], variant["options"], seed, variant["training"], variant["loss"]
+    )
 
 
 def teacher_training_spec(config: dict[str, Any]) -> dict[str, Any]:
     """The teacher's spec: vanilla GAN training with the teacher's own steps, EMA and training overrides."""
     teacher = config["teacher"]
     overrides = {**teacher.get("training", {}), "steps": teacher["steps"], "ema_decay": teacher["ema_decay"]}
-    return training_spec(config, teacher["generator"], teacher["discriminator"], "vanilla", {}, teacher["seed"], overrides)
+    return training_spec(
+        config,
+        teacher["generator"],
+        teacher["discriminator"],
+        "vanilla",
+        {},
+        teacher["seed"],
+        overrides,
+        teacher.get("loss", config["loss"]),
+    )

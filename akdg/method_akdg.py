@@ -46,7 +46,7 @@ class AKDG(Method):
             if self.uses_real_data:
                 losses["d_student"] = self.discriminator_update(self.d_student, self.d_student_optimizer, ctx.real_batch(), fake)
             losses["d_kd"] = self.discriminator_update(self.d_kd, self.d_kd_optimizer, self.teacher_images(z), fake)
-        fake = ctx.generator(ctx.noise())
+        fake = ctx.generator(ctx.generator_noise())
         if self.uses_real_data:
             losses["g_adversarial"] = ctx.loss.generator(self.d_student(fake))
         distillation = ctx.loss.generator(self.d_kd(fake))

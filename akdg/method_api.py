@@ -79,6 +79,7 @@ class TrainContext:
     amp: bool = False
     channels_last: bool = False
     compile: str = "off"
+    generator_batch_size: int | None = None  # noise draws per generator update (SNGAN's n_gen_samples); None: batch_size
 
     def __post_init__(self) -> None:
         if self.compile not in COMPILE_MODES:
@@ -125,6 +126,10 @@ class TrainContext:
         """A fresh N(0, I) draw; every call is independent of the previous ones."""
         z = torch.randn(count or self.batch_size, self.z_dim, generator=self.rng, device="cpu")
         return z.to(self.device)
+
+    def generator_noise(self) -> torch.Tensor:
+        """The noise of a generator update: ``generator_batch_size`` draws (SNGAN scores 128 generated images per G step against 64 real)."""
+        return self.noise(self.generator_batch_size)
 
     def new_discriminator(self) -> nn.Module:
         """A fresh discriminator, remembered so that the loop can grow it along with the generator."""
@@ -217,13 +222,20 @@ class Method:
         Both batches go through in one forward pass (half the spectral-norm power iterations),
         which equals two passes for discriminators without batch statistics. One that mixes the
         batch (``mixes_batch = True``, e.g. PGGAN's minibatch stddev) gets two separate passes, so
-        that real and generated images never share a statistic.
+        that real and generated images never share a statistic. A loss's regulariser (a gradient
+        penalty) is added here, so every adversarial method's discriminators get it, AKDG's D_KD too;
+        its own pass over the images is a second forward pass (and power iteration) of D.
         """
         if getattr(discriminator, "mixes_batch", False):
-            loss = self.ctx.loss.discriminator(discriminator(positive), discriminator(negative))
+            positive_scores, negative_scores = discriminator(positive), discriminator(negative)
         else:
             scores = discriminator(torch.cat([positive, negative]))
-            loss = self.ctx.loss.discriminator(scores[: len(positive)], scores[len(positive) :])
+            positive_scores, negative_scores = scores[: len(positive)], scores[len(positive) :]
+        loss = self.ctx.loss.discriminator(positive_scores, negative_scores)
+        regulariser = self.ctx.loss.regulariser
+        if regulariser is not None:
+            with self.ctx.autocast(enabled=False):  # a gradient norm in bfloat16 keeps 8 bits: the penalty's pass runs in float32
+                loss = loss + regulariser(discriminator, positive.float(), negative.float(), positive_scores.float(), self.ctx.rng)
         self._step(optimizer, loss)
         return loss.detach()
 

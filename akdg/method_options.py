@@ -1,4 +1,5 @@
-"""What config validation checks of a method without importing it: its options and the generators it can train.
+"""What config validation checks of a method without importing it: its options and the generators it can train
+(and of a loss: its parameters, declared the same way).
 
 A method's class declares these (``default_options``, ``option_schemas``, ``residual_generators``);
 the registry index stores them, so that a bad option or an unsuitable student fails at validation,
@@ -16,6 +17,17 @@ from akdg.registry import AkdgError
 
 WEIGHT = {"type": "number", "minimum": 0}  # a loss term's weight: a negative one rewards moving away from the term's target
 OPTION_TYPES = {bool: "boolean", int: "number", float: "number", str: "string"}  # JSON types of options declared by their default only
+
+
+LossSpec = str | dict[str, Any]  # a config's loss: a registered name, or {name: ..., parameter: value, ...}
+
+
+def loss_name(spec: LossSpec) -> str:
+    return spec if isinstance(spec, str) else spec["name"]
+
+
+def loss_parameters(spec: LossSpec) -> dict[str, Any]:
+    return {} if isinstance(spec, str) else {key: value for key, value in spec.items() if key != "name"}
 
 
 def options_schema(default_options: dict[str, Any], option_schemas: dict[str, dict[str, Any]]) -> dict[str, Any]:

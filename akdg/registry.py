@@ -151,7 +151,7 @@ DOWNLOADERS: Registry[Any] = Registry("dataset downloader")  # options -> None (
 SOURCES: Registry[Any] = Registry("dataset sources")  # options -> Sources (the files a loader reads)
 LABELLED: Registry[Any] = Registry("dataset labels")  # options -> bool, for datasets whose labels depend on their files, or that have none
 ARCHITECTURES: Registry[Any] = Registry("architecture", describe=_describe_architecture)
-LOSSES: Registry[Any] = Registry("GAN loss")
+LOSSES: Registry[Any] = Registry("GAN loss", describe=lambda loss: {"parameters_schema": loss.parameters_schema()})
 METHODS: Registry[Any] = Registry("method", describe=_describe_method)
 REGISTRIES = (DATASETS, DOWNLOADERS, SOURCES, LABELLED, ARCHITECTURES, LOSSES, METHODS)
 

@@ -21,7 +21,7 @@ from akdg.architectures import build_generator
 from akdg.config import check_spec
 from akdg.images import to_uint8
 from akdg.io import prepare_outputs, read_json, sha256_file, write_json
-from akdg.losses import LOSSES
+from akdg.losses import build_loss, describe_loss
 from akdg.progress import LoggedProgress
 from akdg.protocol import describe_device, environment
 from akdg.registry import AkdgError
@@ -97,7 +97,7 @@ def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path |
         images=torch.from_numpy(splits.x_train),
         z_dim=spec["z_dim"],
         batch_size=spec["batch_size"],
-        loss=LOSSES.get(spec["loss"]),
+        loss=build_loss(spec["loss"]),
         discriminator_spec=spec["discriminator"],
         optimizer=spec["optimizer"],
         n_dis=spec["n_dis"],
@@ -106,6 +106,7 @@ def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path |
         amp=spec["amp"],
         channels_last=spec["channels_last"],
         compile=spec["compile"],
+        generator_batch_size=spec.get("generator_batch_size"),
     )
     teacher_sha256 = sha256_file(teacher) if teacher else None
     identity = {"spec": spec, "data_sha256": splits.protocol["content_sha256"], "teacher_sha256": teacher_sha256, "device": device.type}
@@ -119,6 +120,7 @@ def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path |
         ema_decay=spec["ema_decay"],
         resume=resume,
         max_abs_loss=spec["max_abs_loss"],
+        lr_schedule=spec.get("lr_schedule"),
     )
     meta = {
         "generator": spec["generator"],
@@ -127,6 +129,7 @@ def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path |
         "z_dim": spec["z_dim"],
         "training": {
             **spec,
+            "loss": describe_loss(spec["loss"]),
             "resolved_device": describe_device(device),
             "data_sha256": splits.protocol["content_sha256"],
             "teacher_sha256": teacher_sha256,

@@ -211,6 +211,31 @@ def protocol_lines(example: dict[str, Any], cost: dict[str, Any] | None) -> list
     ]
 
 
+def loss_lines(results: Iterable[dict[str, Any]]) -> list[str]:
+    """Which GAN loss each trained model used, the teacher's and each method label's, as their checkpoints recorded it."""
+    used: dict[str, set[str]] = {}
+    for result in results:
+        training = result["protocol"].get("training") or {}
+        if "loss" in training:
+            model = "teacher" if result["run"]["role"] == "teacher" else result["run"]["method"]
+            used.setdefault(model, set()).add(loss_text(training["loss"]))
+    if not used:
+        return []
+    return [
+        "GAN loss per model: "
+        + "; ".join(f"{model} {', '.join(sorted(losses))}" for model, losses in used.items())
+        + " (a method without a discriminator, such as mse, records the loss it was given but uses none)"
+    ]
+
+
+def loss_text(loss: str | dict[str, Any]) -> str:
+    """``wgan-gp (gp_weight 10, drift 0.001)`` from a recorded loss (a name, or a name with its parameters)."""
+    if isinstance(loss, str):
+        return loss
+    parameters = ", ".join(f"{key} {value:g}" for key, value in loss.items() if key != "name")
+    return f"{loss['name']} ({parameters})" if parameters else loss["name"]
+
+
 def extractor_origin(extractor: dict[str, Any]) -> str:
     """Where the extractor's weights came from: pinned or trained here (on what, how long, how accurate), or a file."""
     if "trained_on" not in extractor:  # Inception: the file it was given or downloaded
@@ -285,7 +310,12 @@ def aggregate(
     costs = (read_json(path).get("cost") for path in run_paths)  # read lazily: the first run with a cost is enough
     cost = next((cost for cost in costs if cost), None)  # the real-data row has none
     try:
-        notes = protocol_lines(read_json(run_paths[0]), cost) + load_warning(cost.get("measurement") if cost else None) + paper_note(paper)
+        notes = (
+            protocol_lines(read_json(run_paths[0]), cost)
+            + loss_lines(read_json(path) for path in run_paths)
+            + load_warning(cost.get("measurement") if cost else None)
+            + paper_note(paper)
+        )
     except RUN_FORM_ERRORS as error:
         raise _not_a_run(run_paths[0], error) from None
     with atomic_write(tables_dir / f"{dataset}.csv") as tmp:

@@ -142,6 +142,32 @@ def restore_global_rng(state: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda_rng"], device)
 
 
+def lr_factor(schedule: dict[str, Any] | None, step: int, steps: int) -> float:
+    """The learning rate of step ``step`` (1-based) over the configured one, as ``training.lr_schedule`` says.
+
+    Linear, as Chainer's LinearShift in SNGAN's code: ``lr0`` while at most ``start`` steps are done,
+    then ``lr0 · (1 − (done − start) / (steps − start))`` with ``done = step − 1``, so the first update
+    uses ``lr0`` and the rate reaches 0 after the last one. A function of the step alone, so that a
+    resumed run continues the schedule exactly.
+    """
+    if schedule is None or schedule["kind"] == "constant":
+        return 1.0
+    done, start = step - 1, schedule.get("start", 0)
+    return 1.0 if done <= start else 1.0 - (done - start) / (steps - start)
+
+
+def scheduled_groups(method: Method, schedule: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The parameter groups of every optimiser the method holds, each with its configured rate as ``initial_lr``
+    (as torch's schedulers keep it; the optimisers' state, and so the resume state, carries it); none when constant."""
+    if schedule is None or schedule["kind"] == "constant":
+        return []
+    optimizers = [value for _, value in sorted(vars(method).items()) if isinstance(value, torch.optim.Optimizer)]
+    groups = [group for optimizer in optimizers for group in optimizer.param_groups]
+    for group in groups:
+        group.setdefault("initial_lr", group["lr"])
+    return groups
+
+
 def train(
     method_name: str,
     method_options: dict[str, Any],
@@ -153,6 +179,7 @@ def train(
     resume: Resumable | None = None,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
     max_abs_loss: float = MAX_ABS_LOSS,
+    lr_schedule: dict[str, Any] | None = None,
 ) -> list[dict[str, float]]:
     """Run ``steps`` updates of a registered method; returns the loss history sampled every ``log_every``.
 
@@ -205,11 +232,14 @@ def train(
         per_unit=(ctx.batch_size, "images"),
     )
     growing = [model for model in (ctx.generator, *ctx.discriminators) if hasattr(model, "set_progress")]
+    scheduled = scheduled_groups(method, lr_schedule)
     for step in progress:
         if ctx.compile == "reduce-overhead" and ctx.device.type == "cuda":
             torch.compiler.cudagraph_mark_step_begin()  # a step's graph outputs may be overwritten by the next step's replay
         for model in growing:
             model.set_progress((step - 1) / steps)
+        for group in scheduled:
+            group["lr"] = group["initial_lr"] * lr_factor(lr_schedule, step, steps)
         with ctx.autocast():
             losses = method.train_step()
         check_finite(losses, step, max_abs_loss)

@@ -35,7 +35,7 @@ class Joint(Method):
         for _ in range(ctx.n_dis):
             fake = ctx.generator(ctx.noise()).detach()
             d_loss = self.discriminator_update(self.discriminator, self.discriminator_optimizer, ctx.real_batch(), fake)
-        z = ctx.noise()
+        z = ctx.generator_noise()
         with torch.no_grad():
             target = ctx.teacher(z)
         fake = ctx.generator(z)  # one z for both terms: the MSE pairs it with the teacher's image of the same z

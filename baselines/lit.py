@@ -115,7 +115,7 @@ class LIT(Method):
         for _ in range(ctx.n_dis):
             fake = ctx.generator(ctx.noise()).detach()
             d_loss = self.discriminator_update(self.discriminator, self.discriminator_optimizer, ctx.real_batch(), fake)
-        z = ctx.noise()
+        z = ctx.generator_noise()
         with torch.no_grad():
             teacher_stages = stage_outputs(ctx.teacher, z)
             target = ctx.teacher.head(teacher_stages[-1])  # = ctx.teacher(z), without a second pass

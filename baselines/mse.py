@@ -17,7 +17,7 @@ class MSE(Method):
     requires_teacher = True
 
     def train_step(self) -> dict[str, float]:
-        z = self.ctx.noise()
+        z = self.ctx.generator_noise()
         with torch.no_grad():
             target = self.ctx.teacher(z)
         loss = F.mse_loss(self.ctx.generator(z), target)

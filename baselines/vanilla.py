@@ -20,6 +20,6 @@ class Vanilla(Method):
         for _ in range(ctx.n_dis):
             fake = ctx.generator(ctx.noise()).detach()
             d_loss = self.discriminator_update(self.discriminator, self.discriminator_optimizer, ctx.real_batch(), fake)
-        g_loss = ctx.loss.generator(self.discriminator(ctx.generator(ctx.noise())))
+        g_loss = ctx.loss.generator(self.discriminator(ctx.generator(ctx.generator_noise())))
         self.generator_update(g_loss)
         return {"d": d_loss.item(), "g": g_loss.item()}

@@ -47,7 +47,7 @@ from akdg.feature_extractor_classifier import ClassifierFeatureExtractor, train_
 from akdg.feature_extractors import INCEPTION, default_inception_weights_path
 from akdg.images import to_uint8
 from akdg.io import sha256_file
-from akdg.losses import LOSSES
+from akdg.losses import build_loss
 from akdg.training import TrainContext, train
 from benchlib import CONFIGS, RESULTS, choose_device, interleave, machine, ratio_figures, run, setup_logging, table, write_result
 
@@ -142,7 +142,7 @@ def trained_generator(config: dict[str, Any], splits: datasets.ImageSplits, step
             images=torch.from_numpy(splits.x_train),
             z_dim=config["z_dim"],
             batch_size=training["batch_size"],
-            loss=LOSSES.get(config["loss"]),
+            loss=build_loss(config["loss"]),
             discriminator_spec=config["student_discriminator"],
             optimizer=training["optimizer"],
             n_dis=training["n_dis"],

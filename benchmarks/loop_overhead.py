@@ -38,7 +38,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from akdg.architectures import build_discriminator, build_generator
 from akdg.config import load_config, method_variants, student_key
 from akdg.datasets import DATASETS
-from akdg.losses import LOSSES
+from akdg.losses import build_loss
 from akdg.method_api import TrainContext, place_images
 from akdg.registry import AkdgError
 from akdg.training import train
@@ -157,7 +157,7 @@ def prepare_ours(
         images=setup.images,
         z_dim=setup.z_dim,
         batch_size=setup.batch_size,
-        loss=LOSSES.get(setup.loss),
+        loss=build_loss(setup.loss),
         discriminator_spec=setup.discriminator,
         optimizer=setup.optimizer,
         n_dis=setup.n_dis,

@@ -157,3 +157,39 @@ def test_a_state_that_does_not_fit_the_models_is_named(tmp_path: Path, digits: d
     Resumable(path, "same-run", 1).save(1, {"generator": other.state_dict()})
     with pytest.raises(AkdgError, match=r"student\.pt\.state was written for this run but does not fit its models.*Delete it"):
         train("vanilla", {}, ctx, 4, resume=Resumable(path, "same-run", 1))
+
+
+@pytest.mark.slow
+def test_a_run_with_an_lr_schedule_and_a_gradient_penalty_resumes_exactly(
+    tmp_path: Path, digits_npz: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The schedule is a function of the step and the optimisers' state; the penalty's draws come from the saved RNG."""
+    from baselines.vanilla import Vanilla
+
+    spec = {
+        **SPEC,
+        "method": "vanilla",
+        "method_options": {},
+        "steps": 12,
+        "loss": {"name": "wgan-gp", "gp_weight": 10.0},
+        "lr_schedule": {"kind": "linear", "start": 2},
+        "generator_batch_size": 12,
+    }
+    original, calls = Vanilla.train_step, {"steps": 0}
+
+    def stopped_at_step_8(self):
+        calls["steps"] += 1
+        if calls["steps"] == 8:
+            raise KeyboardInterrupt  # as a killed job: the last state on disk is step 6's
+        return original(self)
+
+    interrupted, whole = tmp_path / "interrupted.pt", tmp_path / "whole.pt"
+    monkeypatch.setattr(Vanilla, "train_step", stopped_at_step_8)
+    with pytest.raises(KeyboardInterrupt):
+        steps.train_generator(spec, digits_npz, interrupted, checkpoint_every=3)
+    monkeypatch.setattr(Vanilla, "train_step", original)
+    assert torch.load(Path(f"{interrupted}.state"), weights_only=True)["step"] == 6
+    steps.train_generator(spec, digits_npz, interrupted, checkpoint_every=3)
+    steps.train_generator(spec, digits_npz, whole, checkpoint_every=0)
+    resumed, uninterrupted = weights(interrupted), weights(whole)
+    assert all(torch.equal(resumed[key], uninterrupted[key]) for key in resumed), "resumed weights differ from the uninterrupted run's"

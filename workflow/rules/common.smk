@@ -10,6 +10,7 @@ from snakemake.exceptions import WorkflowError
 from akdg.config import (
     capacity_warnings,
     check_buildable,
+    loss_name,
     method_variants,
     student_key,
     student_training_spec,
@@ -96,7 +97,7 @@ def student_spec_json(wildcards):
 
 
 # Each job's code as a param (akdg.fingerprint): Snakemake reruns the jobs whose code changed, and what follows them.
-LOSS = config["loss"]
+TEACHER_LOSS = loss_name(config["teacher"].get("loss", config["loss"]))
 TEACHER_ARCH = config["teacher"]["generator"]["arch"]
 GENERATOR_ARCHS = sorted({TEACHER_ARCH, *(model["arch"] for model in STUDENTS.values())})
 
@@ -106,7 +107,7 @@ def student_code(wildcards):
     architectures = [STUDENTS[wildcards.student]["arch"], config["student_discriminator"]["arch"]]
     if METHOD_REGISTRY.metadata(method)["requires_teacher"]:
         architectures.append(TEACHER_ARCH)
-    return fingerprint("train", architectures=architectures, methods=[method], losses=[LOSS])
+    return fingerprint("train", architectures=architectures, methods=[method], losses=[loss_name(VARIANTS[wildcards.method]["loss"])])
 
 
 def student_inputs(wildcards):

@@ -46,7 +46,10 @@ else:
             spec=as_json(teacher_training_spec(config)),
             every=config["training"]["checkpoint_every"],
             code=fingerprint(
-                "train", architectures=[TEACHER_ARCH, config["teacher"]["discriminator"]["arch"]], methods=["vanilla"], losses=[LOSS]
+                "train",
+                architectures=[TEACHER_ARCH, config["teacher"]["discriminator"]["arch"]],
+                methods=["vanilla"],
+                losses=[TEACHER_LOSS],
             ),
         message:
             f"train the teacher, {config['teacher']['steps']} steps on {{threads}} threads (progress: {{log}})"
