@@ -133,19 +133,25 @@ def size_markdown(comparisons: pd.DataFrame, dataset: str) -> str:
     )
 
 
+def _digits(row: pd.Series) -> int:
+    """Decimals of a metric's cells: precision and recall are fractions, FID and IS are not."""
+    return 3 if row["metric"] in ("precision", "recall") else 2
+
+
 def _cell(row: pd.Series, side: str) -> str:
-    mean, std, count = row[f"mean_{side}"], row[f"std_{side}"], row[f"n_{side}"]
+    mean, std, count, digits = row[f"mean_{side}"], row[f"std_{side}"], row[f"n_{side}"], _digits(row)
     if pd.isna(mean):
         return "–"
-    return f"{mean:.2f}" + ("" if pd.isna(std) else f" ± {std:.2f}") + f" (n={count:.0f})"
+    return f"{mean:.{digits}f}" + ("" if pd.isna(std) else f" ± {std:.{digits}f}") + f" (n={count:.0f})"
 
 
 def _interval_cell(row: pd.Series) -> str:
+    digits = _digits(row)
     if pd.isna(row["diff"]):
         return "–"
     if pd.isna(row["ci_low"]):
-        return f"{row['diff']:+.2f} [no interval: fewer than 2 seeds or no spread]"
-    return f"{row['diff']:+.2f} [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]"
+        return f"{row['diff']:+.{digits}f} [no interval: fewer than 2 seeds or no spread]"
+    return f"{row['diff']:+.{digits}f} [{row['ci_low']:+.{digits}f}, {row['ci_high']:+.{digits}f}]"
 
 
 def family_styles(families: list[str]) -> dict[str, tuple[str, str]]:

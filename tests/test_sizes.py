@@ -128,3 +128,15 @@ def test_the_size_table_and_both_figures_are_written(runs: pd.DataFrame, tmp_pat
         with Image.open(png) as image:
             assert image.format == "PNG" and image.width > 600 and image.height > 300
             assert len(np.unique(np.asarray(image.convert("RGB")).reshape(-1, 3), axis=0)) > 20  # drawn, not blank
+
+
+def test_precision_and_recall_are_compared_where_the_runs_have_them(runs: pd.DataFrame, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    scored = runs.assign(precision=rng.uniform(0.5, 0.9, len(runs)), recall=rng.uniform(0.2, 0.6, len(runs)))
+    table = size_comparisons(scored)
+    assert list(dict.fromkeys(table["metric"])) == ["FID", "IS", "precision", "recall"] and len(table) == 5 * 2 * 4
+    row = table[(table["metric"] == "recall") & (table["student"] == "mlp-w32") & (table["label_b"] == "mse")].iloc[0]
+    own = scored[(scored["student"] == "mlp-w32") & (scored["kind"] == "trained")]
+    akdg, mse = (own.loc[own["method"] == method, "recall"] for method in ("akdg", "mse"))
+    assert row["diff"] == pytest.approx(akdg.mean() - mse.mean())
+    assert "precision" in write_sizes(scored, tmp_path, tmp_path, "digits")[0].read_text()
