@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 CONFIDENCE = 0.95
 COMPARISONS = (("akdg", "vanilla"), ("akdg", "mse"))  # base methods (protocol.training.method): A − B
 METRICS = {"fid": "FID", "is_mean": "IS", "precision": "precision", "recall": "recall"}  # run column -> name; a missing one is left out
-LOWER_IS_BETTER = {"fid": True, "is_mean": False, "precision": False, "recall": False}
 FAMILY_STYLES = (("o", "-"), ("s", "--"), ("^", ":"), ("D", "-."))  # marker and line per family, in sorted name order
 SIZE_COLUMNS = (
     "family", "student", "params", "mult_adds", "comparison", "label_a", "label_b", "metric",
@@ -49,8 +48,8 @@ def welch_interval(a: np.ndarray, b: np.ndarray, confidence: float = CONFIDENCE)
 
     se² = s_A²/n_A + s_B²/n_B; df = se⁴ / ((s_A²/n_A)²/(n_A−1) + (s_B²/n_B)²/(n_B−1)). Seeds of two
     methods have unequal spreads (one method can be less stable), which the pooled-variance interval
-    would hide. The interval, df and diff are NaN where a group has fewer than 2 values; interval and
-    df where both groups are constant (no spread to scale by).
+    would hide. Interval and df are NaN where a group has fewer than 2 values or both groups are
+    constant (no spread to scale by); the difference is NaN only where a group is empty.
     """
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     nan = {"diff": math.nan, "ci_low": math.nan, "ci_high": math.nan, "df": math.nan}
@@ -67,12 +66,6 @@ def welch_interval(a: np.ndarray, b: np.ndarray, confidence: float = CONFIDENCE)
 
 def trained_students(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[(runs["role"] == "student") & (runs["kind"] == "trained")]
-
-
-def sweeps_sizes(runs: pd.DataFrame) -> bool:
-    """Whether some family has two or more trained sizes: the per-size views need a trend to show."""
-    students = trained_students(runs)
-    return bool(len(students)) and int(students.groupby("arch")["student"].nunique().max()) >= 2
 
 
 def size_comparisons(runs: pd.DataFrame) -> pd.DataFrame:

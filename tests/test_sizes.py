@@ -11,7 +11,7 @@ from PIL import Image
 from scipy.stats import ttest_ind
 from test_tables import write_run
 
-from akdg.sizes import pareto_front, size_comparisons, sweeps_sizes, tradeoff_points, welch_interval, write_sizes
+from akdg.sizes import pareto_front, size_comparisons, tradeoff_points, welch_interval, write_sizes
 from akdg.tables import load_runs
 
 # family -> width -> (params, mult-adds, images/s); the teacher is larger and slower than every student.
@@ -84,11 +84,6 @@ def test_the_comparison_has_a_row_per_size_comparison_and_metric_by_family_then_
     assert row["params"] == 27_345 and row["n_a"] == row["n_b"] == 3
 
 
-def test_a_grid_sweeps_sizes_only_with_two_sizes_of_a_family(runs: pd.DataFrame) -> None:
-    assert sweeps_sizes(runs)
-    assert not sweeps_sizes(runs[runs["student"].isin(["dcgan-w8", "mlp-w32", "teacher", ""])])
-
-
 def test_the_pareto_front_keeps_only_undominated_points() -> None:
     fid = np.array([50.0, 40.0, 45.0, 30.0, np.nan])
     params = np.array([10.0, 20.0, 30.0, 40.0, 5.0])
@@ -140,3 +135,9 @@ def test_precision_and_recall_are_compared_where_the_runs_have_them(runs: pd.Dat
     akdg, mse = (own.loc[own["method"] == method, "recall"] for method in ("akdg", "mse"))
     assert row["diff"] == pytest.approx(akdg.mean() - mse.mean())
     assert "precision" in write_sizes(scored, tmp_path, tmp_path, "digits")[0].read_text()
+
+
+def test_a_grid_without_akdg_still_gets_its_tradeoff_and_an_explained_empty_comparison(runs: pd.DataFrame, tmp_path: Path) -> None:
+    paths = write_sizes(runs[runs["method"] != "akdg"], tmp_path, tmp_path, "digits")
+    assert pd.read_csv(paths[1]).empty and "akdg" not in set(pd.read_csv(paths[4])["method"])
+    assert all(path.stat().st_size > 0 for path in paths)
