@@ -153,7 +153,7 @@ def family_styles(families: list[str]) -> dict[str, tuple[str, str]]:
 
 
 def size_figure(comparisons: pd.DataFrame, title: str) -> Figure:
-    """One panel per metric (rows) and comparison (columns): A − B against params (log x), its 95% band, a zero line.
+    """One panel per metric (rows) and comparison (columns): A − B against params (log x), its 95% interval as band and bars, a zero line.
 
     A line is one family and label pair, coloured as the compared-against method B is in every figure.
     """
@@ -177,12 +177,14 @@ def size_figure(comparisons: pd.DataFrame, title: str) -> Figure:
                 marker, style = styles[family]
                 colour = colours[label_b]
                 axis.fill_between(line["params"], line["ci_low"], line["ci_high"], color=colour, alpha=0.18, linewidth=0, zorder=2)
-                axis.plot(
+                axis.errorbar(  # the bars show the interval where a family has a single size, which no band can
                     line["params"],
                     line["diff"],
+                    yerr=[line["diff"] - line["ci_low"], line["ci_high"] - line["diff"]],
                     marker=marker,
                     linestyle=style,
                     color=colour,
+                    capsize=3,
                     zorder=3,
                     label=f"{family}: {label_a} − {label_b}",
                 )
@@ -191,7 +193,7 @@ def size_figure(comparisons: pd.DataFrame, title: str) -> Figure:
             better = "below 0: AKDG better" if metric == "FID" else "above 0: AKDG better"
             axis.set(title=f"{comparison} in {metric}", xlabel="student parameters (log scale)", ylabel=f"Δ {metric} ({better})")
             axis.legend(fontsize=7)
-    figure.suptitle(f"{title}: method differences at each student size (band: Welch 95% interval over seeds)", fontsize=10)
+    figure.suptitle(f"{title}: method differences at each student size (band and bars: Welch 95% interval over seeds)", fontsize=10)
     figure.tight_layout()
     return figure
 
