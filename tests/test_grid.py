@@ -41,8 +41,9 @@ def test_short_and_long_method_forms():
         "akdg": {"kd_weight": 0.5},
     }
     variants = method_variants(validate_config(config))
-    assert variants["vanilla-b2048"] == {"method": "vanilla", "options": {}, "training": {"batch_size": 2048}}
-    assert variants["akdg"] == {"method": "akdg", "options": {"kd_weight": 0.5}, "training": {}}
+    loss = TEST_CONFIG["loss"]  # a variant without a loss of its own trains with the grid's
+    assert variants["vanilla-b2048"] == {"method": "vanilla", "options": {}, "training": {"batch_size": 2048}, "loss": loss}
+    assert variants["akdg"] == {"method": "akdg", "options": {"kd_weight": 0.5}, "training": {}, "loss": loss}
 
 
 @pytest.mark.parametrize(
