@@ -44,6 +44,7 @@ OUTDIR_LOCK = OutdirLock(OUT)
 
 onstart:
     try:
+        check_buildable(config)  # a width its family cannot build is refused before any job
         OUTDIR_LOCK.acquire()
     except AkdgError as error:
         raise WorkflowError(str(error))
@@ -71,6 +72,9 @@ rule all_tables:
         TABLES,
         CLAIMS,
         PLOTS,
+        SIZE_TABLES,
+        SIZE_PLOT,
+        TRADEOFF,
 
 
 rule all_outputs:
@@ -80,6 +84,9 @@ rule all_outputs:
         TABLES,
         CLAIMS,
         PLOTS,
+        SIZE_TABLES,
+        SIZE_PLOT,
+        TRADEOFF,
         ALL_RUNS,
         COST,
         REFERENCE_STATS,

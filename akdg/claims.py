@@ -1,7 +1,7 @@
 """The paper's five claims, tested on one dataset's runs with Welch's t-test over seeds.
 
 A table of means says which number is smaller; it does not say whether the gap is larger than the
-seed-to-seed spread. Each claim is therefore tested per student architecture and label pair with
+seed-to-seed spread. Each claim is therefore tested per student (family and size) and label pair with
 Welch's t-test (unequal variances: methods differ in stability), one-sided in each direction at
 :data:`ALPHA`, so that a null effect gets a verdict other than "inconclusive" at most about 5% of
 the time; Holm's step-down correction over a claim's rows keeps that bound for the claim's whole
@@ -239,10 +239,14 @@ def holm_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def evaluate_claims(runs: pd.DataFrame, dataset: str) -> ClaimsReport:
-    """Test claims 1-5 on ``runs`` (rows of :func:`akdg.tables.load_runs`) for each student architecture."""
+    """Test claims 1-5 on ``runs`` (rows of :func:`akdg.tables.load_runs`) for each student, that is each family and size.
+
+    Rows come by claim, then family, then size (params): a sweep's sizes of a family stand together, smallest first.
+    """
     students = runs[(runs["role"] == "student") & (runs["kind"] == "trained")]
     teachers = runs[runs["role"] == "teacher"]
-    names = list(dict.fromkeys(students["student"]))
+    sizes = students.groupby("student", sort=False)[["arch", "params"]].first().reset_index()
+    names = sizes.sort_values(["arch", "params", "student"], kind="stable")["student"].tolist()
     rows: list[dict[str, Any]] = []
     for claim, metric, base_a, base_b, alternative in (
         (1, "fid", "akdg", "mse", "less"),
@@ -348,7 +352,7 @@ def _method_rows(
             rows.append(
                 {
                     "claim": claim, "student": student, "comparison": f"{label_a} vs {label_b}", "metric": name,
-                    "label_a": label_a, "label_b": label_b, **_spread(a, "a"), **_spread(b, "b"),
+                    "label_a": label_a, "label_b": label_b, **group_spread(a, "a"), **group_spread(b, "b"),
                     "test": f"Welch's t, one-sided (A {_SYMBOL[alternative]} B)", **welch_test(a, b, alternative),
                 }
             )  # fmt: skip
@@ -386,8 +390,8 @@ def _cost_rows(student_runs: pd.DataFrame, teachers: pd.DataFrame, student: str)
     row = {
         **base,
         "metric": "images/s",
-        **_spread(a, "a"),
-        **_spread(b, "b"),
+        **group_spread(a, "a"),
+        **group_spread(b, "b"),
         "ratio": _ratio(a, b),
         "test": "one-sample t on log(A/B) per round (> 0)",
     }
@@ -416,7 +420,8 @@ def _ratio(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.median(a) / np.median(b))
 
 
-def _spread(values: np.ndarray, side: str) -> dict[str, float]:
+def group_spread(values: np.ndarray, side: str) -> dict[str, float]:
+    """``mean_<side>``, ``std_<side>`` (sample, ddof 1) and ``n_<side>`` of one group of a comparison; NaN where undefined."""
     return {
         f"mean_{side}": float(values.mean()) if len(values) else math.nan,
         f"std_{side}": float(values.std(ddof=1)) if len(values) > 1 else math.nan,

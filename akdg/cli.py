@@ -116,14 +116,17 @@ def cmd_reference_stats(args: argparse.Namespace) -> None:
 def cmd_aggregate(args: argparse.Namespace) -> None:
     from akdg.io import prepare_outputs
     from akdg.plots import fid_vs_params
+    from akdg.sizes import size_outputs, write_sizes
     from akdg.tables import aggregate
 
     plot, plot_data = args.plots_dir / f"{args.dataset}_fid_vs_params.png", args.plots_dir / f"{args.dataset}_fid_vs_params.csv"
-    prepare_outputs([plot, plot_data])
+    prepare_outputs([plot, plot_data, *(size_outputs(args.tables_dir, args.plots_dir, args.dataset) if args.sizes else [])])
     runs, claims = aggregate(args.runs, args.method_order, args.tables_dir, args.metrics_dir, args.dataset)
     for _, claim in claims.summary.iterrows():
         log.info("claim %d (%s) on %s: %s [%s]", claim["claim"], claim["claim_text"], claim["dataset"], claim["verdict"], claim["rows"])
     fid_vs_params(runs, plot, plot_data, args.dataset)
+    if args.sizes:
+        write_sizes(runs, args.tables_dir, args.plots_dir, args.dataset)
 
 
 def cmd_plot_samples(args: argparse.Namespace) -> None:
@@ -143,9 +146,10 @@ def cmd_plot_samples(args: argparse.Namespace) -> None:
 
 
 def cmd_validate_config(args: argparse.Namespace) -> None:
-    from akdg.config import capacity_warnings, load_config
+    from akdg.config import capacity_warnings, check_buildable, load_config
 
     config = load_config(args.config)
+    check_buildable(config)
     for line in capacity_warnings(config):
         log.warning("%s", line)
     log.info(
@@ -410,6 +414,11 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--tables-dir", type=Path, required=True, help="folder for DATASET.md/.csv/.tex and DATASET_claims.md/.csv")
     command.add_argument("--plots-dir", type=Path, required=True, help="folder for DATASET_fid_vs_params.png and its data (.csv)")
     command.add_argument("--metrics-dir", type=Path, required=True, help="one numeric JSON per run (for dvc metrics show)")
+    command.add_argument(
+        "--sizes",
+        action="store_true",
+        help="also write the per-size comparison (DATASET_sizes.md/.csv, DATASET_sizes.png) and the trade-off (DATASET_tradeoff.png/.csv)",
+    )
 
     command = step(
         "plot-samples",

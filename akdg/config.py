@@ -116,15 +116,13 @@ def coerce_to_schema(value: Any, node: dict[str, Any], resolver: Any = Registry(
         resolved = resolver.lookup(node["$ref"])
         node, resolver = resolved.contents, resolved.resolver
     if isinstance(value, dict):
-        branches = [node]
-        if "if" in node:  # e.g. a long-form method variant: its keys are the 'then' branch's
-            branches.append(node.get("then" if Draft202012Validator(node["if"]).is_valid(value) else "else") or {})
-        for branch in branches:
-            properties, extra = branch.get("properties", {}), branch.get("additionalProperties")
-            for key in value:
-                sub = properties.get(key, extra if isinstance(extra, dict) else None)
-                if sub is not None:
-                    value[key] = coerce_to_schema(value[key], sub, resolver)
+        if "if" in node:  # e.g. a long-form method variant or a student sweep: its keys are the chosen branch's
+            coerce_to_schema(value, node.get("then" if Draft202012Validator(node["if"]).is_valid(value) else "else") or {}, resolver)
+        properties, extra = node.get("properties", {}), node.get("additionalProperties")
+        for key in value:
+            sub = properties.get(key, extra if isinstance(extra, dict) else None)
+            if sub is not None:
+                value[key] = coerce_to_schema(value[key], sub, resolver)
     elif isinstance(value, list) and isinstance(node.get("items"), dict):
         return [coerce_to_schema(item, node["items"], resolver) for item in value]
     return _scalar(value, node)
@@ -239,9 +237,6 @@ def check_names(config: dict[str, Any]) -> None:
         raise AkdgError(
             f"teacher.checkpoint {checkpoint} does not exist; give the path of a trained teacher or remove the key to train one"
         )
-    keys = [student_key(model) for model in config["students"]]
-    if len(set(keys)) != len(keys):
-        raise AkdgError(f"students: duplicate entries {keys}; each model (its label: arch, width and options) may appear once")
     labelled = LABELLED.get(dataset)(config["dataset"]) if dataset in LABELLED.names() else True  # a dataset without an entry has labels
     if resolve_source(config) == "train" and not labelled:  # resolve_source refuses a pinned one where none ships
         raise AkdgError(UNLABELLED.format(dataset=config["dataset"]["label"]))
@@ -290,6 +285,83 @@ def check_labels(config: dict[str, Any], schema: dict[str, Any]) -> None:
             raise AkdgError(f"invalid config: method label {label!r} {LABEL_RULE}; rename it (e.g. vanilla-b64)")
 
 
+def expand_students(config: dict[str, Any]) -> None:
+    """Replace each sweep entry ``{arch, widths: [...]}`` of ``students`` by one ``{arch, width}`` per width, in place.
+
+    Runs before the schema, so that every consumer of a validated config (the workflow, the benchmarks,
+    the docs) sees plain students.
+    """
+    entries = config.get("students")
+    if not isinstance(entries, list):
+        return  # the schema says what is wrong with it
+    students, origins = [], []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or "widths" not in entry:
+            students.append(entry)
+            origins.append(index)
+            continue
+        where = f"students[{index}] ({entry.get('arch', 'no arch')})"
+        if "width" in entry:
+            raise AkdgError(
+                f"invalid config: {where} gives both width and widths; keep widths to sweep the family, or width for one student"
+            )
+        layout = [key for key in _layout_options(entry.get("arch")) if key in entry]
+        if layout:
+            raise AkdgError(
+                f"invalid config: {where} gives widths and {', '.join(layout)}; {' and '.join(layout)} set every stage's channels, "
+                f"which fixes the width, so list one student per layout, or drop {', '.join(layout)} to sweep widths"
+            )
+        widths = entry["widths"]
+        if not isinstance(widths, list) or not widths:
+            raise AkdgError(
+                f"invalid config: {where}.widths must be a non-empty list of widths, e.g. [4, 8, 16]; for one student give width"
+            )
+        for width in widths:
+            if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+                raise AkdgError(
+                    f"invalid config: {where}.widths holds {width!r}; a width is a positive whole number of channels (conv families) "
+                    "or hidden units (mlp)"
+                )
+        rest = {key: value for key, value in entry.items() if key not in ("arch", "widths")}  # family options, for every width
+        for width in widths:
+            students.append({"arch": entry.get("arch"), "width": width, **rest})
+            origins.append(index)
+    seen: dict[str, int] = {}
+    for student, origin in zip(students, origins):
+        if not (isinstance(student, dict) and isinstance(student.get("arch"), str)):
+            continue  # the schema says what is wrong with it
+        key = student_key(student)
+        if key in seen:
+            where = f"in students[{origin}].widths" if seen[key] == origin else f"in students[{seen[key]}] and students[{origin}]"
+            raise AkdgError(
+                f"invalid config: student {key} appears twice ({where}); each model (its label: arch, width and options) "
+                "may appear once, so remove one"
+            )
+        seen[key] = origin
+    config["students"] = students
+
+
+def _layout_options(arch: Any) -> list[str]:
+    """The options of a registered family that set every stage's channels (and so replace width); none for another name."""
+    return ARCHITECTURES.metadata(arch).get("layout", []) if isinstance(arch, str) and arch in ARCHITECTURES.names() else []
+
+
+def check_buildable(config: dict[str, Any]) -> None:
+    """Build every student on the meta device (no memory, no compute): a width its family cannot build fails here, in a sentence.
+
+    Not part of :func:`validate_config`: building imports torch, which planning a grid (``snakemake -n``) never
+    does. ``akdg validate-config`` and a run's start call it, before any job.
+    """
+    for student in config["students"]:
+        try:
+            planned_size(student, config)
+        except Exception as error:  # a family's own refusal (AkdgError) or a layer torch cannot make (RuntimeError, ValueError)
+            raise AkdgError(
+                f"invalid config: student {student_key(student)} cannot be built at {config['dataset']['resolution']} px ({error}); "
+                "drop that width from the students (or from its entry's widths)"
+            ) from None
+
+
 def planned_size(model: dict[str, Any], config: dict[str, Any]) -> dict[str, int]:
     """Params, layers and mult-adds of one generator of the grid, built on the meta device (no memory, no compute).
 
@@ -327,8 +399,9 @@ def capacity_warnings(config: dict[str, Any]) -> list[str]:
 
 
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Coerce, validate against the schema (filling defaults), check names: the Snakefile runs this too."""
+    """Coerce, expand student sweeps, validate against the schema (filling defaults), check names: the Snakefile runs this too."""
     coerce_to_schema_file(config, SCHEMA)
+    expand_students(config)
     check_labels(
         config, schema_registry().contents(SCHEMA.resolve().as_uri())
     )  # before the schema, whose error for a pattern would not say what a label may hold

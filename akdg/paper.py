@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from akdg.registry import AkdgError
@@ -50,7 +51,9 @@ def match_paper(summary: pd.DataFrame, dataset: str, paper: pd.DataFrame | None 
     """Paper numbers and ``ours - paper`` for each summary row, aligned with ``summary``'s index.
 
     Teacher rows match the dataset's teacher row whatever its architecture (the paper has one
-    teacher per dataset); student rows match by (architecture family, method label). Only the
+    teacher per dataset); student rows match by (architecture family, method label), and where a
+    grid has several sizes of a family, only the size nearest the paper's parameters (on a log
+    scale) does: the paper's numbers are of one size. Only the
     metrics the paper reports for this dataset get columns (``paper_<metric>``,
     ``<metric>_minus_paper``); a dataset the paper lacks gets a frame with no columns. Unmatched
     rows hold NaN.
@@ -63,11 +66,16 @@ def match_paper(summary: pd.DataFrame, dataset: str, paper: pd.DataFrame | None 
     numbers = [*reported, *(["is_std"] if "is_mean" in reported else [])]
     teacher = rows[rows["role"] == "teacher"]
     students = rows[rows["role"] == "student"].set_index(["arch", "method"])
+    nearest = _nearest_sizes(summary, students)
     matched = []
     for _, row in summary.iterrows():
         if row["role"] == "teacher" and len(teacher):
             matched.append(teacher.iloc[0])
-        elif row["role"] == "student" and (row["arch"], row["method"]) in students.index:
+        elif (
+            row["role"] == "student"
+            and (row["arch"], row["method"]) in students.index
+            and (row["arch"] not in nearest or nearest[row["arch"]] == row["params"])
+        ):
             matched.append(students.loc[(row["arch"], row["method"])])
         else:
             matched.append(None)
@@ -81,3 +89,15 @@ def match_paper(summary: pd.DataFrame, dataset: str, paper: pd.DataFrame | None 
     for name in reported:
         result[f"{name}_minus_paper"] = summary[name].astype(float) - result[f"paper_{name}"]
     return result
+
+
+def _nearest_sizes(summary: pd.DataFrame, students: pd.DataFrame) -> dict[str, float]:
+    """Per student family with several sizes, the params of the size nearest the paper's (log ratio)."""
+    nearest = {}
+    for arch, sizes in summary[summary["role"] == "student"].groupby("arch")["params"]:
+        candidates = sizes.dropna().unique()
+        if len(candidates) > 1 and arch in students.index.get_level_values("arch"):
+            paper_params = students.xs(arch, level="arch")["params"].dropna()
+            if len(paper_params):
+                nearest[arch] = min(candidates, key=lambda params: abs(np.log(params / paper_params.iloc[0])))
+    return nearest

@@ -84,7 +84,8 @@ def row_label(row: pd.Series) -> str:
 
 
 def summarise(runs: pd.DataFrame, method_order: list[str]) -> pd.DataFrame:
-    """Mean and sample std over seeds per row; rows in the paper's order."""
+    """Mean and sample std over seeds per row; rows in the paper's order: the teacher, then the students by
+    family (alphabetical), size (params; then name, where two widths share a count) and method, then the real data."""
     runs = runs.assign(row=runs.apply(row_label, axis=1))
     grouped = runs.groupby("row", sort=False)
     summary = grouped[[*METRIC_COLUMNS, *COST_COLUMNS]].mean()
@@ -94,7 +95,7 @@ def summarise(runs: pd.DataFrame, method_order: list[str]) -> pd.DataFrame:
     order = {name: index for index, name in enumerate(["untrained", *method_order])}
     summary["_block"] = summary["role"].map({"teacher": 0, "student": 1, "reference": 2})
     summary["_method"] = summary["method"].map(order).fillna(len(order))
-    summary = summary.sort_values(["_block", "student", "_method"], kind="stable").drop(columns=["_block", "_method"])
+    summary = summary.sort_values(["_block", "arch", "params", "student", "_method"], kind="stable").drop(columns=["_block", "_method"])
     return summary.reset_index(drop=True)
 
 
@@ -182,9 +183,9 @@ def paper_note(paper: pd.DataFrame) -> list[str]:
         return []
     return [
         f"paper: {', '.join(sources)} of Tsunashima et al., ICPR 2020 (akdg/data/akdg_icpr2020.csv), matched by "
-        "teacher role or by (student family, method label); 'paper' cells as printed there (params and mult-adds "
-        "rounded; its IS spread in brackets is the paper's, not over seeds); Δ = ours − paper; – where the paper "
-        "has no such row"
+        "teacher role or by (student family, method label), in a size sweep at the size nearest the paper's; 'paper' "
+        "cells as printed there (params and mult-adds rounded; its IS spread in brackets is the paper's, not over "
+        "seeds); Δ = ours − paper; – where the paper has no such row"
     ]
 
 

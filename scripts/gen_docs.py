@@ -119,6 +119,46 @@ def cpu_repro_claims() -> str:
     )
 
 
+SIZE_SWEEP = ROOT / "results" / "size_sweep"
+
+
+def size_sweep() -> str:
+    """The CPU size sweep's per-size comparison, trade-off, claims and wall time, or a sentence saying it has not run."""
+    tables, plots = SIZE_SWEEP / "tables", SIZE_SWEEP / "plots"
+    files = [
+        tables / "digits_sizes.md",
+        tables / "digits_claims.md",
+        tables / "digits.md",
+        plots / "digits_tradeoff.png",
+        plots / "digits_sizes.png",
+    ]
+    missing = [str(path.relative_to(ROOT)) for path in files if not path.exists()]
+    if missing:
+        return (
+            f"Not run yet: {', '.join(f'`{name}`' for name in missing)} missing. `dvc repro size_sweep` (or the snakemake "
+            "command above) writes them; then `python scripts/gen_docs.py` fills this section."
+        )
+    timing = BENCHMARKS / "size_sweep.json"
+    if timing.exists():
+        measured = json.loads(timing.read_text())
+        result, start = measured["results"], measured["machine"]["load_average_1_5_15_start"][0]
+        took = (
+            f"The run took {result['wall_seconds'] / 60:,.0f} min on {result['cores']} cores, peak memory "
+            f"{result['peak_pss_bytes'] / 2**30:.2f} GiB (PSS; `results/benchmarks/size_sweep.json`, 1-min load {start:.1f} at start)."
+        )
+    else:
+        took = "Its wall time has not been measured: `results/benchmarks/size_sweep.json` is missing."
+    return (
+        f"{took}\n\n![FID against params, mult-adds and images/s](../results/size_sweep/plots/digits_tradeoff.png)\n\n"
+        "![AKDG − vanilla and AKDG − MSE at each size](../results/size_sweep/plots/digits_sizes.png)\n\n"
+        "[`results/size_sweep/tables/digits_sizes.md`](../results/size_sweep/tables/digits_sizes.md):\n\n"
+        f"{table_and_notes(files[0].read_text())}\n\n"
+        "The summary of [`results/size_sweep/tables/digits_claims.md`](../results/size_sweep/tables/digits_claims.md) "
+        "(every size's rows are in that file; the full table is [`digits.md`](../results/size_sweep/tables/digits.md)):\n\n"
+        f"{first_table(files[1].read_text())}"
+    )
+
+
 # --------------------------------------------------------------------------------------------------
 # The paper and its grids
 # --------------------------------------------------------------------------------------------------
@@ -157,10 +197,18 @@ def paper_tables() -> str:
 
 
 def model_name(spec: dict) -> str:
-    """A model as the docs name it: its label with a space after the family (``dcgan w51``, ``dcgan sc244-202-202-202``)."""
+    """A model as the docs name it: its label with a space after the family (``dcgan w51``, ``dcgan sc244-202-202-202``);
+    a sweep entry as its widths (``mlp w155/290/518``)."""
     from akdg.architectures import model_label
 
+    if "widths" in spec:
+        return f"{spec['arch']} w{'/'.join(map(str, spec['widths']))}"
     return model_label(spec).replace("-", " ", 1)
+
+
+def student_count(students: list[dict]) -> int:
+    """Students a config's entries train: a sweep entry is one per width."""
+    return sum(len(student.get("widths", [None])) for student in students)
 
 
 def paper_grids() -> str:
@@ -169,7 +217,7 @@ def paper_grids() -> str:
     for path in sorted((ROOT / "config" / "paper").glob("*.yaml")):
         config = yaml.safe_load(path.read_text())
         dataset, teacher = config["dataset"], config["teacher"]
-        runs = len(config["students"]) * len(config["methods"]) * len(config["seeds"])
+        runs = student_count(config["students"]) * len(config["methods"]) * len(config["seeds"])
         rows.append(
             [
                 f"`config/paper/{path.name}`",
@@ -358,6 +406,7 @@ def architectures() -> str:
 CONFIG_FILES = (
     "config/config.yaml",
     "config/cpu_repro.yaml",
+    "config/size_sweep.yaml",
     "config/test.yaml",
     "config/paper/cifar10.yaml",
     "config/paper/lsun_bedroom.yaml",
@@ -732,6 +781,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "table": default_table,
     "cpu-repro-table": cpu_repro_table,
     "claims": cpu_repro_claims,
+    "size-sweep": size_sweep,
     "paper-tables": paper_tables,
     "paper-grids": paper_grids,
     "architectures": architectures,

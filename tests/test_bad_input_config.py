@@ -220,6 +220,26 @@ CONFIG_ROWS = {
     "plugins-as-string": (changed(("plugins", "mymodule")), "plugins: 'mymodule' is not of type 'array'"),
     "betas-as-number": (changed(("training.optimizer.betas", 0.5)), "training.optimizer.betas: 0.5 is not of type 'array'"),
     "teacher-without-steps": (changed(("teacher.steps", DELETE)), "teacher: 'steps' is a required property"),
+    # Student sweeps (students: [{arch, widths: [...]}]).
+    "sweep-with-width": (
+        changed(("students", [{"arch": "dcgan", "width": 4, "widths": [4, 8]}])),
+        "students[0] (dcgan) gives both width and widths; keep widths",
+    ),
+    "sweep-empty": (changed(("students", [{"arch": "dcgan", "widths": []}])), "students[0] (dcgan).widths must be a non-empty list"),
+    "sweep-width-zero": (
+        changed(("students", [{"arch": "mlp", "widths": [32, 0]}])),
+        "students[0] (mlp).widths holds 0; a width is a positive",
+    ),
+    "sweep-width-fraction": (changed(("students", [{"arch": "mlp", "widths": [1.5]}])), "students[0] (mlp).widths holds 1.5"),
+    "sweep-duplicate-across-entries": (
+        changed(("students", [{"arch": "dcgan", "width": 8}, {"arch": "dcgan", "widths": [4, 8]}])),
+        "student dcgan-w8 appears twice (in students[0] and students[1])",
+    ),
+    "sweep-unbuildable": (
+        changed(("dataset.resolution", 32), ("students", [{"arch": "pggan", "widths": [16, 1]}])),
+        "student pggan-w1 cannot be built at 32 px (pggan width 1 leaves no channels at 32 px",
+    ),
+    "sweep-valid": (changed(("students", [{"arch": "dcgan", "widths": [2, 4]}, {"arch": "mlp", "width": "32"}])), None),
     # Names and labels, unicode included.
     "device-gpu": (changed(("training.device", "gpu")), "training.device: 'gpu' is not one of ['auto', 'cpu', 'cuda']"),
     "extractor-name": (changed(("evaluation.feature_extractor", "inception")), "evaluation.feature_extractor: 'inception' is not one of"),

@@ -48,7 +48,7 @@ def frame(
     ratios = [mine / theirs for mine, theirs in zip(student_rounds, teacher_rounds)] if student_rounds and teacher_rounds else None
     speed = {"speed_measurement": measurement}
     rows = [
-        {"role": "teacher", "kind": "trained", "student": "teacher", "method": "vanilla", "base_method": "vanilla", "seed": 0, "fid": 5.0, "is_mean": 9.0,
+        {"role": "teacher", "kind": "trained", "student": "teacher", "arch": "sngan", "method": "vanilla", "base_method": "vanilla", "seed": 0, "fid": 5.0, "is_mean": 9.0,
          **TEACHER, "images_per_s_rounds": teacher_rounds, "throughput_ratio_rounds": None, **speed}
     ]  # fmt: skip
     for (student, label, base), values in groups.items():
@@ -66,6 +66,7 @@ def frame(
                     "role": "student",
                     "kind": "trained",
                     "student": student,
+                    "arch": student.split("-w")[0],
                     "method": label,
                     "base_method": base,
                     "seed": seed,
@@ -290,3 +291,23 @@ def test_write_claims_files(tmp_path: Path) -> None:
     assert written["p_value"].iloc[0] == pytest.approx(report.rows["p_value"].iloc[0])
     markdown = (tmp_path / "cifar10_claims.md").read_text()
     assert f"alpha = {ALPHA} per direction" in markdown and "Holm" in markdown and "akdg: 11.00 ± 1.00 (n=3)" in markdown
+
+
+def test_each_claim_is_tested_at_each_student_size_by_family_then_params(tmp_path: Path) -> None:
+    """A sweep's sizes are students of their own: one row per size, scipy's Welch p, Holm over all sizes of the claim."""
+    from test_sizes import fid_of, size_grid
+
+    from akdg.tables import load_runs
+
+    report = evaluate_claims(load_runs(size_grid(tmp_path)), "digits")
+    order = ["dcgan-w4", "dcgan-w8", "dcgan-w16", "mlp-w32", "mlp-w128"]
+    for claim in (1, 2, 3, 4, 5):
+        assert list(dict.fromkeys(rows_of(report, claim)["student"])) == order, claim
+    rows = rows_of(report, 2)
+    expected = []
+    for student in order:
+        family, width = student.split("-w")
+        akdg, vanilla = ([fid_of(family, int(width), method, seed) for seed in range(3)] for method in ("akdg", "vanilla"))
+        expected.append(ttest_ind(akdg, vanilla, equal_var=False, alternative="less").pvalue)
+    assert rows["p_value"].tolist() == pytest.approx(expected)
+    assert rows["p_holm"].tolist() == pytest.approx(holm(expected).tolist())  # one family: every size of the claim

@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from akdg.cli import main
-from akdg.config import capacity_warnings, planned_size, validate_config
+from akdg.config import capacity_warnings, check_buildable, planned_size, validate_config
+from akdg.registry import AkdgError
 from conftest import REPO
 
 CONFIGS = ["config.yaml", "test.yaml", "cpu_repro.yaml", "paper/cifar10.yaml", "paper/lsun_bedroom.yaml"]
@@ -64,3 +65,80 @@ def test_a_step_spec_gets_the_config_schemas_defaults() -> None:
     assert {key: spec[key] for key in ("device", "amp", "channels_last", "compile", "max_abs_loss")} == {
         key: training[key]["default"] for key in ("device", "amp", "channels_last", "compile", "max_abs_loss")
     }
+
+
+def sweep_config(*students: dict) -> dict:
+    config = load("config.yaml")
+    config["students"] = list(students)
+    return config
+
+
+def test_a_sweep_entry_becomes_one_plain_student_per_width_in_order() -> None:
+    """Every consumer of a validated config (the Snakefile, the benchmarks, the docs) sees only {arch, width} students."""
+    config = validate_config(
+        sweep_config({"arch": "dcgan", "widths": [8, "2", 4]}, {"arch": "mlp", "width": 32}, {"arch": "mlp", "widths": [16]})
+    )
+    assert config["students"] == [
+        {"arch": "dcgan", "width": 8},
+        {"arch": "dcgan", "width": 2},
+        {"arch": "dcgan", "width": 4},
+        {"arch": "mlp", "width": 32},
+        {"arch": "mlp", "width": 16},
+    ]
+    assert validate_config(config)["students"] == config["students"]  # validating an expanded config again changes nothing
+
+
+@pytest.mark.parametrize(
+    ("students", "fragment"),
+    [
+        ([{"arch": "dcgan", "widths": [4], "width": 4}], "students[0] (dcgan) gives both width and widths"),
+        ([{"arch": "dcgan", "widths": [4], "stage_channels": [16, 8, 4]}], "students[0] (dcgan) gives widths and stage_channels; stage_c"),
+        ([{"arch": "dcgan", "width": 2}, {"arch": "mlp", "widths": []}], "students[1] (mlp).widths must be a non-empty list"),
+        ([{"arch": "dcgan", "widths": 4}], "students[0] (dcgan).widths must be a non-empty list"),
+        ([{"arch": "dcgan", "widths": [4, -2]}], "students[0] (dcgan).widths holds -2; a width is a positive whole number"),
+        ([{"arch": "dcgan", "widths": [4, True]}], "students[0] (dcgan).widths holds True"),
+        ([{"arch": "dcgan", "widths": [4, 4]}], "student dcgan-w4 appears twice (in students[0].widths)"),
+        (
+            [{"arch": "mlp", "widths": [16, 32]}, {"arch": "mlp", "width": 32}],
+            "student mlp-w32 appears twice (in students[0] and students[1])",
+        ),
+        ([{"arch": "dcgan", "widths": [4], "depth": 3}], "dcgan has no option depth; it accepts width, stage_channels"),
+    ],
+)
+def test_a_bad_sweep_is_refused_with_a_sentence_naming_its_entry(students: list[dict], fragment: str) -> None:
+    with pytest.raises(AkdgError) as error:
+        validate_config(sweep_config(*students))
+    assert fragment in str(error.value)
+
+
+def test_a_width_its_family_cannot_build_is_refused_before_any_job() -> None:
+    """pggan's channels at 32 px are width // 2: width 1 leaves none (built on the meta device: no memory, no compute).
+
+    validate_config (a dry run's) does not build; akdg validate-config and a run's start do (tests/test_bad_input_config.py).
+    """
+    config = validate_config(sweep_config({"arch": "pggan", "widths": [16, 1]}) | {"dataset": {"name": "digits", "resolution": 32}})
+    with pytest.raises(AkdgError, match=r"student pggan-w1 cannot be built at 32 px \(pggan width 1 leaves no channels"):
+        check_buildable(config)
+    check_buildable(validate_config(sweep_config({"arch": "pggan", "widths": [16, 2]}) | {"dataset": {"name": "digits", "resolution": 32}}))
+
+
+def test_the_cpu_size_sweep_is_the_cpu_reproduction_with_more_sizes_all_below_the_teacher() -> None:
+    """Same dataset, teacher, discriminator, methods, evaluation and training settings as config/cpu_repro.yaml."""
+    sweep, repro = validate_config(load("size_sweep.yaml")), validate_config(load("cpu_repro.yaml"))
+    differing = {key for key in sweep if sweep[key] != repro[key]}
+    assert differing <= {"outdir", "students", "seeds", "training"}, differing
+    assert {key for key in sweep["training"] if sweep["training"][key] != repro["training"][key]} <= {"steps"}
+    families = [student["arch"] for student in sweep["students"]]
+    assert families.count("dcgan") >= 4 and families.count("mlp") >= 3 and len(sweep["seeds"]) >= 3
+    assert list(sweep["methods"]) == ["vanilla", "mse", "akdg"]
+    teacher = planned_size(sweep["teacher"]["generator"], sweep)["params"]
+    assert all(planned_size(student, sweep)["params"] < teacher for student in sweep["students"])
+
+
+def test_the_paper_size_sweep_has_students_at_a_quarter_half_and_all_of_the_papers_parameters() -> None:
+    """Paper (Table I): DCGAN 2.6M, MLP 2.2M parameters; the sweep's sizes within 0.03 of 0.25x, 0.5x and 1x."""
+    config = validate_config(load("paper/cifar10_sizes.yaml"))
+    paper = {"dcgan": 2.6e6, "mlp": 2.2e6}
+    for family, params in paper.items():
+        ratios = sorted(planned_size(student, config)["params"] / params for student in config["students"] if student["arch"] == family)
+        assert ratios == pytest.approx([0.25, 0.5, 1.0], abs=0.03), (family, ratios)

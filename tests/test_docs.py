@@ -22,6 +22,7 @@ BLOCK_PAGES = {
     "README.md": ("headline", "quickstart-time"),
     "docs/results.md": ("table", "cpu-repro-table", "claims"),
     "docs/reproducing.md": ("paper-tables", "paper-grids"),
+    "docs/size-sweeps.md": ("size-sweep",),
     "docs/architectures.md": ("architectures",),
     "config/README.md": ("config-keys",),
     "docs/running.md": ("resources",),

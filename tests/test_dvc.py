@@ -21,6 +21,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.workflow]
 GRIDS = {
     "default": "config/config.yaml",
     "cpu_repro": "config/cpu_repro.yaml",
+    "size_sweep": "config/size_sweep.yaml",
     "cifar10": "config/paper/cifar10.yaml",
     "lsun_bedroom": "config/paper/lsun_bedroom.yaml",
 }
@@ -57,6 +58,8 @@ def test_each_grid_is_a_stage_running_its_config_into_its_own_outdir(stages: dic
         f"{outdir}/plots/{dataset}_fid_vs_params.png",
         f"{outdir}/plots/{dataset}_samples.png",
     ]
+    if name == "size_sweep":  # several sizes of a family: the per-size comparison and the trade-off (akdg.sizes)
+        plots += [f"{outdir}/plots/{dataset}_{plot}" for plot in ("sizes.png", "tradeoff.png", "tradeoff.csv")]
     assert sorted(outs) == sorted([f"{outdir}/{kind}" for kind in OUTPUTS] + plots)
     assert [path for path, out in outs.items() if not out.persist] == [], "DVC would delete these before a run"
     assert outs[f"{outdir}/metrics"].metric and all(outs[path].plot for path in plots)

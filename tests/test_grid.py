@@ -41,8 +41,9 @@ def test_short_and_long_method_forms():
         "akdg": {"kd_weight": 0.5},
     }
     variants = method_variants(validate_config(config))
-    assert variants["vanilla-b2048"] == {"method": "vanilla", "options": {}, "training": {"batch_size": 2048}}
-    assert variants["akdg"] == {"method": "akdg", "options": {"kd_weight": 0.5}, "training": {}}
+    loss = TEST_CONFIG["loss"]  # a variant without a loss of its own trains with the grid's
+    assert variants["vanilla-b2048"] == {"method": "vanilla", "options": {}, "training": {"batch_size": 2048}, "loss": loss}
+    assert variants["akdg"] == {"method": "akdg", "options": {"kd_weight": 0.5}, "training": {}, "loss": loss}
 
 
 @pytest.mark.parametrize(
@@ -178,6 +179,26 @@ def test_paper_config_plans_exactly_the_expected_jobs(tmp_path: Path, dataset: s
         wanted = config["resources"][group]
         asked = dict(re.findall(r"(gpu|runtime|mem_mb)=(\d+)", block.split("resources:", 1)[1].splitlines()[0]))
         assert asked == {key: str(value) for key, value in wanted.items()}, (rule, asked)
+
+
+SIZE_SWEEP_STUDENTS = 3 + 3  # DCGAN at three channel schedules, MLP at three widths
+
+
+@pytest.mark.slow
+def test_the_paper_size_sweep_plans_every_size_and_the_size_outputs(tmp_path: Path):
+    """`snakemake -n` on config/paper/cifar10_sizes.yaml: each size is a student with its own runs, and the
+    aggregate also writes the per-size comparison and the trade-off."""
+    workdir = without_messages(copy_project(tmp_path))
+    result = dry_run(workdir, "config/paper/cifar10_sizes.yaml")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    methods, seeds = 3, 3
+    expected = {"train_student": SIZE_SWEEP_STUDENTS * methods * seeds, "evaluate_student": SIZE_SWEEP_STUDENTS * methods}
+    assert job_counts(result.stdout) == {**dict.fromkeys(ONCE, 1), **expected}
+    out = "results/paper/cifar10_sizes"
+    students = set(re.findall(rf"{out}/models/cifar10/([\w-]+)/akdg/seed2\.pt", result.stdout))
+    assert len(students) == SIZE_SWEEP_STUDENTS and {"mlp-w155", "mlp-w290", "mlp-w518"} <= students, students
+    for path in ("tables/cifar10_sizes.md", "tables/cifar10_sizes.csv", "plots/cifar10_sizes.png", "plots/cifar10_tradeoff.png"):
+        assert f"{out}/{path}" in result.stdout, path
 
 
 @pytest.mark.slow

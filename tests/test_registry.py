@@ -22,7 +22,9 @@ def test_the_index_matches_what_the_builtin_modules_register() -> None:
     assert registry.build_index() == json.loads(INDEX.read_text())
 
 
-@pytest.mark.parametrize("grid", ["config/config.yaml", "config/paper/cifar10.yaml", "config/paper/lsun_bedroom.yaml"])
+@pytest.mark.parametrize(
+    "grid", ["config/config.yaml", "config/size_sweep.yaml", "config/paper/cifar10.yaml", "config/paper/lsun_bedroom.yaml"]
+)
 def test_a_dry_run_imports_no_torch(grid: str, tmp_path: Path) -> None:
     _, imported_torch = dry_run.plan_once(REPO, grid, tmp_path)  # fails the test, with the output, if snakemake -n fails
     assert not imported_torch, f"snakemake -n on {grid} imported torch"

@@ -340,3 +340,29 @@ def test_runs_of_two_loaders_under_one_label_are_refused(tmp_path: Path) -> None
     prepared_by(paths[:1], "npz")
     with pytest.raises(AkdgError, match=r"prepared by the dataset loaders \['faces', 'npz'\]"):
         run_aggregate(paths, tmp_path, "faces", ["akdg"])
+
+
+def test_rows_are_grouped_by_family_then_size_then_method(tmp_path: Path) -> None:
+    """A sweep's widths sort by params, not by name (dcgan-w16 after dcgan-w8); methods in config order within a size."""
+    from test_sizes import size_grid
+
+    run_aggregate(size_grid(tmp_path / "runs"), tmp_path, "digits", ["vanilla", "mse", "akdg"])
+    rows = markdown_rows(tmp_path / "tables" / "digits.md")["Method"].tolist()
+    students = [f"{family}-w{width}" for family, width in (("dcgan", 4), ("dcgan", 8), ("dcgan", 16), ("mlp", 32), ("mlp", 128))]
+    methods = ["untrained", "vanilla", "mse", "akdg"]
+    assert rows == ["Teacher (sngan)", *(f"{student} {method}" for student in students for method in methods), "Real data (test split)"]
+
+
+def test_a_sweep_gets_the_papers_numbers_at_the_size_nearest_the_papers_only() -> None:
+    """The paper's DCGAN row is of one size (2.6M params); a sweep's 0.25x and 0.5x rows get no paper cells."""
+    summary = pd.DataFrame(
+        {
+            "role": ["teacher", "student", "student", "student", "student"],
+            "arch": ["sngan", "dcgan", "dcgan", "dcgan", "mlp"],
+            "method": ["vanilla", "akdg", "akdg", "akdg", "akdg"],
+            "params": [4.1e6, 0.66e6, 1.31e6, 2.61e6, 0.55e6],
+        }
+        | {name: [1.0] * 5 for name in ("layers", "mult_adds", "is_mean", "fid")}
+    )
+    matched = match_paper(summary, "cifar10")
+    assert matched["paper_fid"].notna().tolist() == [True, False, False, True, True]

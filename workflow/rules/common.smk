@@ -2,12 +2,14 @@
 import json
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
 from akdg.config import (
     capacity_warnings,
+    check_buildable,
     loss_name,
     method_variants,
     student_key,
@@ -70,6 +72,11 @@ ALL_RUNS = [TEACHER_RUN, *STUDENT_RUNS, *UNTRAINED_RUNS.values(), REAL_RUN]
 TABLES = expand(f"{OUT}/tables/{DATASET}.{{ext}}", ext=["md", "csv", "tex"])
 CLAIMS = expand(f"{OUT}/tables/{DATASET}_claims.{{ext}}", ext=["md", "csv"])  # the paper's five claims, tested
 PLOTS = [f"{OUT}/plots/{DATASET}_fid_vs_params.png", f"{OUT}/plots/{DATASET}_samples.png"]
+# A grid with two or more sizes of one family also gets the per-size comparison and the trade-off figure (akdg.sizes).
+SWEEPS_SIZES = max(Counter(model["arch"] for model in STUDENTS.values()).values()) >= 2
+SIZE_TABLES = expand(f"{OUT}/tables/{DATASET}_sizes.{{ext}}", ext=["md", "csv"]) if SWEEPS_SIZES else []
+SIZE_PLOT = [f"{OUT}/plots/{DATASET}_sizes.png"] if SWEEPS_SIZES else []
+TRADEOFF = [f"{OUT}/plots/{DATASET}_tradeoff.{ext}" for ext in ("png", "csv")] if SWEEPS_SIZES else []
 
 
 def as_json(value):

@@ -10,6 +10,9 @@ rule aggregate:
         metrics=directory(f"{OUT}/metrics/{DATASET}"),
         plot=in_report(f"{OUT}/plots/{DATASET}_fid_vs_params.png", "fid_vs_params", "Plots", plot="FID vs parameters"),
         plot_data=in_report(f"{OUT}/plots/{DATASET}_fid_vs_params.csv", "fid_vs_params", "Plots", plot="FID vs parameters"),
+        size_tables=[in_report(path, "sizes", "Tables", table="per-size comparison") for path in SIZE_TABLES],
+        size_plot=[in_report(path, "sizes", "Plots", plot="method differences per size") for path in SIZE_PLOT],
+        tradeoff=[in_report(path, "tradeoff", "Plots", plot="trade-off") for path in TRADEOFF],
     log:
         f"{LOGS}/aggregate.log",
     benchmark:
@@ -23,10 +26,11 @@ rule aggregate:
         dataset=DATASET,
         tables_dir=lambda wildcards, output: os.path.dirname(output.tables[0]),
         plots_dir=lambda wildcards, output: os.path.dirname(output.plot),
+        sizes="--sizes" if SWEEPS_SIZES else "",
         code=fingerprint("aggregate"),
     shell:
         "akdg aggregate --runs {input} --method-order {params.methods} --dataset {params.dataset}"
-        " --tables-dir {params.tables_dir} --plots-dir {params.plots_dir} --metrics-dir {output.metrics} > {log} 2>&1"
+        " --tables-dir {params.tables_dir} --plots-dir {params.plots_dir} --metrics-dir {output.metrics} {params.sizes} > {log} 2>&1"
 
 
 rule plot_samples:
