@@ -232,8 +232,9 @@ def score(
 ) -> dict[str, float]:
     """IS, FID, KID, precision and recall of ``input1`` against ``input2`` through torch-fidelity, with the arguments every akdg score uses.
 
-    Precision and recall (torch-fidelity's ``prc``) read the FID layer's features, so one pass of the
-    extractor feeds every metric and a fall in fidelity or in diversity shows in the same space as FID.
+    Precision and recall (torch-fidelity's ``prc``) read each extractor's default layer for them, which
+    is FID's (tests/test_metrics.py checks it), so one pass of the extractor feeds every metric and a
+    fall in fidelity or in diversity shows in the same space as FID.
 
     One place for the call, so that another input (a folder of PNGs in benchmarks/eval_paths.py)
     is scored exactly as an evaluation scores a generator.
@@ -249,7 +250,6 @@ def score(
         kid_subsets=options["kid_subsets"],
         kid_subset_size=options["kid_subset_size"],
         prc_neighborhood=options.get("prc_neighborhood", FIDELITY_DEFAULTS["prc_neighborhood"]),
-        feature_layer_prc=feature_layers(extractor)["fid"],
         rng_seed=options["rng_seed"],
         **_fidelity_kwargs(extractor, extractor_weights, options, cache),
         **extra,

@@ -41,7 +41,7 @@ from akdg.datasets import DATASETS
 from akdg.losses import build_loss
 from akdg.method_api import TrainContext, place_images
 from akdg.registry import AkdgError
-from akdg.training import train
+from akdg.training import EMA_BN_BATCHES, EMA_BN_SEED, train
 from benchlib import CONFIGS, RESULTS, choose_device, interleave, machine, ratio_figures, run, setup_logging, table, write_result
 
 log = logging.getLogger("loop_overhead")
@@ -292,6 +292,16 @@ def bare_loop(
             log.info("bare step %d/%d: %s", step, steps, ", ".join(f"{k} {v:.4f}" for k, v in history[-1].items() if k != "step"))
     if average is not None:
         generator.load_state_dict(average.module.state_dict())
+        norms = [module for module in generator.modules() if isinstance(module, nn.BatchNorm2d)]
+        for norm in norms:  # standing statistics: the averaged weights' own BN statistics, a cumulative mean over batches
+            norm.reset_running_stats()
+            norm.momentum = None
+        rng = torch.Generator().manual_seed(EMA_BN_SEED)
+        with torch.no_grad():
+            for _ in range(EMA_BN_BATCHES):
+                generator(torch.randn(batch, setup.z_dim, generator=rng).to(device))
+        for norm in norms:
+            norm.momentum = 0.1
     return [generator, *discriminators]
 
 

@@ -14,6 +14,7 @@ from akdg.architectures import build_generator
 from akdg.feature_extractor_classifier import FORMAT as CLASSIFIER_FORMAT
 from akdg.feature_extractor_classifier import Classifier, load_classifier
 from akdg.images import to_model_range
+from akdg.feature_extractors import EXTRACTORS, feature_layers
 from akdg.metrics import fidelity_metrics
 
 OPTIONS = {"num_samples": 300, "isc_splits": 5, "kid_subsets": 10, "kid_subset_size": 100, "batch_size": 100, "rng_seed": 2020}
@@ -78,6 +79,12 @@ def test_precision_and_recall_match_their_definition_on_the_same_features(digits
     assert 0.5 < precision < 1 and 0.5 < recall < 1  # held-out digits: mostly, not all, covered
     assert scores["precision"] == pytest.approx(precision, abs=2 / len(digits.x_test))  # float32 cdist ties at the radius
     assert scores["recall"] == pytest.approx(recall, abs=2 / len(digits.x_train))
+
+
+@pytest.mark.parametrize("name", EXTRACTORS)
+def test_precision_and_recall_read_the_fid_features(name: str):
+    layers = feature_layers(name)
+    assert layers["prc"] == layers["fid"]
 
 
 class ConstantGenerator(torch.nn.Module):
