@@ -13,8 +13,8 @@ import torch
 from akdg.architectures import build_generator
 from akdg.feature_extractor_classifier import FORMAT as CLASSIFIER_FORMAT
 from akdg.feature_extractor_classifier import Classifier, load_classifier
-from akdg.images import to_model_range
 from akdg.feature_extractors import EXTRACTORS, feature_layers
+from akdg.images import to_model_range
 from akdg.metrics import fidelity_metrics
 
 OPTIONS = {"num_samples": 300, "isc_splits": 5, "kid_subsets": 10, "kid_subset_size": 100, "batch_size": 100, "rng_seed": 2020}
