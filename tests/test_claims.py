@@ -151,6 +151,22 @@ def test_every_vanilla_label_is_compared_and_a_missing_method_is_not_tested() ->
     assert report.summary.set_index("claim").loc[4, "verdict"] == INCONCLUSIVE
 
 
+def test_no_pair_gives_the_method_a_claim_favours_more_images_seen() -> None:
+    groups = {
+        ("dcgan-w16", label, label.split("-")[0]): [(20.0 + index, 6.0), (21.0 + index, 6.1)]
+        for index, label in enumerate(["akdg", "akdg-b2048", "mse", "mse-b2048", "vanilla-b64", "vanilla-b2048"])
+    }
+    runs = frame(groups)
+    runs["images_seen"] = runs["method"].map(lambda label: 2048 * 100 if label.endswith("b2048") else 64 * 100)
+    report = evaluate_claims(runs, "lsun_bedroom")
+    assert list(rows_of(report, 2)["comparison"]) == ["akdg vs vanilla-b64", "akdg vs vanilla-b2048", "akdg-b2048 vs vanilla-b2048"]
+    assert list(rows_of(report, 1)["comparison"]) == ["akdg vs mse", "akdg vs mse-b2048", "akdg-b2048 vs mse-b2048"]
+    # claim 3 favours vanilla (B): vanilla at 2048 is not tested against MSE at 64
+    assert list(rows_of(report, 3)["comparison"]) == ["mse vs vanilla-b64", "mse-b2048 vs vanilla-b64", "mse-b2048 vs vanilla-b2048"]
+    runs["images_seen"] = None  # runs scored before images were recorded: every pair, as before
+    assert len(rows_of(evaluate_claims(runs, "lsun_bedroom"), 2)) == 4
+
+
 def test_cost_claim_exact_ratios_and_throughput_from_per_round_ratios() -> None:
     teacher = [100.0, 20.0, 300.0, 50.0, 150.0]  # absolute images/s swing tenfold from round to round, as under load
     factors = [3.0, 2.9, 3.1, 3.05, 2.95]
