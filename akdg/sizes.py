@@ -44,24 +44,20 @@ TRADEOFF_AXES = (("params", "parameters", False), ("mult_adds", "mult-adds per i
 
 
 def welch_interval(a: np.ndarray, b: np.ndarray, confidence: float = CONFIDENCE) -> dict[str, float]:
-    """mean(A) − mean(B) with its Welch interval: t quantile at the Welch–Satterthwaite degrees of freedom.
+    """mean(A) − mean(B) with scipy's Welch interval (``ttest_ind(equal_var=False).confidence_interval``) and its df.
 
-    se² = s_A²/n_A + s_B²/n_B; df = se⁴ / ((s_A²/n_A)²/(n_A−1) + (s_B²/n_B)²/(n_B−1)). Seeds of two
-    methods have unequal spreads (one method can be less stable), which the pooled-variance interval
-    would hide. Interval and df are NaN where a group has fewer than 2 values or both groups are
-    constant (no spread to scale by); the difference is NaN only where a group is empty.
+    Seeds of two methods have unequal spreads (one method can be less stable), which a pooled-variance
+    interval would hide; the claims use the same interval. Interval and df are NaN where a group has
+    fewer than 2 values or both groups are constant (no spread to scale by); the difference is NaN
+    only where a group is empty.
     """
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    nan = {"diff": math.nan, "ci_low": math.nan, "ci_high": math.nan, "df": math.nan}
-    if len(a) < 2 or len(b) < 2:
-        return {**nan, "diff": float(a.mean() - b.mean()) if len(a) and len(b) else math.nan}
-    diff = float(a.mean() - b.mean())
-    var_a, var_b = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    if var_a + var_b == 0:
-        return {**nan, "diff": diff}
-    df = float((var_a + var_b) ** 2 / (var_a**2 / (len(a) - 1) + var_b**2 / (len(b) - 1)))
-    half = float(stats.t.ppf(0.5 + confidence / 2, df) * math.sqrt(var_a + var_b))
-    return {"diff": diff, "ci_low": diff - half, "ci_high": diff + half, "df": df}
+    diff = float(a.mean() - b.mean()) if len(a) and len(b) else math.nan
+    if len(a) < 2 or len(b) < 2 or a.var() + b.var() == 0:
+        return {"diff": diff, "ci_low": math.nan, "ci_high": math.nan, "df": math.nan}
+    welch = stats.ttest_ind(a, b, equal_var=False)
+    interval = welch.confidence_interval(confidence)
+    return {"diff": diff, "ci_low": float(interval.low), "ci_high": float(interval.high), "df": float(welch.df)}
 
 
 def trained_students(runs: pd.DataFrame) -> pd.DataFrame:

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from scipy.stats import t as t_distribution
 from scipy.stats import ttest_ind
 from test_tables import write_run
 
@@ -63,6 +64,12 @@ def test_the_welch_interval_matches_scipy(seed: int) -> None:
     assert ours["diff"] == pytest.approx(a.mean() - b.mean())
     assert ours["df"] == pytest.approx(expected.df)
     assert (ours["ci_low"], ours["ci_high"]) == pytest.approx((interval.low, interval.high))
+    # and by hand: se² = s_A²/n_A + s_B²/n_B, Welch–Satterthwaite df, t quantile at 97.5%
+    var_a, var_b = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    df = (var_a + var_b) ** 2 / (var_a**2 / (len(a) - 1) + var_b**2 / (len(b) - 1))
+    half = t_distribution.ppf(0.975, df) * np.sqrt(var_a + var_b)
+    assert ours["df"] == pytest.approx(df)
+    assert (ours["ci_low"], ours["ci_high"]) == pytest.approx((ours["diff"] - half, ours["diff"] + half))
 
 
 def test_the_welch_interval_is_absent_without_two_seeds_or_any_spread() -> None:
