@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 from scipy import stats
 
 from akdg.claims import group_spread
@@ -148,6 +149,18 @@ def family_styles(families: list[str]) -> dict[str, tuple[str, str]]:
     return {family: FAMILY_STYLES[index % len(FAMILY_STYLES)] for index, family in enumerate(sorted(set(families)))}
 
 
+def _leading_digit(value: float) -> int:
+    return int(f"{value:e}"[0]) if value > 0 else 0
+
+
+def _count_tick(value: float, _position: int | None = None) -> str:
+    """A parameter count as a short tick label: 5K, 20K, 1M (every 1-2-5 tick of a log axis labelled, no others)."""
+    for threshold, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if value >= threshold:
+            return f"{value / threshold:g}{suffix}"
+    return f"{value:g}"
+
+
 def size_figure(comparisons: pd.DataFrame, title: str) -> Figure:
     """One panel per metric (rows) and comparison (columns): A − B against params (log x), its 95% interval as band and bars, a zero line.
 
@@ -185,12 +198,14 @@ def size_figure(comparisons: pd.DataFrame, title: str) -> Figure:
                     label=f"{family}: {label_a} − {label_b}",
                 )
             axis.set_xscale("log")
+            axis.xaxis.set_major_formatter(FuncFormatter(_count_tick))
+            axis.xaxis.set_minor_formatter(FuncFormatter(lambda value, _: _count_tick(value) if _leading_digit(value) in (2, 5) else ""))
             axis.grid(True, which="major", color="#e5e5e5", linewidth=0.8)
             better = "below 0: AKDG better" if metric == "FID" else "above 0: AKDG better"
             axis.set(title=f"{comparison} in {metric}", xlabel="student parameters (log scale)", ylabel=f"Δ {metric} ({better})")
             axis.legend(fontsize=7)
     figure.suptitle(f"{title}: method differences at each student size (band and bars: Welch 95% interval over seeds)", fontsize=10)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 0.985))  # room for the title above the top row's
     return figure
 
 
