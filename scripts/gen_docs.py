@@ -159,6 +159,50 @@ def size_sweep() -> str:
     )
 
 
+def _difference(row: Any) -> str:
+    return f"{row['diff']:+.1f} [{row['ci_low']:+.1f}, {row['ci_high']:+.1f}] at {row['params'] / 1e3:.1f}K params"
+
+
+def size_sweep_findings() -> str:
+    """What the CPU sweep's per-size comparison says, in sentences computed from its CSV (no number typed by hand)."""
+    import pandas as pd
+
+    path = SIZE_SWEEP / "tables" / "digits_sizes.csv"
+    if not path.exists():
+        return f"Not run yet: `{path.relative_to(ROOT)}` is missing."
+    sizes = pd.read_csv(path)
+    lines = []
+    for comparison, rows in sizes[sizes["metric"] == "FID"].groupby("comparison", sort=False):
+        ends = "; ".join(
+            f"{family}: {_difference(group.iloc[0])}, {_difference(group.iloc[-1])}"
+            for family, group in rows.sort_values("params").groupby("family", sort=True)
+        )
+        below, above = rows[rows["ci_high"] < 0], rows[rows["ci_low"] > 0]
+        named = lambda part: ", ".join(part["student"]) or "none"  # noqa: E731
+        lines.append(
+            f"- **{comparison}, FID** (below 0: AKDG better), smallest and largest size of each family: {ends}. "
+            f"The 95% interval lies below zero at {len(below)} of {len(rows)} sizes ({named(below)}), above zero at "
+            f"{len(above)} ({named(above)}), and covers zero at the rest."
+        )
+    recall = sizes[(sizes["metric"] == "recall") & (sizes["comparison"] == "akdg − mse")].sort_values(["family", "params"])
+    if len(recall):
+        lines.append(
+            "- **akdg − mse, recall**: "
+            + "; ".join(
+                f"{row['student']} {row['diff']:+.3f} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]" for _, row in recall.iterrows()
+            )
+            + "."
+        )
+    trade = pd.read_csv(SIZE_SWEEP / "plots" / "digits_tradeoff.csv")
+    front = trade[trade["pareto_params"] & (trade["student"] != "teacher")].sort_values("params")
+    lines.append(
+        "- **Pareto front over parameters** (students only, means over seeds): "
+        + ", ".join(f"{row.student} {row.method} (FID {row.fid_mean:.1f})" for row in front.itertuples())
+        + "."
+    )
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------------------------------
 # The paper and its grids
 # --------------------------------------------------------------------------------------------------
@@ -509,9 +553,9 @@ def resources() -> str:
 
 
 def budget() -> str:
-    """The default DAG's and the CPU reproduction's wall time and peak memory against their budgets."""
+    """The default DAG's, the CPU reproduction's and the CPU size sweep's wall time and peak memory against their budgets."""
     rows = []
-    for name in ("dag_budget", "cpu_repro"):
+    for name in ("dag_budget", "cpu_repro", "size_sweep"):
         measured = benchmark(name)
         machine, result = measured["machine"], measured["results"]
         budget_seconds = result["budget_seconds"]
@@ -782,6 +826,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "cpu-repro-table": cpu_repro_table,
     "claims": cpu_repro_claims,
     "size-sweep": size_sweep,
+    "size-sweep-findings": size_sweep_findings,
     "paper-tables": paper_tables,
     "paper-grids": paper_grids,
     "architectures": architectures,

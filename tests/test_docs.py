@@ -22,7 +22,7 @@ BLOCK_PAGES = {
     "README.md": ("headline", "quickstart-time"),
     "docs/results.md": ("table", "cpu-repro-table", "claims"),
     "docs/reproducing.md": ("paper-tables", "paper-grids"),
-    "docs/size-sweeps.md": ("size-sweep",),
+    "docs/size-sweeps.md": ("size-sweep", "size-sweep-findings"),
     "docs/architectures.md": ("architectures",),
     "config/README.md": ("config-keys",),
     "docs/running.md": ("resources",),
