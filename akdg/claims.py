@@ -158,6 +158,24 @@ def welch_test(a: np.ndarray, b: np.ndarray, alternative: Alternative) -> dict[s
     return result
 
 
+def welch_interval(a: np.ndarray, b: np.ndarray, confidence: float = CONFIDENCE) -> dict[str, float]:
+    """mean(A) − mean(B) with scipy's Welch interval (``ttest_ind(equal_var=False).confidence_interval``) and its df,
+    for reading a difference without a test (the per-size comparison, :mod:`akdg.sizes`).
+
+    Seeds of two methods have unequal spreads (one method can be less stable), which a pooled-variance
+    interval would hide; :func:`welch_test` uses the same interval. Interval and df are NaN where a group
+    has fewer than 2 values or both groups are constant (no spread to scale by); the difference is NaN
+    only where a group is empty.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    diff = float(a.mean() - b.mean()) if len(a) and len(b) else math.nan
+    if len(a) < 2 or len(b) < 2 or a.var() + b.var() == 0:
+        return {"diff": diff, "ci_low": math.nan, "ci_high": math.nan, "df": math.nan}
+    welch = ttest_ind(a, b, equal_var=False)
+    interval = welch.confidence_interval(confidence)
+    return {"diff": diff, "ci_low": float(interval.low), "ci_high": float(interval.high), "df": float(welch.df)}
+
+
 def hedges_g(a: np.ndarray, b: np.ndarray) -> float:
     """Hedges' g of A − B: how many pooled standard deviations apart the means are, bias-corrected for small n.
 
@@ -245,10 +263,9 @@ def evaluate_claims(runs: pd.DataFrame, dataset: str) -> ClaimsReport:
 
     Rows come by claim, then family, then size (params): a sweep's sizes of a family stand together, smallest first.
     """
-    students = runs[(runs["role"] == "student") & (runs["kind"] == "trained")]
+    students = trained_students(runs)
     teachers = runs[runs["role"] == "teacher"]
-    sizes = students.groupby("student", sort=False)[["arch", "params"]].first().reset_index()
-    names = sizes.sort_values(["arch", "params", "student"], kind="stable")["student"].tolist()
+    names = student_sizes(students)["student"].tolist()
     rows: list[dict[str, Any]] = []
     for claim, metric, base_a, base_b, alternative in (
         (1, "fid", "akdg", "mse", "less"),
@@ -279,6 +296,17 @@ def evaluate_claims(runs: pd.DataFrame, dataset: str) -> ClaimsReport:
     measurements = runs["speed_measurement"].dropna() if "speed_measurement" in runs else pd.Series(dtype=object)
     remarks = load_warning(measurements.iloc[0] if len(measurements) else None) + _capacity_remarks(table)
     return ClaimsReport(dataset, table, summary, tuple(remarks))
+
+
+def trained_students(runs: pd.DataFrame) -> pd.DataFrame:
+    """The trained students' runs (rows of :func:`akdg.tables.load_runs`): what the claims and the per-size comparison test."""
+    return runs[(runs["role"] == "student") & (runs["kind"] == "trained")]
+
+
+def student_sizes(students: pd.DataFrame, columns: tuple[str, ...] = ("arch", "params")) -> pd.DataFrame:
+    """One row per student with its first run's ``columns``, by family, then params (then name): every per-size table's order."""
+    sizes = students.groupby("student", sort=False)[list(columns)].first().reset_index()
+    return sizes.sort_values(["arch", "params", "student"], kind="stable")
 
 
 def load_warning(measurement: dict[str, Any] | None) -> list[str]:

@@ -18,22 +18,20 @@ correction; the intervals here are per size on their own, uncorrected, for readi
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
-from scipy import stats
 
-from akdg.claims import group_spread
+from akdg.claims import group_spread, student_sizes, trained_students, welch_interval
 from akdg.io import atomic_write
 from akdg.plots import METHOD_COLOURS, _save, method_colours
+from akdg.tables import _count
 
 log = logging.getLogger(__name__)
 
-CONFIDENCE = 0.95
 COMPARISONS = (("akdg", "vanilla"), ("akdg", "mse"))  # base methods (protocol.training.method): A − B
 METRICS = {"fid": "FID", "is_mean": "IS", "precision": "precision", "recall": "recall"}  # run column -> name; a missing one is left out
 FAMILY_STYLES = (("o", "-"), ("s", "--"), ("^", ":"), ("D", "-."))  # marker and line per family, in sorted name order
@@ -44,27 +42,6 @@ SIZE_COLUMNS = (
 TRADEOFF_AXES = (("params", "parameters", False), ("mult_adds", "mult-adds per image", False), ("images_per_s", "measured images/s", True))
 
 
-def welch_interval(a: np.ndarray, b: np.ndarray, confidence: float = CONFIDENCE) -> dict[str, float]:
-    """mean(A) − mean(B) with scipy's Welch interval (``ttest_ind(equal_var=False).confidence_interval``) and its df.
-
-    Seeds of two methods have unequal spreads (one method can be less stable), which a pooled-variance
-    interval would hide; the claims use the same interval. Interval and df are NaN where a group has
-    fewer than 2 values or both groups are constant (no spread to scale by); the difference is NaN
-    only where a group is empty.
-    """
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    diff = float(a.mean() - b.mean()) if len(a) and len(b) else math.nan
-    if len(a) < 2 or len(b) < 2 or a.var() + b.var() == 0:
-        return {"diff": diff, "ci_low": math.nan, "ci_high": math.nan, "df": math.nan}
-    welch = stats.ttest_ind(a, b, equal_var=False)
-    interval = welch.confidence_interval(confidence)
-    return {"diff": diff, "ci_low": float(interval.low), "ci_high": float(interval.high), "df": float(welch.df)}
-
-
-def trained_students(runs: pd.DataFrame) -> pd.DataFrame:
-    return runs[(runs["role"] == "student") & (runs["kind"] == "trained")]
-
-
 def size_comparisons(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (family, size, label pair of each comparison, metric): means, spreads and A − B with its Welch 95% interval.
 
@@ -73,8 +50,7 @@ def size_comparisons(runs: pd.DataFrame) -> pd.DataFrame:
     """
     students = trained_students(runs)
     metrics = [column for column in METRICS if column in students and students[column].notna().any()]
-    sizes = students.groupby("student", sort=False)[["arch", "params", "mult_adds"]].first().reset_index()
-    sizes = sizes.sort_values(["arch", "params", "student"], kind="stable")
+    sizes = student_sizes(students, ("arch", "params", "mult_adds"))
     rows = []
     for _, size in sizes.iterrows():
         own = students[students["student"] == size["student"]]
@@ -153,14 +129,6 @@ def _leading_digit(value: float) -> int:
     return int(f"{value:e}"[0]) if value > 0 else 0
 
 
-def _count_tick(value: float, _position: int | None = None) -> str:
-    """A parameter count as a short tick label: 5K, 20K, 1M (every 1-2-5 tick of a log axis labelled, no others)."""
-    for threshold, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if value >= threshold:
-            return f"{value / threshold:g}{suffix}"
-    return f"{value:g}"
-
-
 def size_figure(comparisons: pd.DataFrame, title: str) -> Figure:
     """One panel per metric (rows) and comparison (columns): A − B against params (log x), its 95% interval as band and bars, a zero line.
 
@@ -198,8 +166,9 @@ def size_figure(comparisons: pd.DataFrame, title: str) -> Figure:
                     label=f"{family}: {label_a} − {label_b}",
                 )
             axis.set_xscale("log")
-            axis.xaxis.set_major_formatter(FuncFormatter(_count_tick))
-            axis.xaxis.set_minor_formatter(FuncFormatter(lambda value, _: _count_tick(value) if _leading_digit(value) in (2, 5) else ""))
+            # parameter counts as 5K, 10K, 20K, 50K: every 1-2-5 tick labelled, no others (they would collide)
+            axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: _count(value, "g")))
+            axis.xaxis.set_minor_formatter(FuncFormatter(lambda value, _: _count(value, "g") if _leading_digit(value) in (2, 5) else ""))
             axis.grid(True, which="major", color="#e5e5e5", linewidth=0.8)
             better = "below 0: AKDG better" if metric == "FID" else "above 0: AKDG better"
             axis.set(title=f"{comparison} in {metric}", xlabel="student parameters (log scale)", ylabel=f"Δ {metric} ({better})")

@@ -12,7 +12,8 @@ from scipy.stats import t as t_distribution
 from scipy.stats import ttest_ind
 from test_tables import write_run
 
-from akdg.sizes import pareto_front, size_comparisons, tradeoff_points, welch_interval, write_sizes
+from akdg.claims import welch_interval
+from akdg.sizes import pareto_front, size_comparisons, tradeoff_points, write_sizes
 from akdg.tables import load_runs
 
 # family -> width -> (params, mult-adds, images/s); the teacher is larger and slower than every student.
