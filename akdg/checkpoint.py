@@ -19,9 +19,24 @@ from akdg.registry import AkdgError
 FORMAT = "akdg-generator-v1"
 
 
-def save_generator(path: Path | str, generator: nn.Module, meta: dict[str, Any]) -> None:
-    """Write weights plus ``meta`` (spec, resolution, channels, z_dim, protocol) atomically."""
-    save_torch({"format": FORMAT, "meta": meta, "state_dict": generator.state_dict()}, path)
+def save_generator(
+    path: Path | str, generator: nn.Module, meta: dict[str, Any], last_weights: dict[str, torch.Tensor] | None = None
+) -> None:
+    """Write weights plus ``meta`` (spec, resolution, channels, z_dim, protocol) atomically.
+
+    ``generator`` is the model every later step uses (the EMA, where training kept one);
+    ``last_weights`` (the raw weights at the last step) are stored beside it as ``last_state_dict``,
+    so the evaluation can score both.
+    """
+    payload = {"format": FORMAT, "meta": meta, "state_dict": generator.state_dict()}
+    if last_weights is not None:
+        payload["last_state_dict"] = last_weights
+    save_torch(payload, path)
+
+
+def has_last_weights(path: Path | str) -> bool:
+    """Whether the checkpoint holds the raw last-step weights beside its EMA (not before akdg kept them, nor without an EMA)."""
+    return "last_state_dict" in read_checkpoint(path)
 
 
 def read_checkpoint(path: Path | str) -> dict[str, Any]:
@@ -32,12 +47,15 @@ def read_checkpoint(path: Path | str) -> dict[str, Any]:
     return payload
 
 
-def load_generator(path: Path | str, expect: dict[str, Any] | None = None) -> tuple[nn.Module, dict[str, Any]]:
+def load_generator(path: Path | str, expect: dict[str, Any] | None = None, *, last: bool = False) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a generator from its checkpoint, in eval mode.
 
     ``expect`` (e.g. ``{"resolution": 16, "generator": {...}}``) must match the checkpoint's metadata.
+    ``last`` loads the raw last-step weights instead of the saved (EMA) ones; see :func:`has_last_weights`.
     """
     payload = read_checkpoint(path)
+    if last and "last_state_dict" not in payload:
+        raise AkdgError(f"checkpoint {path} holds no last-step weights (it was trained without an EMA, or before akdg kept them)")
     meta = payload["meta"]
     for key, wanted in (expect or {}).items():
         if meta.get(key) != wanted:
@@ -47,7 +65,7 @@ def load_generator(path: Path | str, expect: dict[str, Any] | None = None) -> tu
             )
     generator = build_generator(meta["generator"], resolution=meta["resolution"], channels=meta["channels"], z_dim=meta["z_dim"])
     try:
-        generator.load_state_dict(payload["state_dict"])
+        generator.load_state_dict(payload["last_state_dict" if last else "state_dict"])
     except RuntimeError as error:
         first_line = str(error).splitlines()[1] if len(str(error).splitlines()) > 1 else str(error)
         raise AkdgError(f"checkpoint {path} does not fit architecture {meta['generator']}: {first_line.strip()}") from None

@@ -143,7 +143,7 @@ def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path |
         },
     }
     check_probe(generator, spec["z_dim"], device)
-    checkpoint.save_generator(out, generator.cpu(), meta)  # CPU tensors: the checkpoint loads anywhere
+    checkpoint.save_generator(out, generator.cpu(), meta, ctx.last_weights)  # CPU tensors: the checkpoint loads anywhere
     resume.discard()
     log.info("saved %s after %d steps; final losses %s", out, spec["steps"], history[-1])
 
@@ -246,7 +246,7 @@ def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path,
             raise AkdgError(
                 f"evaluation.kid_subset_size={options['kid_subset_size']} exceeds the {available} samples of row {run}; lower it"
             )
-        training, checkpoint_path = None, row.get("checkpoint")
+        training, checkpoint_path, last = None, row.get("checkpoint"), None
         if kind == "real":
             candidate: Any = splits.x_test
             samples = {"generated": 0, "candidate_split": "test", "candidate": len(splits.x_test)}
@@ -260,6 +260,8 @@ def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path,
                 }
                 candidate, meta = checkpoint.load_generator(checkpoint_path, expect=expect)
                 training = meta["training"]
+                if checkpoint.has_last_weights(checkpoint_path):
+                    last, _ = checkpoint.load_generator(checkpoint_path, expect=expect, last=True)
             else:
                 torch.manual_seed(run["seed"])
                 candidate = build_generator(
@@ -270,24 +272,38 @@ def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path,
         if cache is not None:
             cache_use = {"root": str(cache.root), "key": cache.key, "fields": cache.fields, "hit": cache.is_filled(fe.name)}
             log.info("reference features %s in %s (key %s)", "read" if cache_use["hit"] else "computed and filled", cache.root, cache.key)
-        scores = metrics.fidelity_metrics(
-            candidate,
-            splits.x_train,
-            z_dim=spec["z_dim"],
-            extractor=fe.name,
-            extractor_weights=fe.weights,
-            options=row_options,
-            cache=cache,
-            label=_row_label(run, checkpoint_path),
-        )
+        scored = {
+            name: metrics.fidelity_metrics(
+                model,
+                splits.x_train,
+                z_dim=spec["z_dim"],
+                extractor=fe.name,
+                extractor_weights=fe.weights,
+                options=row_options,  # the same rng_seed: the same z for both weight sets
+                cache=cache,
+                label=_row_label(run, checkpoint_path) + (" (its last-step weights)" if name == "metrics_last" else ""),
+            )
+            for name, model in (("metrics", candidate), ("metrics_last", last))
+            if model is not None
+        }
+        scores = scored["metrics"]
         result = {
             "run": {**run, "kind": kind},
-            "metrics": scores,
+            **scored,
             "cost": costs[run["generator_label"]] if kind != "real" else None,
             "protocol": {
                 "dataset": {**splits.protocol, "reference_split": "train", "reference_samples": len(splits.x_train)},
                 "samples": samples,
                 "samples_checked_finite": kind != "real",  # generated images with NaN/Inf are refused; real ones are uint8
+                **(
+                    {
+                        "weights_scored": "ema",
+                        "weights_note": "metrics: the EMA generator (the saved one, which the table reports); "
+                        "metrics_last: the raw weights at the last training step, scored on the same z and reference",
+                    }
+                    if last is not None
+                    else {}
+                ),
                 "feature_extractor": fe.protocol,
                 "evaluation": row_options,
                 "metrics_device": device,

@@ -24,6 +24,8 @@ from akdg.registry import AkdgError
 log = logging.getLogger(__name__)
 
 METRIC_COLUMNS = ("is_mean", "fid", "kid_mean", "precision", "recall")
+# The raw last-step weights' scores beside the EMA's (the run JSON's metrics_last); NaN for runs without an EMA.
+LAST_COLUMNS = ("is_mean_last", "fid_last", "precision_last", "recall_last")
 COST_COLUMNS = ("layers", "params", "mult_adds", "images_per_s", "latency_ms")
 # From the run's training protocol: images seen = generator steps x batch size (what separates vanilla-b64
 # from vanilla-b2048); real_images_seen counts the real images the discriminators drew (n_dis per step, none for MSE).
@@ -67,6 +69,7 @@ def _run_row(result: dict[str, Any]) -> dict[str, Any]:
         "seed": run.get("seed"),
         **{key: result["metrics"][key] for key in ("is_mean", "fid", "kid_mean", "is_std", "kid_std")},
         **{key: result["metrics"].get(key) for key in ("precision", "recall")},  # absent from runs scored before akdg added them
+        **{f"{key}_last": (result.get("metrics_last") or {}).get(key, float("nan")) for key in ("is_mean", "fid", "precision", "recall")},
         **{key: cost.get(key) for key in COST_COLUMNS},
         **{key: cost.get(key) for key in ("images_per_s_rounds", "throughput_ratio_rounds")},
         "speed_measurement": cost.get("measurement"),
@@ -88,7 +91,7 @@ def summarise(runs: pd.DataFrame, method_order: list[str]) -> pd.DataFrame:
     family (alphabetical), size (params; then name, where two widths share a count) and method, then the real data."""
     runs = runs.assign(row=runs.apply(row_label, axis=1))
     grouped = runs.groupby("row", sort=False)
-    summary = grouped[[*METRIC_COLUMNS, *COST_COLUMNS]].mean()
+    summary = grouped[[*METRIC_COLUMNS, *COST_COLUMNS, *LAST_COLUMNS]].mean()
     spread = grouped[list(METRIC_COLUMNS)].std(ddof=1).add_suffix("_seed_std")
     first = grouped[["role", "student", "arch", "method", "kind", "samples", *TRAINING_COLUMNS]].first()
     summary = pd.concat([first, summary, spread, grouped.size().rename("seeds")], axis=1).reset_index()
@@ -212,6 +215,8 @@ def protocol_lines(example: dict[str, Any], cost: dict[str, Any] | None) -> list
             else ""
         ),
         "cells: mean ± sample std over seeds (a single value where one seed); " + speed_line(cost),
+        "weights: a model trained with an EMA is scored on its EMA weights (the saved generator); the CSV's *_last "
+        "columns are the raw weights at its last training step, scored on the same z (empty without an EMA)",
         f"code: git {environment['git_commit']}; "
         + ", ".join(f"{name} {version}" for name, version in environment["packages"].items() if version),
     ]

@@ -235,7 +235,9 @@ def train(
 
     With ``ema_decay`` > 0 the generator left in ``ctx`` is the exponential moving average of its
     weights over training (GAN end points are noisy, the average much less so), with BatchNorm
-    statistics of its own from ``ema_bn_batches`` batches (:func:`standing_statistics`).
+    statistics of its own from ``ema_bn_batches`` batches (:func:`standing_statistics`); the raw
+    weights of the last step, with their own BatchNorm statistics, are kept in ``ctx.last_weights``
+    (CPU tensors), so the checkpoint can hold both and the evaluation can show what the EMA changed.
     Models that grow (``set_progress``: the generator and every discriminator the context built)
     are set to (step - 1) / steps before each step and the generator to 1.0 at the end; progress is
     a plain attribute, not state, so the EMA copy and the checkpoint never carry a stale one.
@@ -319,6 +321,10 @@ def train(
                 },
             )
     if average is not None:
+        ctx.last_weights = {
+            name: tensor.detach().to("cpu", memory_format=torch.contiguous_format, copy=True)
+            for name, tensor in ctx.generator.state_dict().items()
+        }
         ctx.generator.load_state_dict(average.module.state_dict())
     ctx.generator.to(memory_format=torch.contiguous_format)  # the checkpoint holds plain NCHW weights whatever the layout trained in
     if hasattr(ctx.generator, "set_progress"):

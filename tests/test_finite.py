@@ -179,7 +179,49 @@ def test_a_finite_trained_generator_is_scored_and_its_run_json_records_the_check
     steps.evaluate(
         {"evaluation": OPTIONS, "z_dim": 8, "rows": [row]}, digits_npz, evaluation_inputs["extractor"], evaluation_inputs["cost"]
     )
-    protocol = json.loads(out.read_text())["protocol"]
+    result = json.loads(out.read_text())
+    protocol = result["protocol"]
+    assert "metrics_last" not in result and "weights_scored" not in protocol  # ema_decay 0: one weight set
     assert protocol["samples_checked_finite"] is True
     assert protocol["training"]["checks"]["probe_samples_finite"] == PROBE_SAMPLES
     assert protocol["training"]["checks"]["max_abs_loss"] == 1e4
+
+
+def test_an_ema_run_is_scored_on_its_ema_and_on_its_raw_last_weights(tmp_path: Path, digits_npz: Path, evaluation_inputs: dict[str, Path]):
+    """metrics_last equals the metrics of a checkpoint made of the raw weights alone (the form of an older checkpoint)."""
+    trained = tmp_path / "student.pt"
+    steps.train_generator({**SPEC, "steps": 3, "ema_decay": 0.5}, digits_npz, trained)
+    payload = checkpoint.read_checkpoint(trained)
+    assert payload["last_state_dict"].keys() == payload["state_dict"].keys()
+    assert any(not torch.equal(payload["last_state_dict"][name], payload["state_dict"][name]) for name in payload["state_dict"])
+    raw, meta = checkpoint.load_generator(trained, last=True)
+    raw_only = tmp_path / "raw_only.pt"
+    checkpoint.save_generator(raw_only, raw, meta)
+    assert not checkpoint.has_last_weights(raw_only)
+    with pytest.raises(AkdgError, match="holds no last-step weights"):
+        checkpoint.load_generator(raw_only, last=True)
+    rows = [
+        {"kind": "trained", "checkpoint": str(path), "out": str(tmp_path / f"{path.stem}.json"), "run": run_identity("vanilla")}
+        for path in (trained, raw_only)
+    ]
+    steps.evaluate({"evaluation": OPTIONS, "z_dim": 8, "rows": rows}, digits_npz, evaluation_inputs["extractor"], evaluation_inputs["cost"])
+    both, alone = (json.loads((tmp_path / f"{path.stem}.json").read_text()) for path in (trained, raw_only))
+    assert both["metrics_last"] == alone["metrics"]
+    assert both["metrics"]["fid"] != both["metrics_last"]["fid"]
+    assert both["protocol"]["weights_scored"] == "ema" and "metrics_last" in both["protocol"]["weights_note"]
+    assert "metrics_last" not in alone and "weights_scored" not in alone["protocol"]
+
+
+def test_evaluation_refuses_nan_last_weights_naming_them(tmp_path: Path, digits_npz: Path, evaluation_inputs: dict[str, Path]):
+    generator = build_generator(GENERATOR, resolution=16, channels=1, z_dim=8)
+    nan_weights = checkpoint.read_checkpoint(evaluation_inputs["nan_checkpoint"])["state_dict"]
+    path = tmp_path / "student.pt"
+    checkpoint.save_generator(
+        path, generator, {"generator": GENERATOR, "resolution": 16, "channels": 1, "z_dim": 8, "training": {}}, nan_weights
+    )
+    row = {"kind": "trained", "checkpoint": str(path), "out": str(tmp_path / "run.json"), "run": run_identity("vanilla")}
+    with pytest.raises(AkdgError, match=r"\(its last-step weights\): 40 of 40 generated images contain NaN or Inf"):
+        steps.evaluate(
+            {"evaluation": OPTIONS, "z_dim": 8, "rows": [row]}, digits_npz, evaluation_inputs["extractor"], evaluation_inputs["cost"]
+        )
+    assert not (tmp_path / "run.json").exists()

@@ -200,6 +200,21 @@ def test_ema_decay_saves_the_moving_average_of_the_weights():
     assert any(not torch.equal(a, b) for a, b in zip(snapshots[0], snapshots[1]))
 
 
+def test_an_ema_run_keeps_its_raw_last_weights_with_their_own_batchnorm_statistics():
+    """ctx.last_weights are the weights (and running statistics) a run without an EMA ends with, bit for bit."""
+    averaged = make_context("dcgan", seed=5)
+    train("vanilla", {}, averaged, steps=3, log_every=1, ema_decay=0.5)
+    raw = make_context("dcgan", seed=5)
+    train("vanilla", {}, raw, steps=3, log_every=1)
+    assert raw.last_weights is None  # nothing to keep without an EMA
+    expected, ema = raw.generator.state_dict(), averaged.generator.state_dict()
+    assert averaged.last_weights.keys() == expected.keys()
+    for name, tensor in averaged.last_weights.items():
+        assert tensor.device.type == "cpu" and torch.equal(tensor, expected[name]), name
+    assert any(not torch.equal(averaged.last_weights[name], ema[name]) for name, _ in averaged.generator.named_parameters())
+    assert any(not torch.equal(averaged.last_weights[name], ema[name]) for name in ema if name.endswith("running_mean"))
+
+
 def test_an_ema_generator_gets_batchnorm_statistics_of_its_own_weights():
     """Standing statistics: running mean/var are the averages of the EMA weights' own per-batch pre-BN statistics."""
     batches = 3

@@ -75,7 +75,9 @@ def train_command(out: Path, data: Path, teacher: Path, every: int) -> list[str]
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
-    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    """The saved (EMA) weights and, prefixed ``last:``, the raw last-step weights kept beside them."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    return {**payload["state_dict"], **{f"last:{name}": tensor for name, tensor in payload.get("last_state_dict", {}).items()}}
 
 
 @pytest.mark.slow
@@ -101,7 +103,7 @@ def test_sigkill_midway_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_
     uninterrupted_run = subprocess.run(train_command(whole, digits_npz, teacher, every=0), capture_output=True, text=True)  # same threads
     assert uninterrupted_run.returncode == 0, uninterrupted_run.stderr[-3000:]
     resumed, uninterrupted = weights(killed), weights(whole)
-    assert resumed.keys() == uninterrupted.keys()
+    assert resumed.keys() == uninterrupted.keys() and any(key.startswith("last:") for key in resumed)  # EMA and raw weights both
     assert all(torch.equal(resumed[key], uninterrupted[key]) for key in resumed), "resumed weights differ from the uninterrupted run's"
     trainings = [torch.load(path, map_location="cpu", weights_only=True)["meta"]["training"] for path in (killed, whole)]
     seen = [{key: training[key] for key in ("images_seen", "real_images_seen", "ema_bn_statistics")} for training in trainings]

@@ -194,6 +194,31 @@ def test_every_trained_row_states_its_batch_size_and_the_images_it_saw(tmp_path:
     assert csv.loc["dcgan-w8 vanilla-b2048", "real_images_seen"] == 2_048_000
 
 
+def test_the_csv_keeps_the_last_weights_scores_beside_the_emas_the_table_reports(tmp_path: Path) -> None:
+    """Runs with metrics_last give *_last columns (their seed mean); runs without one give NaN there."""
+    paths = grid(tmp_path / "runs", "digits", {"akdg": ("akdg", [28.0, 30.0])})
+    last_fids = {0: 40.0, 1: 44.0}
+    for path in paths:
+        result = json.loads(path.read_text())
+        if result["run"]["method"] == "akdg":
+            seed = result["run"]["seed"]
+            result["metrics_last"] = {**result["metrics"], "fid": last_fids[seed], "is_mean": 5.0 + seed, "precision": 0.5, "recall": 0.25}
+            path.write_text(json.dumps(result))
+    run_aggregate(paths, tmp_path, "digits", ["akdg"])
+    csv = pd.read_csv(tmp_path / "tables" / "digits.csv").set_index("row")
+    assert csv.loc["dcgan-w8 akdg", ["fid", "fid_last", "is_mean_last", "precision_last", "recall_last"]].tolist() == [
+        29.0,
+        42.0,
+        5.5,
+        0.5,
+        0.25,
+    ]
+    assert csv.loc[["Teacher (sngan)", "dcgan-w8 untrained", "Real data (test split)"], "fid_last"].isna().all()
+    table = markdown_rows(tmp_path / "tables" / "digits.md").set_index("Method")
+    assert table.loc["dcgan-w8 akdg", "FID"] == "29.00 ± 1.41"  # the EMA's, not the last weights'
+    assert "*_last columns are the raw weights at its last training step" in (tmp_path / "tables" / "digits.md").read_text()
+
+
 def test_digits_has_no_paper_columns(tmp_path: Path) -> None:
     paths = grid(tmp_path / "runs", "digits", {"vanilla": ("vanilla", [33.0, 35.0]), "akdg": ("akdg", [28.0, 29.0])})
     run_aggregate(paths, tmp_path, "digits", ["vanilla", "akdg"])
