@@ -34,6 +34,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/tune.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -75,6 +76,7 @@ rule all_tables:
         SIZE_TABLES,
         SIZE_PLOT,
         TRADEOFF,
+        TUNING_TABLES,
 
 
 rule all_outputs:
@@ -87,6 +89,7 @@ rule all_outputs:
         SIZE_TABLES,
         SIZE_PLOT,
         TRADEOFF,
+        TUNING_TABLES,
         ALL_RUNS,
         COST,
         REFERENCE_STATS,

@@ -26,6 +26,7 @@ from akdg.architectures import check_model, model_label
 from akdg.extractor_pins import UNLABELLED, resolve_source
 from akdg.method_options import LossSpec, loss_name, loss_parameters
 from akdg.registry import ARCHITECTURES, DATASETS, DOWNLOADERS, LABELLED, LOSSES, METHODS, SOURCES, AkdgError, import_plugins
+from akdg.tuning import check_tuning
 
 SCHEMA = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"  # package data; workflow/schemas links here
 SPECS = SCHEMA.with_name("specs.schema.yaml")  # what each step's --spec holds
@@ -232,6 +233,8 @@ def check_names(config: dict[str, Any]) -> None:
             elif info["residual_generators"]:
                 check_residual_generators(variant["method"], student, teacher, lambda arch: ARCHITECTURES.metadata(arch)["residual"])
     check_lr_schedules(config)
+    variants = method_variants(config)
+    check_tuning(config, variants, {label: METHODS.metadata(variant["method"])["options_schema"] for label, variant in variants.items()})
     checkpoint = config["teacher"].get("checkpoint")
     if checkpoint and not Path(checkpoint).is_file():
         raise AkdgError(

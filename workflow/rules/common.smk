@@ -118,6 +118,11 @@ def student_inputs(wildcards):
     return inputs
 
 
+def tuned_student_inputs(wildcards):
+    """A main student's inputs: with tuning, also the selection whose chosen setting it trains with (workflow/rules/tune.smk)."""
+    return student_inputs(wildcards) | tuned_selection(wildcards)
+
+
 # What each job group asks a cluster scheduler for; the config's `resources` block overrides any of it.
 DEFAULT_RESOURCES = {
     "data": {"gpu": 0, "mem_mb": 8000, "runtime": 120},
