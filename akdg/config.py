@@ -234,7 +234,12 @@ def check_names(config: dict[str, Any]) -> None:
                 check_residual_generators(variant["method"], student, teacher, lambda arch: ARCHITECTURES.metadata(arch)["residual"])
     check_lr_schedules(config)
     variants = method_variants(config)
-    check_tuning(config, variants, {label: METHODS.metadata(variant["method"])["options_schema"] for label, variant in variants.items()})
+    option_schemas = {label: METHODS.metadata(variant["method"])["options_schema"] for label, variant in variants.items()}
+    for label, knobs in (config.get("tuning") or {}).get("grid", {}).items():  # in place: YAML and --config give 2e-4 as text
+        for knob, values in knobs.items():
+            node = {"type": "number"} if knob == "lr" else option_schemas.get(label, {}).get("properties", {}).get(knob, {})
+            knobs[knob] = coerce_to_schema(values, {"type": "array", "items": node})
+    check_tuning(config, variants, option_schemas)
     checkpoint = config["teacher"].get("checkpoint")
     if checkpoint and not Path(checkpoint).is_file():
         raise AkdgError(

@@ -88,7 +88,7 @@ def train_generator(
         log.info("tuned setting %s (validation FID %.3f)", tuning_record["setting"], tuning_record["validation_fid"])
     prepare_outputs([out, f"{out}.state"])
     device = resolve_device(spec["device"])
-    splits = datasets.load_prepared(data)
+    splits = datasets.load_prepared(data, splits=("train",))  # models learn from the train split alone
     torch.manual_seed(spec["seed"])
     generator = build_generator(spec["generator"], resolution=splits.resolution, channels=splits.channels, z_dim=spec["z_dim"])
     teacher_model, teacher_meta = None, None

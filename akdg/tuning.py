@@ -82,23 +82,6 @@ def check_tuning(config: dict[str, Any], methods: dict[str, dict[str, Any]], opt
             raise AkdgError(
                 f"tuning names method {label!r}, which is not in methods ({', '.join(methods)}); add it there or remove it from tuning"
             )
-    for label, source in share.items():
-        if label in grid:
-            raise AkdgError(f"tuning: method {label!r} has both a grid and a share; keep one")
-        if source not in grid:
-            raise AkdgError(f"tuning.share.{label} is {source!r}, which has no grid; share the setting of a method in tuning.grid")
-        foreign = sorted(knob for knob in grid[source] if knob != LR and knob not in option_schemas[label]["properties"])
-        if foreign:
-            raise AkdgError(
-                f"tuning.share.{label}: {source}'s grid tunes {', '.join(foreign)}, which method {methods[label]['method']!r} "
-                "does not take; give it a grid of its own"
-            )
-    for label in methods:
-        if label not in grid and label not in share:
-            raise AkdgError(
-                f"tuning is on but method {label!r} has neither a grid nor a share; give it tuning.grid.{label} "
-                "(the same budget as the others) or tuning.share.{label}"
-            )
     for label, knobs in grid.items():
         schema = option_schemas[label]
         for knob, values in knobs.items():
@@ -117,6 +100,23 @@ def check_tuning(config: dict[str, Any], methods: dict[str, dict[str, Any]], opt
             else:
                 for value in values:
                     check_options(schema, {**methods[label]["options"], knob: value}, where)
+    for label, source in share.items():
+        if label in grid:
+            raise AkdgError(f"tuning: method {label!r} has both a grid and a share; keep one")
+        if source not in grid:
+            raise AkdgError(f"tuning.share.{label} is {source!r}, which has no grid; share the setting of a method in tuning.grid")
+        foreign = sorted(knob for knob in grid[source] if knob != LR and knob not in option_schemas[label]["properties"])
+        if foreign:
+            raise AkdgError(
+                f"tuning.share.{label}: {source}'s grid tunes {', '.join(foreign)}, which method {methods[label]['method']!r} "
+                "does not take; give it a grid of its own"
+            )
+    for label in methods:
+        if label not in grid and label not in share:
+            raise AkdgError(
+                f"tuning is on but method {label!r} has neither a grid nor a share; give it tuning.grid.{label} "
+                f"(the same budget as the others) or tuning.share.{label}"
+            )
 
 
 def select(candidate_runs: dict[str, Path], settings: dict[str, dict[str, Any]], identity: dict[str, Any]) -> dict[str, Any]:
