@@ -244,7 +244,6 @@ def read_npz(path: Path, keys: Iterable[str], what: str, fix: str) -> tuple[dict
 
 
 SPLIT_KEYS = {"train": ("x_train", "y_train"), "test": ("x_test", "y_test"), "validation": ("x_val", "y_val")}
-PREPARED_KEYS = ("x_train", "x_test", "y_train", "y_test", "protocol")
 
 
 def load_prepared(path: Path, splits: Iterable[str] = ("train", "test")) -> ImageSplits:
@@ -257,7 +256,8 @@ def load_prepared(path: Path, splits: Iterable[str] = ("train", "test")) -> Imag
     fix = "delete it and rerun 'akdg prepare-data'"
     if not path.exists():
         raise AkdgError(f"prepared dataset {path} does not exist; run 'akdg prepare-data' (or the Snakemake DAG) first")
-    keys = [key for split in splits for key in SPLIT_KEYS[split]] + ["protocol"]
+    wanted = {key for split in splits for key in SPLIT_KEYS[split]} | {"protocol"}
+    keys = [key for key in ("x_train", "x_test", "y_train", "y_test", "x_val", "y_val", "protocol") if key in wanted]
     arrays, _ = read_npz(path, keys, "prepared dataset", fix)
     missing = [key for key in keys if key not in arrays]
     if "x_val" in missing:
