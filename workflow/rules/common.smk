@@ -22,6 +22,7 @@ from akdg.extractor_pins import pinned_weights, resolve_source
 from akdg.fingerprint import fingerprint
 from akdg.outdir_lock import OutdirLock
 from akdg.registry import DOWNLOADERS, METHODS as METHOD_REGISTRY, AkdgError
+from akdg.tuning import apply_setting, candidates, tuned_source
 
 # The one validation akdg validate-config also runs: string coercion of nested --config values,
 # schema validation (workflow/schemas/config.schema.yaml) with defaults, registry names; one sentence on error.
@@ -94,6 +95,30 @@ def evaluation_spec(rows):
 
 def student_spec_json(wildcards):
     return as_json(student_training_spec(config, STUDENTS[wildcards.student], wildcards.method, int(wildcards.seed)))
+
+
+# The tuning stage's paths and specs (workflow/rules/tune.smk, docs/tuning.md); empty without a `tuning` block.
+TUNING = config.get("tuning")
+TUNING_DIR = f"{OUT}/tuning/{DATASET}"
+TUNING_SELECTION = f"{TUNING_DIR}/{{student}}/{{method}}.json"  # every candidate's validation scores and the choice
+TUNING_CHECKPOINT = f"{TUNING_DIR}/models/{{student}}/{{method}}/{{candidate}}.pt"
+TUNING_RUN = f"{TUNING_DIR}/runs/{{student}}/{{method}}/{{candidate}}.json"
+VALIDATION_STATS = f"{OUT}/cache/{DATASET}/reference_validation.json"
+TUNING_CANDIDATES = {label: candidates(grid) for label, grid in TUNING["grid"].items()} if TUNING else {}  # label -> setting
+TUNED_SOURCES = {label: tuned_source(config, label) for label in METHODS} if TUNING else {}  # whose selection each trains with
+TUNING_SELECTIONS = expand(TUNING_SELECTION, student=STUDENTS, method=TUNING_CANDIDATES)
+TUNING_TABLES = expand(f"{OUT}/tables/{DATASET}_tuning.{{ext}}", ext=["md", "csv"]) if TUNING else []
+
+
+def tuned_selection(wildcards):
+    """The selection a main student's job applies: its method's own, a shared one's, or none (no tuning)."""
+    source = TUNED_SOURCES.get(wildcards.method)
+    return {"tuned": TUNING_SELECTION.format(student=wildcards.student, method=source)} if source else {}
+
+
+def candidate_spec_json(wildcards):
+    spec = student_training_spec(config, STUDENTS[wildcards.student], wildcards.method, TUNING["seed"])
+    return as_json(apply_setting(spec, TUNING_CANDIDATES[wildcards.method][wildcards.candidate]))
 
 
 # Each job's code as a param (akdg.fingerprint): Snakemake reruns the jobs whose code changed, and what follows them.

@@ -2,31 +2,6 @@
 # method's grid trains at tuning.seed, is scored on the validation split (never the test split), and the one of lowest
 # validation FID is what that method's students of the tables train with (train_student's --tuned).
 
-from akdg.tuning import apply_setting, candidates, tuned_source
-
-TUNING = config.get("tuning")
-TUNING_DIR = f"{OUT}/tuning/{DATASET}"
-TUNING_SELECTION = f"{TUNING_DIR}/{{student}}/{{method}}.json"  # every candidate's validation scores and the choice
-TUNING_CHECKPOINT = f"{TUNING_DIR}/models/{{student}}/{{method}}/{{candidate}}.pt"
-TUNING_RUN = f"{TUNING_DIR}/runs/{{student}}/{{method}}/{{candidate}}.json"
-VALIDATION_STATS = f"{OUT}/cache/{DATASET}/reference_validation.json"
-TUNING_CANDIDATES = {label: candidates(grid) for label, grid in TUNING["grid"].items()} if TUNING else {}  # label -> setting
-TUNED_SOURCES = {label: tuned_source(config, label) for label in METHODS} if TUNING else {}  # whose selection each trains with
-TUNING_SELECTIONS = expand(TUNING_SELECTION, student=STUDENTS, method=TUNING_CANDIDATES)
-TUNING_TABLES = expand(f"{OUT}/tables/{DATASET}_tuning.{{ext}}", ext=["md", "csv"]) if TUNING else []
-
-
-def tuned_selection(wildcards):
-    """The selection a main student's job applies: its method's own, a shared one's, or none (no tuning)."""
-    source = TUNED_SOURCES.get(wildcards.method)
-    return {"tuned": TUNING_SELECTION.format(student=wildcards.student, method=source)} if source else {}
-
-
-def candidate_spec_json(wildcards):
-    spec = student_training_spec(config, STUDENTS[wildcards.student], wildcards.method, TUNING["seed"])
-    return as_json(apply_setting(spec, TUNING_CANDIDATES[wildcards.method][wildcards.candidate]))
-
-
 if TUNING:
 
     rule validation_stats:
