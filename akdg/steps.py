@@ -462,6 +462,22 @@ def tuning_tables(selections: list[Path], out_md: Path, out_csv: Path) -> None:
     with atomic_write(Path(out_md)) as tmp:
         tmp.write_text(
             "Tuning: every candidate's scores on the validation split (never the test split); chosen: lowest validation FID.\n\n"
-            + frame.to_markdown(index=False, floatfmt=".3f")
+            + _tuning_display(frame).to_markdown(index=False, disable_numparse=True)
             + "\n"
         )
+
+
+def _tuning_display(frame: Any) -> Any:
+    """The tuning table as text cells: settings as given (0.0002, not 0.000), scores to 3 decimals, the chosen row marked."""
+
+    def setting(value: Any) -> str:
+        if isinstance(value, float):
+            return "" if value != value else format(value, "g")  # NaN: a knob this method's grid lacks
+        return str(value)
+
+    settings = {column: setting for column in frame.columns if column.startswith("setting.")}
+    scores = {column: lambda value: f"{value:.3f}" for column in ("val_fid", "val_precision", "val_recall")}
+    shown = frame.copy()
+    for column, show in {**settings, **scores, "chosen": lambda value: "chosen" if value else ""}.items():
+        shown[column] = shown[column].map(show)
+    return shown

@@ -207,4 +207,6 @@ def tuning_table(selections: list[Path]) -> Any:
                     "chosen": candidate["label"] == selection["chosen"]["label"],
                 }
             )
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    settings = [column for column in frame.columns if column.startswith("setting.")]
+    return frame[["student", "method", "candidate", *settings, "val_fid", "val_precision", "val_recall", "chosen"]]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -154,6 +156,13 @@ def test_tuning_scores_and_selects_on_the_validation_split_without_reading_the_t
     assert selection["chosen"]["validation_fid"] == min(fids.values())
     assert all(candidate["precision"] is not None for candidate in selection["candidates"])
     assert selection["protocol"]["reference_split"] == "validation"
+    steps.tuning_tables([out], tmp_path / "tuning.md", tmp_path / "tuning.csv")
+    table = pd.read_csv(tmp_path / "tuning.csv")
+    assert list(table["candidate"]) == list(settings) and list(table["chosen"]) == [
+        label == selection["chosen"]["label"] for label in settings
+    ]
+    rows = [line for line in (tmp_path / "tuning.md").read_text().splitlines() if line.startswith("| dcgan-w4")]
+    assert [line.rstrip(" |").endswith("chosen") for line in rows] == list(table["chosen"]) and "| 0.0002 " in rows[0]
     with pytest.raises(AkdgError, match="never reads"):
         steps.evaluate(
             {**spec, "rows": [{"kind": "real", "out": str(tmp_path / "real.json"), "run": identity()}]},
@@ -300,3 +309,35 @@ def test_config_validation_refuses_each_bad_tuning_input_with_exit_2(change, mes
     result = subprocess.run([sys.executable, "-m", "akdg", "validate-config", str(path)], capture_output=True, text=True)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
+
+
+# --------------------------------------------------------------------------------------------------
+# the DAG
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.workflow
+def test_the_dag_tunes_each_method_once_per_student_and_the_students_read_their_selection(tmp_path: Path):
+    """`snakemake -n -p`: one training per (student, candidate), one validation evaluation and selection per (student,
+    tuned method); every main student job takes its (or its shared source's) selection; without tuning none of it."""
+    config = tuned_config()
+    (tmp_path / "tuned.yaml").write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-n", "-p", "all_tables", "--configfile", "tuned.yaml"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    table = result.stdout.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    counts = {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)}
+    students, seeds = len(config["students"]), len(config["seeds"])
+    grid_size = sum(len(candidates(grid)) for grid in config["tuning"]["grid"].values())
+    assert counts["train_candidate"] == students * grid_size
+    assert counts["select_tuning"] == students * len(config["tuning"]["grid"])
+    assert all(counts[f"evaluate_tuning_{label}"] == students for label in ("vanilla", "mse", "akdg"))
+    assert counts["validation_stats"] == counts["tuning_table"] == 1
+    assert counts["train_student"] == students * len(config["methods"]) * seeds
+    commands = [line for line in result.stdout.splitlines() if "akdg train " in line and "--tuned" in line]
+    assert len(commands) == counts["train_student"]
+    shared = [line for line in commands if "/dcgan-w4/akdg-kd-only/seed" in line]
+    assert len(shared) == seeds and all("--tuned results/tuning/digits/dcgan-w4/akdg.json" in line for line in shared)
+    plain = subprocess.run([*command[:-1], str(REPO / "config" / "test.yaml")], cwd=tmp_path, capture_output=True, text=True)
+    assert plain.returncode == 0 and "tuning" not in plain.stdout.split("Job stats:", 1)[1]
