@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 import yaml
 
 from akdg import checkpoint, datasets, steps
-from akdg.config import validate_config
+from akdg.config import check_spec, validate_config
 from akdg.io import read_json, write_json
 from akdg.registry import AkdgError
 from akdg.tuning import apply_setting, candidate_label, candidates, select, tuned_source
@@ -339,5 +340,10 @@ def test_the_dag_tunes_each_method_once_per_student_and_the_students_read_their_
     assert len(commands) == counts["train_student"]
     shared = [line for line in commands if "/dcgan-w4/akdg-kd-only/seed" in line]
     assert len(shared) == seeds and all("--tuned results/tuning/digits/dcgan-w4/akdg.json" in line for line in shared)
+    specs = [(step, json.loads(spec)) for step, spec in re.findall(r"akdg ([a-z-]+) --spec '(\{.*?\})'", result.stdout)]
+    assert {"select-tuning", "evaluate", "reference-stats", "train"} <= {step for step, _ in specs}
+    assert any(spec.get("reference") == "validation" for step, spec in specs if step == "evaluate")
+    for step, spec in specs:  # every tuning spec the DAG builds fits its step's schema
+        check_spec(step, copy.deepcopy(spec))
     plain = subprocess.run([*command[:-1], str(REPO / "config" / "test.yaml")], cwd=tmp_path, capture_output=True, text=True)
     assert plain.returncode == 0 and "tuning" not in plain.stdout.split("Job stats:", 1)[1]
