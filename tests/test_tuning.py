@@ -18,6 +18,7 @@ from akdg import checkpoint, datasets, steps
 from akdg.config import check_spec, validate_config
 from akdg.io import read_json, write_json
 from akdg.registry import AkdgError
+from akdg.tables import tuning_lines
 from akdg.tuning import apply_setting, candidate_label, candidates, select, tuned_source
 from conftest import REPO, tiny_train_spec
 
@@ -223,6 +224,18 @@ def test_the_student_job_applies_the_chosen_setting_and_records_it(tmp_path: Pat
     assert training["tuning"]["validation_fid"] == 12.5 and training["tuning"]["candidates"] == 2
     with pytest.raises(AkdgError, match="made for generator"):
         steps.train_generator({**SPEC, "generator": {"arch": "dcgan", "width": 8}}, digits_npz, tmp_path / "other.pt", tuned=selection)
+
+
+def test_the_table_notes_name_each_tuned_setting_its_validation_fid_and_a_shared_source():
+    def result(method: str, source: str) -> dict:
+        tuning = {"setting": {"kd_weight": 0.3, "lr": 2e-4}, "validation_fid": 20.1, "candidates": 3, "source_method": source}
+        return {"run": {"role": "student", "generator_label": "dcgan-w4", "method": method}, "protocol": {"training": {"tuning": tuning}}}
+
+    untuned = {"run": {"role": "teacher", "generator_label": "teacher", "method": "vanilla"}, "protocol": {"training": {}}}
+    (line,) = tuning_lines([untuned, result("akdg", "akdg"), result("akdg-kd-only", "akdg")])
+    assert "dcgan-w4 akdg: kd_weight=0.3, lr=0.0002 (validation FID 20.10, best of 3)" in line
+    assert "dcgan-w4 akdg-kd-only: kd_weight=0.3, lr=0.0002 (validation FID 20.10, best of 3, akdg's)" in line
+    assert tuning_lines([untuned]) == []
 
 
 def test_apply_setting_sets_both_learning_rates_and_method_options():
