@@ -75,6 +75,7 @@ rule all_tables:
         SIZE_TABLES,
         SIZE_PLOT,
         TRADEOFF,
+        ABLATION_TABLES,
 
 
 rule all_outputs:
@@ -87,6 +88,7 @@ rule all_outputs:
         SIZE_TABLES,
         SIZE_PLOT,
         TRADEOFF,
+        ABLATION_TABLES,
         ALL_RUNS,
         COST,
         REFERENCE_STATS,

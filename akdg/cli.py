@@ -114,19 +114,29 @@ def cmd_reference_stats(args: argparse.Namespace) -> None:
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
+    from akdg.ablations import ablation_outputs, write_ablations
     from akdg.io import prepare_outputs
     from akdg.plots import fid_vs_params
     from akdg.sizes import size_outputs, write_sizes
     from akdg.tables import aggregate
 
     plot, plot_data = args.plots_dir / f"{args.dataset}_fid_vs_params.png", args.plots_dir / f"{args.dataset}_fid_vs_params.csv"
-    prepare_outputs([plot, plot_data, *(size_outputs(args.tables_dir, args.plots_dir, args.dataset) if args.sizes else [])])
+    prepare_outputs(
+        [
+            plot,
+            plot_data,
+            *(size_outputs(args.tables_dir, args.plots_dir, args.dataset) if args.sizes else []),
+            *(ablation_outputs(args.tables_dir, args.dataset) if args.ablations else []),
+        ]
+    )
     runs, claims = aggregate(args.runs, args.method_order, args.tables_dir, args.metrics_dir, args.dataset)
     for _, claim in claims.summary.iterrows():
         log.info("claim %d (%s) on %s: %s [%s]", claim["claim"], claim["claim_text"], claim["dataset"], claim["verdict"], claim["rows"])
     fid_vs_params(runs, plot, plot_data, args.dataset)
     if args.sizes:
         write_sizes(runs, args.tables_dir, args.plots_dir, args.dataset)
+    if args.ablations:
+        write_ablations(runs, args.tables_dir, args.dataset)
 
 
 def cmd_plot_samples(args: argparse.Namespace) -> None:
@@ -418,6 +428,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--sizes",
         action="store_true",
         help="also write the per-size comparison (DATASET_sizes.md/.csv, DATASET_sizes.png) and the trade-off (DATASET_tradeoff.png/.csv)",
+    )
+    command.add_argument(
+        "--ablations",
+        action="store_true",
+        help="also write each method beside its registered ablations (DATASET_ablations.md/.csv)",
     )
 
     command = step(

@@ -166,6 +166,7 @@ class Method:
 
     requires_teacher: ClassVar[bool] = False
     residual_generators: ClassVar[bool] = False
+    ablation_of: ClassVar[str | None] = None  # the method this one removes one piece of; aggregate tables the two side by side
     default_options: ClassVar[dict[str, Any]] = {}
     option_schemas: ClassVar[dict[str, dict[str, Any]]] = {}
 

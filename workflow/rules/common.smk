@@ -77,6 +77,9 @@ SWEEPS_SIZES = max(Counter(model["arch"] for model in STUDENTS.values()).values(
 SIZE_TABLES = expand(f"{OUT}/tables/{DATASET}_sizes.{{ext}}", ext=["md", "csv"]) if SWEEPS_SIZES else []
 SIZE_PLOT = [f"{OUT}/plots/{DATASET}_sizes.png"] if SWEEPS_SIZES else []
 TRADEOFF = [f"{OUT}/plots/{DATASET}_tradeoff.{ext}" for ext in ("png", "csv")] if SWEEPS_SIZES else []
+# A grid with a registered ablation of one of its methods (akdg-kd-only, akdg-paired) also tables the two side by side.
+ABLATES = any(METHOD_REGISTRY.metadata(variant["method"]).get("ablation_of") for variant in VARIANTS.values())
+ABLATION_TABLES = expand(f"{OUT}/tables/{DATASET}_ablations.{{ext}}", ext=["md", "csv"]) if ABLATES else []
 
 
 def as_json(value):
