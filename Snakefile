@@ -93,5 +93,5 @@ rule all_outputs:
         COST,
         REFERENCE_STATS,
         EXTRACTOR,
-        TEACHER,
+        TEACHERS,
         expand(STUDENT_CHECKPOINT, student=STUDENTS, method=METHODS, seed=SEEDS),

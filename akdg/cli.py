@@ -309,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
         _example(
             "akdg train",
             f"--spec '{TRAIN_SPEC}'",
-            f"{DIGITS_DATA} --teacher results/models/digits/teacher.pt",
+            f"{DIGITS_DATA} --teacher results/models/digits/teacher/seed0.pt",
             "--threads 1 --checkpoint-every 100 --out results/models/digits/dcgan-w4/akdg/seed0.pt",
         ),
         threads=True,
@@ -330,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
         _example(
             "akdg import-teacher",
             """--spec '{"generator": {"arch": "sngan", "width": 16}, "z_dim": 16}'""",
-            f"{DIGITS_DATA} --checkpoint my_teacher_state_dict.pt --out results/models/digits/teacher.pt",
+            f"{DIGITS_DATA} --checkpoint my_teacher_state_dict.pt --out results/models/digits/teacher/seed0.pt",
         ),
         out="the teacher in akdg's checkpoint format (.pt)",
     )
@@ -441,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
         "sample grids of several generators on the same z",
         _example(
             "akdg plot-samples",
-            "--checkpoint teacher=results/models/digits/teacher.pt",
+            "--checkpoint teacher=results/models/digits/teacher/seed0.pt",
             "dcgan-w4/vanilla=results/models/digits/dcgan-w4/vanilla/seed0.pt dcgan-w4/akdg=results/models/digits/dcgan-w4/akdg/seed0.pt",
             "--z-dim 16 --out results/plots/digits_samples.png",
         ),

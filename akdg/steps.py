@@ -135,6 +135,7 @@ def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path |
             "data_sha256": splits.protocol["content_sha256"],
             "teacher_sha256": teacher_sha256,
             "teacher_training": teacher_meta["training"] if teacher_meta else None,
+            "teacher_seed": teacher_meta["training"].get("seed") if teacher_meta else None,  # which of the grid's teachers
             "final_losses": history[-1],
             "checks": checks_made(spec["log_every"], spec["max_abs_loss"]),
             "images_seen": spec["steps"] * spec["batch_size"],  # generator steps x batch size

@@ -36,9 +36,9 @@ rule aggregate:
 
 
 rule plot_samples:
-    """Teacher and every student of the first seed, on the same z."""
+    """The first seed's teacher and every student of the first seed (its students), on the same z."""
     input:
-        teacher=TEACHER,
+        teacher=TEACHER_CHECKPOINT.format(seed=teacher_seed_for(config, SEEDS[0])),
         students=expand(STUDENT_CHECKPOINT, student=STUDENTS, method=METHODS, seed=SEEDS[0]),
     output:
         in_report(f"{OUT}/plots/{DATASET}_samples.png", "samples", "Plots", plot="sample grids"),
