@@ -75,6 +75,7 @@ rule all_tables:
         SIZE_TABLES,
         SIZE_PLOT,
         TRADEOFF,
+        CURVES,
 
 
 rule all_outputs:
@@ -87,6 +88,7 @@ rule all_outputs:
         SIZE_TABLES,
         SIZE_PLOT,
         TRADEOFF,
+        CURVES,
         ALL_RUNS,
         COST,
         REFERENCE_STATS,

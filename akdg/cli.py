@@ -115,16 +115,25 @@ def cmd_reference_stats(args: argparse.Namespace) -> None:
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
     from akdg.io import prepare_outputs
-    from akdg.plots import fid_vs_params
+    from akdg.plots import curve_outputs, fid_vs_params, training_curves
     from akdg.sizes import size_outputs, write_sizes
     from akdg.tables import aggregate
 
     plot, plot_data = args.plots_dir / f"{args.dataset}_fid_vs_params.png", args.plots_dir / f"{args.dataset}_fid_vs_params.csv"
-    prepare_outputs([plot, plot_data, *(size_outputs(args.tables_dir, args.plots_dir, args.dataset) if args.sizes else [])])
+    prepare_outputs(
+        [
+            plot,
+            plot_data,
+            *(size_outputs(args.tables_dir, args.plots_dir, args.dataset) if args.sizes else []),
+            *(curve_outputs(args.plots_dir, args.dataset) if args.curves else []),
+        ]
+    )
     runs, claims = aggregate(args.runs, args.method_order, args.tables_dir, args.metrics_dir, args.dataset)
     for _, claim in claims.summary.iterrows():
         log.info("claim %d (%s) on %s: %s [%s]", claim["claim"], claim["claim_text"], claim["dataset"], claim["verdict"], claim["rows"])
     fid_vs_params(runs, plot, plot_data, args.dataset)
+    if args.curves:
+        training_curves(args.runs, args.method_order, *curve_outputs(args.plots_dir, args.dataset), args.dataset)
     if args.sizes:
         write_sizes(runs, args.tables_dir, args.plots_dir, args.dataset)
 
@@ -418,6 +427,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--sizes",
         action="store_true",
         help="also write the per-size comparison (DATASET_sizes.md/.csv, DATASET_sizes.png) and the trade-off (DATASET_tradeoff.png/.csv)",
+    )
+    command.add_argument(
+        "--curves",
+        action="store_true",
+        help="also write FID during training (DATASET_curves.png/.csv) from the runs' curves (evaluation.curve_fractions)",
     )
 
     command = step(

@@ -77,6 +77,8 @@ SWEEPS_SIZES = max(Counter(model["arch"] for model in STUDENTS.values()).values(
 SIZE_TABLES = expand(f"{OUT}/tables/{DATASET}_sizes.{{ext}}", ext=["md", "csv"]) if SWEEPS_SIZES else []
 SIZE_PLOT = [f"{OUT}/plots/{DATASET}_sizes.png"] if SWEEPS_SIZES else []
 TRADEOFF = [f"{OUT}/plots/{DATASET}_tradeoff.{ext}" for ext in ("png", "csv")] if SWEEPS_SIZES else []
+# Runs scored during training (evaluation.curve_fractions) also get FID against training steps.
+CURVES = [f"{OUT}/plots/{DATASET}_curves.{ext}" for ext in ("png", "csv")] if config["evaluation"]["curve_fractions"] else []
 
 
 def as_json(value):

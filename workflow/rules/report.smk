@@ -13,6 +13,7 @@ rule aggregate:
         size_tables=[in_report(path, "sizes", "Tables", table="per-size comparison") for path in SIZE_TABLES],
         size_plot=[in_report(path, "sizes", "Plots", plot="method differences per size") for path in SIZE_PLOT],
         tradeoff=[in_report(path, "tradeoff", "Plots", plot="trade-off") for path in TRADEOFF],
+        curves=[in_report(path, "curves", "Plots", plot="FID during training") for path in CURVES],
     log:
         f"{LOGS}/aggregate.log",
     benchmark:
@@ -27,10 +28,11 @@ rule aggregate:
         tables_dir=lambda wildcards, output: os.path.dirname(output.tables[0]),
         plots_dir=lambda wildcards, output: os.path.dirname(output.plot),
         sizes="--sizes" if SWEEPS_SIZES else "",
+        curves="--curves" if CURVES else "",
         code=fingerprint("aggregate"),
     shell:
         "akdg aggregate --runs {input} --method-order {params.methods} --dataset {params.dataset}"
-        " --tables-dir {params.tables_dir} --plots-dir {params.plots_dir} --metrics-dir {output.metrics} {params.sizes} > {log} 2>&1"
+        " --tables-dir {params.tables_dir} --plots-dir {params.plots_dir} --metrics-dir {output.metrics} {params.sizes} {params.curves} > {log} 2>&1"
 
 
 rule plot_samples:
