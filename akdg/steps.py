@@ -334,8 +334,8 @@ def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path,
                             "samples": curve_options["num_samples"],
                             "evaluation": curve_options,
                             "note": "curve: the generator the run would have saved at each step (the EMA with standing BatchNorm "
-                            "statistics where it has one), each scored on the first curve_samples z of the table's noise; fewer "
-                            "samples than metrics, so its FID is biased upward against the table's",
+                            "statistics where it has one), each scored with the table's noise seed on curve_samples samples, fewer "
+                            "than metrics', so its FID is biased upward against the table's",
                         }
                     }
                     if curve

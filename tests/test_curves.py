@@ -80,6 +80,11 @@ def test_a_snapshot_is_the_generator_a_run_of_that_many_steps_saves(curved_check
         theirs = saved.state_dict()
         assert any("running_mean" in name for name in theirs)  # BatchNorm statistics are compared too
         assert all(torch.equal(tensor, theirs[name]) for name, tensor in snapshot.state_dict().items())
+    steps.train_generator(EMA_SPEC, digits_npz, tmp_path / "plain.pt")  # curves leave training itself as it was
+    plain = checkpoint.read_checkpoint(tmp_path / "plain.pt")
+    curved = checkpoint.read_checkpoint(curved_checkpoint)
+    for key in ("state_dict", "last_state_dict"):
+        assert all(torch.equal(tensor, curved[key][name]) for name, tensor in plain[key].items())
     weight = next(name for name in final.state_dict() if name.endswith("weight"))
     assert not torch.equal(points[2].state_dict()[weight], final.state_dict()[weight])
 
