@@ -95,13 +95,19 @@ def test_the_run_json_has_one_finite_curve_point_per_step(curved_checkpoint: Pat
     run = {"generator": {"arch": "dcgan", "width": 4}, "generator_label": "dcgan-w4", "seed": 0, "role": "student", "method": "vanilla"}
     options = {"num_samples": 100, "isc_splits": 2, "kid_subsets": 2, "kid_subset_size": 50, "batch_size": 50, "rng_seed": 0}
     options |= {"curve_fractions": [1 / 3, 0.5, 0.55, 1.0], "curve_samples": 40}
-    rows = [{"kind": "trained", "checkpoint": str(curved_checkpoint), "out": str(out), "run": run}]
+    steps.train_generator(EMA_SPEC, digits_npz, tmp_path / "plain.pt")
+    rows = [
+        {"kind": "trained", "checkpoint": str(curved_checkpoint), "out": str(out), "run": run},
+        {"kind": "trained", "checkpoint": str(tmp_path / "plain.pt"), "out": str(tmp_path / "plain.json"), "run": run},
+    ]
     steps.evaluate({"evaluation": options, "z_dim": 16, "rows": rows}, digits_npz, extractor_files, cost)
     result = json.loads(out.read_text())
     assert [point["step"] for point in result["curve"]] == [2, 3, 6]
     assert all(math.isfinite(point["fid"]) and 0 <= point["precision"] <= 1 for point in result["curve"])
     assert result["protocol"]["curve"]["samples"] == 40 and result["protocol"]["curve"]["evaluation"]["kid_subset_size"] == 40
     assert result["curve"][-1]["fid"] != result["metrics"]["fid"]  # the same weights on 40 samples, not the table's 100
+    plain = json.loads((tmp_path / "plain.json").read_text())
+    assert "curve" not in plain and "curve" not in plain["protocol"]  # a run trained without curves scores none
 
 
 def synthetic_runs(folder: Path) -> list[Path]:
