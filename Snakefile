@@ -76,6 +76,7 @@ rule all_tables:
         SIZE_PLOT,
         TRADEOFF,
         ABLATION_TABLES,
+        CURVES,
 
 
 rule all_outputs:
@@ -89,6 +90,7 @@ rule all_outputs:
         SIZE_PLOT,
         TRADEOFF,
         ABLATION_TABLES,
+        CURVES,
         ALL_RUNS,
         COST,
         REFERENCE_STATS,

@@ -116,7 +116,7 @@ def cmd_reference_stats(args: argparse.Namespace) -> None:
 def cmd_aggregate(args: argparse.Namespace) -> None:
     from akdg.ablations import ablation_outputs, write_ablations
     from akdg.io import prepare_outputs
-    from akdg.plots import fid_vs_params
+    from akdg.plots import curve_outputs, fid_vs_params, training_curves
     from akdg.sizes import size_outputs, write_sizes
     from akdg.tables import aggregate
 
@@ -127,12 +127,15 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
             plot_data,
             *(size_outputs(args.tables_dir, args.plots_dir, args.dataset) if args.sizes else []),
             *(ablation_outputs(args.tables_dir, args.dataset) if args.ablations else []),
+            *(curve_outputs(args.plots_dir, args.dataset) if args.curves else []),
         ]
     )
     runs, claims = aggregate(args.runs, args.method_order, args.tables_dir, args.metrics_dir, args.dataset)
     for _, claim in claims.summary.iterrows():
         log.info("claim %d (%s) on %s: %s [%s]", claim["claim"], claim["claim_text"], claim["dataset"], claim["verdict"], claim["rows"])
     fid_vs_params(runs, plot, plot_data, args.dataset)
+    if args.curves:
+        training_curves(args.runs, args.method_order, *curve_outputs(args.plots_dir, args.dataset), args.dataset)
     if args.sizes:
         write_sizes(runs, args.tables_dir, args.plots_dir, args.dataset)
     if args.ablations:
@@ -433,6 +436,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--ablations",
         action="store_true",
         help="also write each method beside its registered ablations (DATASET_ablations.md/.csv)",
+    )
+    command.add_argument(
+        "--curves",
+        action="store_true",
+        help="also write FID during training (DATASET_curves.png/.csv) from the runs' curves (evaluation.curve_fractions)",
     )
 
     command = step(

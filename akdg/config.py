@@ -245,6 +245,16 @@ def check_names(config: dict[str, Any]) -> None:
         raise AkdgError("evaluation.kid_subset_size must not exceed evaluation.num_samples")
     if evaluation["isc_splits"] > evaluation["num_samples"]:
         raise AkdgError("evaluation.isc_splits must not exceed evaluation.num_samples")
+    if evaluation["curve_fractions"] and evaluation["curve_samples"] > evaluation["num_samples"]:
+        raise AkdgError(
+            f"evaluation.curve_samples={evaluation['curve_samples']} exceeds evaluation.num_samples={evaluation['num_samples']}; "
+            "a curve point is meant to cost less than the table's score: lower curve_samples"
+        )
+    if evaluation["curve_fractions"] and evaluation["curve_samples"] <= evaluation["prc_neighborhood"]:
+        raise AkdgError(
+            f"evaluation.curve_samples={evaluation['curve_samples']} leaves no {evaluation['prc_neighborhood']}-th nearest neighbour "
+            "for precision and recall (evaluation.prc_neighborhood); raise curve_samples"
+        )
     weights = evaluation.get("inception_weights")
     if evaluation.get("feature_extractor") == "inception-v3-compat" and weights and not Path(weights).expanduser().is_file():
         raise AkdgError(
@@ -518,7 +528,8 @@ def training_spec(
     job is the DAG's job. ``loss``: the model's own (default: the config's). The loop options without a
     schema default (``lr_schedule``, ``generator_batch_size``) enter the spec only where set, so that
     the specs of configs without them, and the jobs Snakemake plans from them, stay as they were;
-    ``ema_bn_batches`` enters only with an EMA, the only jobs whose saved weights it changes.
+    ``ema_bn_batches`` enters only with an EMA, the only jobs whose saved weights it changes;
+    ``curve_fractions`` (when to keep the generator for the training curves) only where the config asks for curves.
     """
     training = {**config["training"], **overrides, "optimizer": {**config["training"]["optimizer"], **overrides.get("optimizer", {})}}
     return {
@@ -542,6 +553,7 @@ def training_spec(
         "max_abs_loss": training["max_abs_loss"],
         **{key: training[key] for key in ("lr_schedule", "generator_batch_size") if key in training},
         **({"ema_bn_batches": training["ema_bn_batches"]} if training["ema_decay"] else {}),  # it matters only with an EMA
+        **({"curve_fractions": curves} if (curves := config["evaluation"].get("curve_fractions")) else {}),
     }
 
 

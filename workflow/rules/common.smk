@@ -84,6 +84,8 @@ TRADEOFF = [f"{OUT}/plots/{DATASET}_tradeoff.{ext}" for ext in ("png", "csv")] i
 # A grid with a registered ablation of one of its methods (akdg-kd-only, akdg-paired) also tables the two side by side.
 ABLATES = any(METHOD_REGISTRY.metadata(variant["method"]).get("ablation_of") for variant in VARIANTS.values())
 ABLATION_TABLES = expand(f"{OUT}/tables/{DATASET}_ablations.{{ext}}", ext=["md", "csv"]) if ABLATES else []
+# Runs scored during training (evaluation.curve_fractions) also get FID against training steps.
+CURVES = [f"{OUT}/plots/{DATASET}_curves.{ext}" for ext in ("png", "csv")] if config["evaluation"]["curve_fractions"] else []
 
 
 def as_json(value):

@@ -14,6 +14,7 @@ rule aggregate:
         size_plot=[in_report(path, "sizes", "Plots", plot="method differences per size") for path in SIZE_PLOT],
         tradeoff=[in_report(path, "tradeoff", "Plots", plot="trade-off") for path in TRADEOFF],
         ablation_tables=[in_report(path, "ablations", "Tables", table="ablations") for path in ABLATION_TABLES],
+        curves=[in_report(path, "curves", "Plots", plot="FID during training") for path in CURVES],
     log:
         f"{LOGS}/aggregate.log",
     benchmark:
@@ -29,10 +30,12 @@ rule aggregate:
         plots_dir=lambda wildcards, output: os.path.dirname(output.plot),
         sizes="--sizes" if SWEEPS_SIZES else "",
         ablations="--ablations" if ABLATES else "",
+        curves="--curves" if CURVES else "",
         code=fingerprint("aggregate"),
     shell:
         "akdg aggregate --runs {input} --method-order {params.methods} --dataset {params.dataset}"
-        " --tables-dir {params.tables_dir} --plots-dir {params.plots_dir} --metrics-dir {output.metrics} {params.sizes} {params.ablations} > {log} 2>&1"
+        " --tables-dir {params.tables_dir} --plots-dir {params.plots_dir} --metrics-dir {output.metrics}"
+        " {params.sizes} {params.ablations} {params.curves} > {log} 2>&1"
 
 
 rule plot_samples:
