@@ -76,6 +76,8 @@ rule all_tables:
         SIZE_TABLES,
         SIZE_PLOT,
         TRADEOFF,
+        ABLATION_TABLES,
+        CURVES,
         TUNING_TABLES,
 
 
@@ -89,10 +91,12 @@ rule all_outputs:
         SIZE_TABLES,
         SIZE_PLOT,
         TRADEOFF,
+        ABLATION_TABLES,
+        CURVES,
         TUNING_TABLES,
         ALL_RUNS,
         COST,
         REFERENCE_STATS,
         EXTRACTOR,
-        TEACHER,
+        TEACHERS,
         expand(STUDENT_CHECKPOINT, student=STUDENTS, method=METHODS, seed=SEEDS),

@@ -20,18 +20,40 @@ FORMAT = "akdg-generator-v1"
 
 
 def save_generator(
-    path: Path | str, generator: nn.Module, meta: dict[str, Any], last_weights: dict[str, torch.Tensor] | None = None
+    path: Path | str,
+    generator: nn.Module,
+    meta: dict[str, Any],
+    last_weights: dict[str, torch.Tensor] | None = None,
+    *,
+    curve: list[dict[str, Any]] | None = None,
 ) -> None:
     """Write weights plus ``meta`` (spec, resolution, channels, z_dim, protocol) atomically.
 
     ``generator`` is the model every later step uses (the EMA, where training kept one);
     ``last_weights`` (the raw weights at the last step) are stored beside it as ``last_state_dict``,
-    so the evaluation can score both.
+    so the evaluation can score both. ``curve``: the training-curve snapshots (``step``, ``fraction``
+    and ``state_dict``, none for the last step, whose weights are ``generator``'s), see :func:`curve_generators`.
     """
     payload = {"format": FORMAT, "meta": meta, "state_dict": generator.state_dict()}
     if last_weights is not None:
         payload["last_state_dict"] = last_weights
+    if curve:
+        payload["curve"] = curve
     save_torch(payload, path)
+
+
+def curve_generators(path: Path | str, expect: dict[str, Any] | None = None) -> list[tuple[dict[str, Any], nn.Module]]:
+    """The checkpoint's training-curve points as (``{"step", "fraction"}``, generator in eval mode), in step order;
+    [] where it holds none. A generator that grows is set to the progress of its step; the last step's
+    point is the saved generator itself."""
+    payload = read_checkpoint(path)
+    points = []
+    for snapshot in payload.get("curve", []):
+        generator, _ = load_generator(path, expect, state_dict=snapshot.get("state_dict"), payload=payload)
+        if hasattr(generator, "set_progress"):
+            generator.set_progress(snapshot["fraction"])
+        points.append(({"step": snapshot["step"], "fraction": snapshot["fraction"]}, generator))
+    return points
 
 
 def has_last_weights(path: Path | str) -> bool:
@@ -47,13 +69,21 @@ def read_checkpoint(path: Path | str) -> dict[str, Any]:
     return payload
 
 
-def load_generator(path: Path | str, expect: dict[str, Any] | None = None, *, last: bool = False) -> tuple[nn.Module, dict[str, Any]]:
+def load_generator(
+    path: Path | str,
+    expect: dict[str, Any] | None = None,
+    *,
+    last: bool = False,
+    state_dict: dict[str, torch.Tensor] | None = None,
+    payload: dict[str, Any] | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a generator from its checkpoint, in eval mode.
 
     ``expect`` (e.g. ``{"resolution": 16, "generator": {...}}``) must match the checkpoint's metadata.
     ``last`` loads the raw last-step weights instead of the saved (EMA) ones; see :func:`has_last_weights`.
+    ``state_dict``: other weights of the checkpoint to load (a curve snapshot); ``payload``: the checkpoint already read.
     """
-    payload = read_checkpoint(path)
+    payload = read_checkpoint(path) if payload is None else payload
     if last and "last_state_dict" not in payload:
         raise AkdgError(f"checkpoint {path} holds no last-step weights (it was trained without an EMA, or before akdg kept them)")
     meta = payload["meta"]
@@ -65,7 +95,7 @@ def load_generator(path: Path | str, expect: dict[str, Any] | None = None, *, la
             )
     generator = build_generator(meta["generator"], resolution=meta["resolution"], channels=meta["channels"], z_dim=meta["z_dim"])
     try:
-        generator.load_state_dict(payload["last_state_dict" if last else "state_dict"])
+        generator.load_state_dict(state_dict if state_dict is not None else payload["last_state_dict" if last else "state_dict"])
     except RuntimeError as error:
         first_line = str(error).splitlines()[1] if len(str(error).splitlines()) > 1 else str(error)
         raise AkdgError(f"checkpoint {path} does not fit architecture {meta['generator']}: {first_line.strip()}") from None

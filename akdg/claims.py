@@ -11,6 +11,9 @@ and Hedges' g, so that a reader sees how large an effect is, not only whether it
 Claim 5's throughput is tested on per-round student/teacher images/s ratios (see :func:`ratio_test`).
 Methods are grouped by their registered base method (``protocol.training.method``), so that e.g.
 both LSUN vanilla batch sizes count as "vanilla"; the rows name the config labels.
+With several teachers (``teacher.seeds``) a replicate is a teacher/student pair, so the teachers' spread
+is part of the tested spread; each row shows whether every teacher alone gives the difference the same
+sign (:func:`per_teacher_signs`), and precision and recall beside the tested metric.
 """
 
 from __future__ import annotations
@@ -46,7 +49,10 @@ ROW_COLUMNS = (
     "claim", "claim_text", "dataset", "student", "comparison", "metric", "label_a", "label_b",
     "mean_a", "std_a", "n_a", "mean_b", "std_b", "n_b", "ratio", "test", "statistic", "df",
     "p_value", "p_holm", "p_opposite", "p_opposite_holm", "diff", "ci_low", "ci_high", "hedges_g", "verdict", "reason",
+    "teachers", "teachers_same_sign", "teacher_diffs",
+    "precision_a", "precision_std_a", "recall_a", "recall_std_a", "precision_b", "precision_std_b", "recall_b", "recall_std_b",
 )  # fmt: skip
+FIDELITY_DIVERSITY = ("precision", "recall")  # shown beside each method comparison: fidelity and diversity (Kynkäänniemi et al. 2019)
 SUMMARY_RULE = (
     f"summary per claim: '{FAILS}' if any row does not hold, '{HOLDS}' if every row holds, "
     f"'{NOT_TESTED}' if no row could be tested, else '{INCONCLUSIVE}'"
@@ -80,6 +86,9 @@ class ClaimsReport:
                 "effect [95% CI]": [_effect_cell(row) for _, row in self.rows.iterrows()],
                 "g": self.rows["hedges_g"].map(lambda v: _number(v, ".2f")),
                 "A/B": self.rows["ratio"].map(lambda v: _number(v, ".3g")),
+                "same sign for every teacher": [_teacher_cell(row) for _, row in self.rows.iterrows()],
+                "A: precision / recall": [_prc_cell(row, "a") for _, row in self.rows.iterrows()],
+                "B: precision / recall": [_prc_cell(row, "b") for _, row in self.rows.iterrows()],
                 "verdict": self.rows["verdict"],
                 "reason": self.rows["reason"],
             }
@@ -110,11 +119,23 @@ def notes() -> list[str]:
         f"effect: A − B, the difference of the means, with Welch's two-sided {CONFIDENCE:.0%} confidence interval "
         f"(ttest_ind(...).confidence_interval({CONFIDENCE})); g: Hedges' g = J·(mean_A − mean_B)/s_pooled with "
         "s_pooled² = ((n_A−1)s_A² + (n_B−1)s_B²)/(n_A+n_B−2) and J = 1 − 3/(4(n_A+n_B)−9), – where both groups are constant",
+        "teachers: with several teacher seeds each distilled student seed distils its own paired teacher (student "
+        "seed i of the config's seeds distils teacher.seeds[i % n]), so a replicate of claims 1-4 is a teacher/student "
+        "pair and Welch's test over these pairs counts the teacher-to-teacher spread in the seed spread, which one "
+        "teacher shared by every seed would hide; 'same sign for every teacher' repeats mean(A) − mean(B) within each "
+        "teacher's runs (a method that distils no teacher, such as vanilla, contributes all its runs to every "
+        "teacher's difference) and counts the teachers whose difference has the overall difference's sign (k of n; "
+        "the CSV's teacher_diffs lists them), so that a verdict carried by one teacher shows; with one teacher it is –",
+        "precision and recall (A and B: mean ± sample std over the same runs as the tested metric): fidelity (the "
+        "share of generated images inside the real images' manifold) and diversity (the share of real images inside "
+        "the generated ones'), for reading a FID or IS difference as one of fidelity or of diversity; not tested",
         "groups: methods by their registered base method (protocol.training.method); akdg/mse/vanilla rows name "
         "the config labels; every label of a base method is compared separately, except that no pair gives the "
         "method the claim favours more images seen (steps x batch) than the other: at several batch sizes, "
         "AKDG at 2048 is not tested against vanilla at 64, while AKDG at 64 is against vanilla at 2048",
-        "claim 5: params and mult-adds compared exactly (A/B = student/teacher); throughput: the cost step times "
+        "claim 5: cost is a property of the architecture, and every teacher seed has the teacher's architecture and "
+        "the one cost measurement, so claim 5 compares each student with that architecture, not with a teacher seed; "
+        "params and mult-adds compared exactly (A/B = student/teacher); throughput: the cost step times "
         "every generator in interleaved rounds in one process (one block each per round, the order rotated each "
         "round) and records every round's student images/s ÷ teacher images/s; these ratios, not absolute images/s, "
         f"are tested: a one-sample t-test (scipy.stats.ttest_1samp) of log(ratio) over rounds, > 0 for '{HOLDS}', "
@@ -378,16 +399,57 @@ def _method_rows(
     for label_a, label_b in fair_pairs(
         runs, labels[base_a], labels[base_b], claimed_better_is_a=alternative == ("less" if metric == "fid" else "greater")
     ):
-        a = runs.loc[runs["method"] == label_a, metric].dropna().to_numpy(dtype=float)
-        b = runs.loc[runs["method"] == label_b, metric].dropna().to_numpy(dtype=float)
+        runs_a, runs_b = (runs[(runs["method"] == label) & runs[metric].notna()] for label in (label_a, label_b))
+        a, b = runs_a[metric].to_numpy(dtype=float), runs_b[metric].to_numpy(dtype=float)
         rows.append(
             {
                 "claim": claim, "student": student, "comparison": f"{label_a} vs {label_b}", "metric": name,
                 "label_a": label_a, "label_b": label_b, **group_spread(a, "a"), **group_spread(b, "b"),
                 "test": f"Welch's t, one-sided (A {_SYMBOL[alternative]} B)", **welch_test(a, b, alternative),
+                **per_teacher_signs(runs_a, runs_b, metric), **fidelity_diversity(runs_a, "a"), **fidelity_diversity(runs_b, "b"),
             }
         )  # fmt: skip
     return rows
+
+
+def per_teacher_signs(runs_a: pd.DataFrame, runs_b: pd.DataFrame, metric: str) -> dict[str, Any]:
+    """mean(A) − mean(B) of ``metric`` within each teacher's runs, and how many teachers share the overall difference's sign.
+
+    A side whose runs distilled no teacher (``teacher_seed`` empty: vanilla) enters every teacher's
+    difference with all its runs. ``teachers``: how many teachers the runs distilled; ``teachers_same_sign``:
+    of those, how many give A − B the sign of the difference over all runs; ``teacher_diffs``: ``seed: diff``
+    per teacher. NaN (and no text) with fewer than 2 teachers: there is nothing to break down.
+    """
+    seeds = sorted(pd.concat([_teacher_seeds(runs_a), _teacher_seeds(runs_b)]).unique())
+    if len(seeds) < 2 or runs_a.empty or runs_b.empty:
+        return {"teachers": len(seeds), "teachers_same_sign": math.nan, "teacher_diffs": ""}
+    overall = np.sign(runs_a[metric].mean() - runs_b[metric].mean())
+    diffs = {seed: _teachers_runs(runs_a, seed)[metric].mean() - _teachers_runs(runs_b, seed)[metric].mean() for seed in seeds}
+    return {
+        "teachers": len(seeds),
+        "teachers_same_sign": sum(1 for diff in diffs.values() if np.sign(diff) == overall and overall != 0),
+        "teacher_diffs": "; ".join(f"{seed:.0f}: {diff:+.4g}" for seed, diff in diffs.items()),
+    }
+
+
+def _teacher_seeds(runs: pd.DataFrame) -> pd.Series:
+    """The teacher seeds a group's runs distilled (none for a method without a teacher, or runs that predate the record)."""
+    return runs["teacher_seed"].dropna() if "teacher_seed" in runs else pd.Series(dtype=float)
+
+
+def _teachers_runs(runs: pd.DataFrame, seed: float) -> pd.DataFrame:
+    """The runs that distilled teacher ``seed``; all of them where the group distilled no teacher."""
+    return runs if _teacher_seeds(runs).empty else runs[runs["teacher_seed"] == seed]
+
+
+def fidelity_diversity(runs: pd.DataFrame, side: str) -> dict[str, float]:
+    """Mean and sample std of precision and recall over one side's runs (NaN where the runs lack them)."""
+    values = {}
+    for column in FIDELITY_DIVERSITY:
+        scores = runs[column].dropna().to_numpy(dtype=float) if column in runs else np.array([])
+        spread = group_spread(scores, side)
+        values.update({f"{column}_{side}": spread[f"mean_{side}"], f"{column}_std_{side}": spread[f"std_{side}"]})
+    return values
 
 
 def fair_pairs(runs: pd.DataFrame, labels_a: list[str], labels_b: list[str], claimed_better_is_a: bool) -> list[tuple[str, str]]:
@@ -501,6 +563,25 @@ def _effect_cell(row: pd.Series) -> str:
     if row["metric"] == "images/s":
         return f"A/B {math.exp(row['diff']):.2f} [{math.exp(row['ci_low']):.2f}, {math.exp(row['ci_high']):.2f}]"
     return f"{row['diff']:+.2f} [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]"
+
+
+def _teacher_cell(row: pd.Series) -> str:
+    """``yes (2 of 2)`` / ``no (1 of 2)`` where a comparison spans several teachers; – otherwise."""
+    count, same = row["teachers"], row["teachers_same_sign"]
+    if same is None or pd.isna(same):
+        return "–"
+    return f"{'yes' if same == count else 'no'} ({same:.0f} of {count:.0f})"
+
+
+def _prc_cell(row: pd.Series, side: str) -> str:
+    """``precision ± std / recall ± std`` of one side of a method comparison; – where the runs lack them."""
+    cells = []
+    for column in FIDELITY_DIVERSITY:
+        mean, std = row[f"{column}_{side}"], row[f"{column}_std_{side}"]
+        if mean is None or pd.isna(mean):
+            return "–"
+        cells.append(f"{mean:.3f}" + ("" if std is None or pd.isna(std) else f" ± {std:.3f}"))
+    return " / ".join(cells)
 
 
 def _cell(row: pd.Series, side: str) -> str:

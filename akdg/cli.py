@@ -126,19 +126,32 @@ def cmd_tuning_table(args: argparse.Namespace) -> None:
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
+    from akdg.ablations import ablation_outputs, write_ablations
     from akdg.io import prepare_outputs
-    from akdg.plots import fid_vs_params
+    from akdg.plots import curve_outputs, fid_vs_params, training_curves
     from akdg.sizes import size_outputs, write_sizes
     from akdg.tables import aggregate
 
     plot, plot_data = args.plots_dir / f"{args.dataset}_fid_vs_params.png", args.plots_dir / f"{args.dataset}_fid_vs_params.csv"
-    prepare_outputs([plot, plot_data, *(size_outputs(args.tables_dir, args.plots_dir, args.dataset) if args.sizes else [])])
+    prepare_outputs(
+        [
+            plot,
+            plot_data,
+            *(size_outputs(args.tables_dir, args.plots_dir, args.dataset) if args.sizes else []),
+            *(ablation_outputs(args.tables_dir, args.dataset) if args.ablations else []),
+            *(curve_outputs(args.plots_dir, args.dataset) if args.curves else []),
+        ]
+    )
     runs, claims = aggregate(args.runs, args.method_order, args.tables_dir, args.metrics_dir, args.dataset)
     for _, claim in claims.summary.iterrows():
         log.info("claim %d (%s) on %s: %s [%s]", claim["claim"], claim["claim_text"], claim["dataset"], claim["verdict"], claim["rows"])
     fid_vs_params(runs, plot, plot_data, args.dataset)
+    if args.curves:
+        training_curves(args.runs, args.method_order, *curve_outputs(args.plots_dir, args.dataset), args.dataset)
     if args.sizes:
         write_sizes(runs, args.tables_dir, args.plots_dir, args.dataset)
+    if args.ablations:
+        write_ablations(runs, args.tables_dir, args.dataset)
 
 
 def cmd_plot_samples(args: argparse.Namespace) -> None:
@@ -311,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
         _example(
             "akdg train",
             f"--spec '{TRAIN_SPEC}'",
-            f"{DIGITS_DATA} --teacher results/models/digits/teacher.pt",
+            f"{DIGITS_DATA} --teacher results/models/digits/teacher/seed0.pt",
             "--threads 1 --checkpoint-every 100 --out results/models/digits/dcgan-w4/akdg/seed0.pt",
         ),
         threads=True,
@@ -338,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
         _example(
             "akdg import-teacher",
             """--spec '{"generator": {"arch": "sngan", "width": 16}, "z_dim": 16}'""",
-            f"{DIGITS_DATA} --checkpoint my_teacher_state_dict.pt --out results/models/digits/teacher.pt",
+            f"{DIGITS_DATA} --checkpoint my_teacher_state_dict.pt --out results/models/digits/teacher/seed0.pt",
         ),
         out="the teacher in akdg's checkpoint format (.pt)",
     )
@@ -467,6 +480,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also write the per-size comparison (DATASET_sizes.md/.csv, DATASET_sizes.png) and the trade-off (DATASET_tradeoff.png/.csv)",
     )
+    command.add_argument(
+        "--ablations",
+        action="store_true",
+        help="also write each method beside its registered ablations (DATASET_ablations.md/.csv)",
+    )
+    command.add_argument(
+        "--curves",
+        action="store_true",
+        help="also write FID during training (DATASET_curves.png/.csv) from the runs' curves (evaluation.curve_fractions)",
+    )
 
     command = step(
         "plot-samples",
@@ -474,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
         "sample grids of several generators on the same z",
         _example(
             "akdg plot-samples",
-            "--checkpoint teacher=results/models/digits/teacher.pt",
+            "--checkpoint teacher=results/models/digits/teacher/seed0.pt",
             "dcgan-w4/vanilla=results/models/digits/dcgan-w4/vanilla/seed0.pt dcgan-w4/akdg=results/models/digits/dcgan-w4/akdg/seed0.pt",
             "--z-dim 16 --out results/plots/digits_samples.png",
         ),

@@ -253,6 +253,16 @@ def check_names(config: dict[str, Any]) -> None:
         raise AkdgError("evaluation.kid_subset_size must not exceed evaluation.num_samples")
     if evaluation["isc_splits"] > evaluation["num_samples"]:
         raise AkdgError("evaluation.isc_splits must not exceed evaluation.num_samples")
+    if evaluation["curve_fractions"] and evaluation["curve_samples"] > evaluation["num_samples"]:
+        raise AkdgError(
+            f"evaluation.curve_samples={evaluation['curve_samples']} exceeds evaluation.num_samples={evaluation['num_samples']}; "
+            "a curve point is meant to cost less than the table's score: lower curve_samples"
+        )
+    if evaluation["curve_fractions"] and evaluation["curve_samples"] <= evaluation["prc_neighborhood"]:
+        raise AkdgError(
+            f"evaluation.curve_samples={evaluation['curve_samples']} leaves no {evaluation['prc_neighborhood']}-th nearest neighbour "
+            "for precision and recall (evaluation.prc_neighborhood); raise curve_samples"
+        )
     weights = evaluation.get("inception_weights")
     if evaluation.get("feature_extractor") == "inception-v3-compat" and weights and not Path(weights).expanduser().is_file():
         raise AkdgError(
@@ -349,6 +359,47 @@ def expand_students(config: dict[str, Any]) -> None:
     config["students"] = students
 
 
+def normalise_teacher_seeds(config: dict[str, Any]) -> None:
+    """``teacher.seed: s`` becomes ``teacher.seeds: [s]`` in place, before the schema, so that every consumer reads one form."""
+    teacher = config.get("teacher")
+    if not isinstance(teacher, dict) or "seed" not in teacher:
+        return  # the schema says what is wrong with a teacher that is no mapping
+    if "seeds" in teacher:
+        raise AkdgError(
+            "invalid config: teacher gives both seed and seeds; keep seeds (a list, one teacher per seed) or seed for one teacher"
+        )
+    teacher["seeds"] = [teacher.pop("seed")]
+
+
+def check_teacher_pairing(config: dict[str, Any]) -> None:
+    """Refuse a grid in which some teacher distils into no student seed, or an imported teacher with several seeds."""
+    teachers, seeds = config["teacher"]["seeds"], config["seeds"]
+    if config["teacher"]["checkpoint"] and len(teachers) != 1:
+        raise AkdgError(
+            f"invalid config: teacher.checkpoint imports one teacher, but teacher.seeds lists {len(teachers)}; "
+            "give one seed, or remove checkpoint to train one teacher per seed"
+        )
+    if len(seeds) < len(teachers):
+        unused = teachers[len(seeds) :]
+        raise AkdgError(
+            f"invalid config: {len(teachers)} teacher seeds but {len(seeds)} student seeds, so the teacher(s) of seed "
+            f"{', '.join(map(str, unused))} would distil into no student (seed i pairs with teacher.seeds[i % {len(teachers)}]); "
+            f"list at least {len(teachers)} seeds or fewer teacher.seeds"
+        )
+
+
+def teacher_seed_for(config: dict[str, Any], student_seed: int) -> int:
+    """The teacher a student seed distils: the student seed at position i of ``seeds`` pairs with ``teacher.seeds[i % n]``.
+
+    Pairing by position spreads the students evenly over the teachers, so every comparison of methods
+    sees each teacher as often, and a student seed keeps its teacher when seeds are appended.
+    """
+    seeds, teachers = config["seeds"], config["teacher"]["seeds"]
+    if student_seed not in seeds:
+        raise AkdgError(f"seed {student_seed} is not among the config's seeds {seeds}; a student's teacher is paired by its position there")
+    return teachers[seeds.index(student_seed) % len(teachers)]
+
+
 def _layout_options(arch: Any) -> list[str]:
     """The options of a registered family that set every stage's channels (and so replace width); none for another name."""
     return ARCHITECTURES.metadata(arch).get("layout", []) if isinstance(arch, str) and arch in ARCHITECTURES.names() else []
@@ -410,11 +461,13 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     """Coerce, expand student sweeps, validate against the schema (filling defaults), check names: the Snakefile runs this too."""
     coerce_to_schema_file(config, SCHEMA)
     expand_students(config)
+    normalise_teacher_seeds(config)
     check_labels(
         config, schema_registry().contents(SCHEMA.resolve().as_uri())
     )  # before the schema, whose error for a pattern would not say what a label may hold
     validate_schema(config)
     config["dataset"].setdefault("label", config["dataset"]["name"])  # a schema default cannot copy another key
+    check_teacher_pairing(config)
     try:
         check_names(config)
     except AkdgError as error:
@@ -483,7 +536,8 @@ def training_spec(
     job is the DAG's job. ``loss``: the model's own (default: the config's). The loop options without a
     schema default (``lr_schedule``, ``generator_batch_size``) enter the spec only where set, so that
     the specs of configs without them, and the jobs Snakemake plans from them, stay as they were;
-    ``ema_bn_batches`` enters only with an EMA, the only jobs whose saved weights it changes.
+    ``ema_bn_batches`` enters only with an EMA, the only jobs whose saved weights it changes;
+    ``curve_fractions`` (when to keep the generator for the training curves) only where the config asks for curves.
     """
     training = {**config["training"], **overrides, "optimizer": {**config["training"]["optimizer"], **overrides.get("optimizer", {})}}
     return {
@@ -507,6 +561,7 @@ def training_spec(
         "max_abs_loss": training["max_abs_loss"],
         **{key: training[key] for key in ("lr_schedule", "generator_batch_size") if key in training},
         **({"ema_bn_batches": training["ema_bn_batches"]} if training["ema_decay"] else {}),  # it matters only with an EMA
+        **({"curve_fractions": curves} if (curves := config["evaluation"].get("curve_fractions")) else {}),
     }
 
 
@@ -518,8 +573,9 @@ def student_training_spec(config: dict[str, Any], student: dict[str, Any], label
     )
 
 
-def teacher_training_spec(config: dict[str, Any]) -> dict[str, Any]:
-    """The teacher's spec: vanilla GAN training with the teacher's own steps, EMA and training overrides."""
+def teacher_training_spec(config: dict[str, Any], seed: int | None = None) -> dict[str, Any]:
+    """The spec of the teacher of ``seed`` (default: the first of ``teacher.seeds``): vanilla GAN training with
+    the teacher's own steps, EMA and training overrides."""
     teacher = config["teacher"]
     overrides = {**teacher.get("training", {}), "steps": teacher["steps"], "ema_decay": teacher["ema_decay"]}
     return training_spec(
@@ -528,7 +584,7 @@ def teacher_training_spec(config: dict[str, Any]) -> dict[str, Any]:
         teacher["discriminator"],
         "vanilla",
         {},
-        teacher["seed"],
+        teacher["seeds"][0] if seed is None else seed,
         overrides,
         teacher.get("loss", config["loss"]),
     )

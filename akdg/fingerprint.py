@@ -33,7 +33,7 @@ STEP_MODULES: dict[str, tuple[str, ...]] = {
     "import_teacher": ("akdg.checkpoint", "akdg.datasets"),
     "measure_cost": ("akdg.cost", "akdg.datasets"),
     "evaluate": ("akdg.metrics", "akdg.checkpoint", "akdg.cost"),
-    "aggregate": ("akdg.tables", "akdg.plots", "akdg.sizes"),
+    "aggregate": ("akdg.tables", "akdg.plots", "akdg.sizes", "akdg.ablations"),
     "plot_samples": ("akdg.plots", "akdg.checkpoint"),
     "select_tuning": ("akdg.tuning",),
 }

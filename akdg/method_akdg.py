@@ -60,6 +60,7 @@ class AKDGDistillationOnly(AKDG):
     """Ablation: no D_S and no real images; the student learns from D_KD (the teacher's images) alone."""
 
     uses_real_data = False
+    ablation_of = "akdg"
 
 
 @METHODS.register("akdg-paired")
@@ -67,3 +68,4 @@ class AKDGPairedNoise(AKDG):
     """Ablation: D_KD's teacher images come from the student's own z (paired, as MSE pairs them)."""
 
     paired_noise = True
+    ablation_of = "akdg"

@@ -82,6 +82,7 @@ class TrainContext:
     real_images_seen: int = 0  # real images drawn so far (every real_batch call): the discriminators' share of the data
     generator_batch_size: int | None = None  # noise draws per generator update (SNGAN's n_gen_samples); None: batch_size
     last_weights: dict[str, torch.Tensor] | None = None  # the raw generator's state at the last step, where train() swapped in its EMA
+    curve: list[dict[str, Any]] = field(default_factory=list)  # the training-curve snapshots train() kept (its curve_at)
 
     def __post_init__(self) -> None:
         if self.compile not in COMPILE_MODES:
@@ -166,6 +167,7 @@ class Method:
 
     requires_teacher: ClassVar[bool] = False
     residual_generators: ClassVar[bool] = False
+    ablation_of: ClassVar[str | None] = None  # the method this one removes one piece of; aggregate tables the two side by side
     default_options: ClassVar[dict[str, Any]] = {}
     option_schemas: ClassVar[dict[str, dict[str, Any]]] = {}
 

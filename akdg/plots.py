@@ -1,4 +1,4 @@
-"""The suite's figures: FID against generator parameters per method, and sample grids on a shared z.
+"""The suite's figures: FID against generator parameters per method, FID during training, and sample grids on a shared z.
 
 Every figure colours a method with :func:`method_colours`, so a method looks the same in all of them.
 """
@@ -16,9 +16,11 @@ matplotlib.use("Agg")  # headless: clusters and CI have no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from akdg.io import atomic_write  # noqa: E402
+from akdg.io import atomic_write, read_json  # noqa: E402
+from akdg.registry import AkdgError  # noqa: E402
 
 # Okabe-Ito colours (told apart with colour-blindness too): the teacher and the shipped methods keep theirs.
 METHOD_COLOURS = {"teacher": "#000000", "vanilla": "#0072B2", "mse": "#009E73", "akdg": "#D55E00", "lit": "#CC79A7", "joint": "#56B4E9"}
@@ -186,3 +188,82 @@ def sample_grids(images: dict[str, np.ndarray], out_png: Path, *, noise_seed: in
     caption = sample_caption(list(images), noise_seed, len(next(iter(images.values()))), training_seeds)
     _save(sample_grid_figure(images, caption), out_png)
     return caption
+
+
+CURVE_ERRORBAR = ("sd", 1)  # the band of a curve: mean ± one standard deviation over seeds (seaborn's errorbar)
+
+
+def curve_points(run_jsons: Iterable[Path]) -> pd.DataFrame:
+    """The training-curve points of every run JSON that has them (``evaluation.curve_fractions``), long form:
+    one row per run and step, with the run's student, method (``teacher`` for the teacher) and seed."""
+    rows = []
+    for path in run_jsons:
+        result = read_json(path)
+        run = result["run"]
+        for point in result.get("curve", []):
+            rows.append(
+                {
+                    "student": run["generator_label"],
+                    "method": "teacher" if run["role"] == "teacher" else run["method"],
+                    "seed": run["seed"],
+                    "step": point["step"],
+                    "fraction": point["fraction"],
+                    "fid": point["fid"],
+                    "precision": point.get("precision"),
+                    "recall": point.get("recall"),
+                    "samples": result["protocol"]["curve"]["samples"],
+                }
+            )
+    columns = ["student", "method", "seed", "step", "fraction", "fid", "precision", "recall", "samples"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def curves_figure(points: pd.DataFrame, method_order: list[str], title: str) -> Figure:
+    """FID against training step, one panel per student generator and one line per method (mean over seeds,
+    band: :data:`CURVE_ERRORBAR`); the teacher's curve, where it has one, dashed in every panel."""
+    students = [student for student in dict.fromkeys(points["student"]) if student != "teacher"] or ["teacher"]
+    teacher = points[points["method"] == "teacher"]
+    methods = [method for method in dict.fromkeys([*method_order, *points["method"]]) if method in set(points["method"])]
+    colours = method_colours(methods)
+    figure, axes = plt.subplots(1, len(students), figsize=(4.2 * len(students) + 1.6, 3.8), squeeze=False, sharey=True)
+    for axis, student in zip(axes[0], students):
+        own = points[(points["student"] == student) & (points["method"] != "teacher")]
+        panel = pd.concat([own, teacher])
+        seeds = own.groupby("method")["seed"].nunique()
+        labels = {method: f"{method} ({seeds[method]} seeds)" if seeds.get(method, 1) > 1 else method for method in methods}
+        panel = panel.assign(method=panel["method"].map(labels))
+        sns.lineplot(
+            data=panel,
+            x="step",
+            y="fid",
+            hue="method",
+            hue_order=[labels[method] for method in methods if labels[method] in set(panel["method"])],
+            palette={labels[method]: colours[method] for method in methods},
+            style="method",
+            dashes={labels[method]: (4, 2) if method == "teacher" else "" for method in methods},
+            errorbar=CURVE_ERRORBAR,
+            marker="o",
+            markersize=4,
+            ax=axis,
+        )
+        axis.set(title=student, xlabel="training step", ylabel=f"FID ({int(points['samples'].max())} samples; lower is better)")
+        axis.grid(True, color="#dddddd", linewidth=0.8)
+        axis.legend(fontsize=7, title="band: mean ± 1 sd over seeds", title_fontsize=7)
+    figure.suptitle(f"{title}: FID during training")
+    figure.tight_layout()
+    return figure
+
+
+def curve_outputs(plots_dir: Path, dataset: str) -> tuple[Path, Path]:
+    """The training-curve figure and its data: ``DATASET_curves.png`` and ``.csv``."""
+    return plots_dir / f"{dataset}_curves.png", plots_dir / f"{dataset}_curves.csv"
+
+
+def training_curves(run_jsons: Iterable[Path], method_order: list[str], out_png: Path, out_csv: Path, title: str) -> None:
+    """Write the training-curve figure and the long-form table it is drawn from (:func:`curve_points`)."""
+    points = curve_points(run_jsons)
+    if points.empty:
+        raise AkdgError("no run JSON has a training curve; set evaluation.curve_fractions and rerun the training and evaluation")
+    with atomic_write(out_csv) as tmp:
+        points.to_csv(tmp, index=False)
+    _save(curves_figure(points, method_order, title), out_png)

@@ -133,6 +133,7 @@ def _describe_method(method: Any) -> dict[str, Any]:
     return {
         "requires_teacher": method.requires_teacher,
         "residual_generators": method.residual_generators,
+        "ablation_of": method.ablation_of,
         "options_schema": method.options_schema(),
     }
 

@@ -48,13 +48,18 @@ def size_comparisons(runs: pd.DataFrame) -> pd.DataFrame:
     Rows by family, then params, then comparison and metric; a label pair lacking a group has no row.
     Labels are grouped by their base method, as the claims do, so every label of a base is compared.
     """
+    return method_comparisons(runs, COMPARISONS)
+
+
+def method_comparisons(runs: pd.DataFrame, comparisons: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> pd.DataFrame:
+    """:func:`size_comparisons` for any pairs of base methods (A, B), e.g. a method and its ablations."""
     students = trained_students(runs)
     metrics = [column for column in METRICS if column in students and students[column].notna().any()]
     sizes = student_sizes(students, ("arch", "params", "mult_adds"))
     rows = []
     for _, size in sizes.iterrows():
         own = students[students["student"] == size["student"]]
-        for base_a, base_b in COMPARISONS:
+        for base_a, base_b in comparisons:
             labels_a = list(dict.fromkeys(own.loc[own["base_method"] == base_a, "method"]))
             labels_b = list(dict.fromkeys(own.loc[own["base_method"] == base_b, "method"]))
             for label_a in labels_a:
@@ -75,6 +80,17 @@ def size_comparisons(runs: pd.DataFrame) -> pd.DataFrame:
 
 def size_markdown(comparisons: pd.DataFrame, dataset: str) -> str:
     """The per-size table as Markdown, with what its cells mean underneath."""
+    notes = [
+        "A − B: difference of the means over seeds; 95% interval: Welch's (t quantile at the Welch–Satterthwaite degrees of "
+        "freedom df), per row on its own, without a correction for the number of rows (the claims table tests each size with Holm's)",
+        "better for AKDG: a negative FID difference, a positive IS (precision, recall) difference; an interval across 0 leaves the sign open",
+        "groups: methods by their registered base method (protocol.training.method); rows name the config labels",
+    ]
+    return comparison_markdown(comparisons, f"{dataset}: methods compared at each student size", notes)
+
+
+def comparison_markdown(comparisons: pd.DataFrame, title: str, notes: list[str]) -> str:
+    """Rows of :func:`method_comparisons` as a Markdown table under ``title``, with ``notes`` underneath."""
     table = pd.DataFrame(
         {
             "family": comparisons["family"],
@@ -88,15 +104,7 @@ def size_markdown(comparisons: pd.DataFrame, dataset: str) -> str:
             "df": comparisons["df"].map(lambda v: "–" if pd.isna(v) else f"{v:.1f}"),
         }
     )
-    notes = [
-        "A − B: difference of the means over seeds; 95% interval: Welch's (t quantile at the Welch–Satterthwaite degrees of "
-        "freedom df), per row on its own, without a correction for the number of rows (the claims table tests each size with Holm's)",
-        "better for AKDG: a negative FID difference, a positive IS (precision, recall) difference; an interval across 0 leaves the sign open",
-        "groups: methods by their registered base method (protocol.training.method); rows name the config labels",
-    ]
-    return f"# {dataset}: methods compared at each student size\n\n{table.to_markdown(index=False)}\n\n" + "".join(
-        f"- {line}\n" for line in notes
-    )
+    return f"# {title}\n\n{table.to_markdown(index=False)}\n\n" + "".join(f"- {line}\n" for line in notes)
 
 
 def _digits(row: pd.Series) -> int:

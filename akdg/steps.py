@@ -26,7 +26,7 @@ from akdg.progress import LoggedProgress
 from akdg.protocol import describe_device, environment
 from akdg.registry import AkdgError
 from akdg.resume import Resumable
-from akdg.training import TrainContext, check_probe, checks_made, ema_bn_statistics, resolve_device, train
+from akdg.training import TrainContext, check_probe, checks_made, curve_steps, ema_bn_statistics, resolve_device, train
 from akdg.tuning import applied_tuning
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,8 @@ def train_generator(
     written on a GPU is never continued on a CPU. A run that diverges (NaN/Inf or out-of-bound
     losses, NaN/Inf weights: see :func:`akdg.training.train`; NaN/Inf probe images from the generator
     to be saved: :func:`akdg.training.check_probe`) stops with an AkdgError
-    before ``out`` is written; its meta's ``checks`` records what was checked. ``tuned``: a tuning selection
+    before ``out`` is written; its meta's ``checks`` records what was checked. With ``curve_fractions``
+    in the spec the checkpoint also holds the generator at those fractions of the steps (its ``curve``). ``tuned``: a tuning selection
     (``akdg select-tuning``) whose chosen setting is applied to the spec and recorded in the meta's ``tuning``.
     """
     spec = with_defaults("train", spec)
@@ -130,6 +131,7 @@ def train_generator(
         max_abs_loss=spec["max_abs_loss"],
         ema_bn_batches=spec["ema_bn_batches"],
         lr_schedule=spec.get("lr_schedule"),
+        curve_at=curve_steps(spec.get("curve_fractions", []), spec["steps"]),
     )
     meta = {
         "generator": spec["generator"],
@@ -143,6 +145,7 @@ def train_generator(
             "data_sha256": splits.protocol["content_sha256"],
             "teacher_sha256": teacher_sha256,
             "teacher_training": teacher_meta["training"] if teacher_meta else None,
+            "teacher_seed": teacher_meta["training"].get("seed") if teacher_meta else None,  # which of the grid's teachers
             **({"tuning": tuning_record} if tuning_record else {}),
             "final_losses": history[-1],
             "checks": checks_made(spec["log_every"], spec["max_abs_loss"]),
@@ -152,7 +155,8 @@ def train_generator(
         },
     }
     check_probe(generator, spec["z_dim"], device)
-    checkpoint.save_generator(out, generator.cpu(), meta, ctx.last_weights)  # CPU tensors: the checkpoint loads anywhere
+    curve = [{**snapshot, "fraction": snapshot["step"] / spec["steps"]} for snapshot in ctx.curve]
+    checkpoint.save_generator(out, generator.cpu(), meta, ctx.last_weights, curve=curve)  # CPU tensors: the checkpoint loads anywhere
     resume.discard()
     log.info("saved %s after %d steps; final losses %s", out, spec["steps"], history[-1])
 
@@ -221,6 +225,8 @@ def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path,
     ``extractor``: the extractor's protocol JSON (or the classifier's .pt beside it).
     ``reference_cache``: folder of train-split features (``reference_stats`` fills it once, so parallel
     evaluations only read it); absent entries are computed and filled; None computes without caching.
+    A checkpoint with training-curve snapshots (``evaluation.curve_fractions``) also gets each scored with
+    ``evaluation.curve_samples`` samples, as the run JSON's ``curve`` (one entry per step, in order).
     Every row is scored before any JSON is written: a row that fails (e.g. a generator whose images
     hold NaN or Inf) writes none of the job's files, so no table reads part of a failed job.
     The spec's ``reference`` (default train) is the split rows are scored against; ``validation`` (the
@@ -265,7 +271,7 @@ def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path,
             raise AkdgError(
                 f"evaluation.kid_subset_size={options['kid_subset_size']} exceeds the {available} samples of row {run}; lower it"
             )
-        training, checkpoint_path, last = None, row.get("checkpoint"), None
+        training, checkpoint_path, last, curve_points = None, row.get("checkpoint"), None, []
         if kind == "real":
             candidate: Any = splits.x_test
             samples = {"generated": 0, "candidate_split": "test", "candidate": len(splits.x_test)}
@@ -281,6 +287,7 @@ def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path,
                 training = meta["training"]
                 if checkpoint.has_last_weights(checkpoint_path):
                     last, _ = checkpoint.load_generator(checkpoint_path, expect=expect, last=True)
+                curve_points = checkpoint.curve_generators(checkpoint_path, expect=expect)
             else:
                 torch.manual_seed(run["seed"])
                 candidate = build_generator(
@@ -306,9 +313,27 @@ def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path,
             if model is not None
         }
         scores = scored["metrics"]
+        curve_options = _curve_options(options)
+        curve = [
+            {
+                **point,
+                **metrics.fidelity_metrics(
+                    model,
+                    reference,
+                    z_dim=spec["z_dim"],
+                    extractor=fe.name,
+                    extractor_weights=fe.weights,
+                    options=curve_options,
+                    cache=cache,
+                    label=f"{_row_label(run, checkpoint_path)} (its weights at step {point['step']})",
+                ),
+            }
+            for point, model in curve_points
+        ]
         result = {
             "run": {**run, "kind": kind},
             **scored,
+            **({"curve": curve} if curve else {}),
             "cost": costs[run["generator_label"]] if kind != "real" else None,
             "protocol": {
                 "dataset": {**splits.protocol, "reference_split": split, "reference_samples": len(reference)},
@@ -321,6 +346,19 @@ def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path,
                         "metrics_last: the raw weights at the last training step, scored on the same z and reference",
                     }
                     if last is not None
+                    else {}
+                ),
+                **(
+                    {
+                        "curve": {
+                            "samples": curve_options["num_samples"],
+                            "evaluation": curve_options,
+                            "note": "curve: the generator the run would have saved at each step (the EMA with standing BatchNorm "
+                            "statistics where it has one), each scored with the table's noise seed on curve_samples samples, fewer "
+                            "than metrics', so its FID is biased upward against the table's",
+                        }
+                    }
+                    if curve
                     else {}
                 ),
                 "feature_extractor": fe.protocol,
@@ -337,6 +375,18 @@ def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path,
         log.info("%s: IS %.3f FID %.3f KID %.4f", row["out"], scores["is_mean"], scores["fid"], scores["kid_mean"])
     for out, result in results:
         write_json(out, result)
+
+
+def _curve_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The evaluation options of a training-curve point: ``curve_samples`` samples, the KID subsets and IS splits
+    shrunk to fit them where they would not, everything else (seed, extractor, precision/recall's k) the table's."""
+    samples = options.get("curve_samples", options["num_samples"])
+    return {
+        **options,
+        "num_samples": samples,
+        "kid_subset_size": min(options["kid_subset_size"], samples),
+        "isc_splits": min(options["isc_splits"], samples),
+    }
 
 
 def _row_label(run: dict[str, Any], checkpoint_path: Path | str | None) -> str:

@@ -67,6 +67,7 @@ def _run_row(result: dict[str, Any]) -> dict[str, Any]:
         "base_method": (result["protocol"].get("training") or {}).get("method"),
         "kind": run["kind"],
         "seed": run.get("seed"),
+        "teacher_seed": run.get("teacher_seed"),  # the teacher a distilled student distilled, or a teacher's own seed
         **{key: result["metrics"][key] for key in ("is_mean", "fid", "kid_mean", "is_std", "kid_std")},
         **{key: result["metrics"].get(key) for key in ("precision", "recall")},  # absent from runs scored before akdg added them
         **{f"{key}_last": (result.get("metrics_last") or {}).get(key, float("nan")) for key in ("is_mean", "fid", "precision", "recall")},
@@ -94,12 +95,18 @@ def summarise(runs: pd.DataFrame, method_order: list[str]) -> pd.DataFrame:
     summary = grouped[[*METRIC_COLUMNS, *COST_COLUMNS, *LAST_COLUMNS]].mean()
     spread = grouped[list(METRIC_COLUMNS)].std(ddof=1).add_suffix("_seed_std")
     first = grouped[["role", "student", "arch", "method", "kind", "samples", *TRAINING_COLUMNS]].first()
-    summary = pd.concat([first, summary, spread, grouped.size().rename("seeds")], axis=1).reset_index()
+    teachers = grouped["teacher_seed"].agg(_seed_list).rename("teacher_seeds")
+    summary = pd.concat([first, summary, spread, grouped.size().rename("seeds"), teachers], axis=1).reset_index()
     order = {name: index for index, name in enumerate(["untrained", *method_order])}
     summary["_block"] = summary["role"].map({"teacher": 0, "student": 1, "reference": 2})
     summary["_method"] = summary["method"].map(order).fillna(len(order))
     summary = summary.sort_values(["_block", "arch", "params", "student", "_method"], kind="stable").drop(columns=["_block", "_method"])
     return summary.reset_index(drop=True)
+
+
+def _seed_list(seeds: pd.Series) -> str:
+    """The distinct teacher seeds of a row's runs, e.g. ``0 1``: which teachers a row's cells span (empty without one)."""
+    return " ".join(str(int(seed)) for seed in sorted(seeds.dropna().unique()))
 
 
 def _mean_std(mean: float, std: float, seeds: int, digits: int) -> str:
@@ -214,7 +221,8 @@ def protocol_lines(example: dict[str, Any], cost: dict[str, Any] | None) -> list
             if "prc" in layers
             else ""
         ),
-        "cells: mean ± sample std over seeds (a single value where one seed); " + speed_line(cost),
+        "cells: mean ± sample std over seeds (a single value where one seed); the teacher row's over the teacher seeds, "
+        "each trained alone; a distilled student's seed distils its paired teacher (the CSV's teacher_seeds); " + speed_line(cost),
         "weights: a model trained with an EMA is scored on its EMA weights (the saved generator); the CSV's *_last "
         "columns are the raw weights at its last training step, scored on the same z (empty without an EMA)",
         f"code: git {environment['git_commit']}; "
@@ -296,7 +304,7 @@ def speed_line(cost: dict[str, Any] | None) -> str:
 
 def run_id(row: pd.Series) -> str:
     if row["role"] == "teacher":
-        return "teacher"
+        return f"teacher/seed{row['seed']:.0f}"
     if row["kind"] == "real":
         return "real"
     return f"{row['student']}/{row['method']}/seed{row['seed']:.0f}"

@@ -8,6 +8,7 @@ the paper says they do.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from typing import Any, Callable
@@ -166,6 +167,31 @@ def ema_bn_statistics(generator: nn.Module, ema_decay: float, batch_size: int, b
     )
 
 
+def curve_steps(fractions: list[float], steps: int) -> list[int]:
+    """The steps at which a run keeps its generator for the training curves: round(f · steps) for each
+    fraction, at least 1, sorted with duplicates merged (fractions closer than a step apart share one)."""
+    return sorted({max(1, round(fraction * steps)) for fraction in fractions})
+
+
+def curve_snapshot(ctx: TrainContext, average: AveragedModel | None, step: int, steps: int, ema_bn_batches: int) -> dict[str, torch.Tensor]:
+    """The weights the run would save if it ended after ``step``, as CPU tensors, for a training-curve point.
+
+    With an EMA, a copy of the averaged generator gets standing statistics (:func:`standing_statistics`)
+    just as the final one does; without, the raw generator's own weights and statistics. Only a copy is
+    run (on its own noise generator), so training's models and RNG streams, and a resumed run, are untouched.
+    """
+    if average is None:
+        source = ctx.generator
+    else:
+        source = copy.deepcopy(average.module)
+        if hasattr(source, "set_progress"):
+            source.set_progress(step / steps)
+        standing_statistics(source, ctx.z_dim, ctx.batch_size, ema_bn_batches, ctx.device)
+    return {
+        name: tensor.detach().to("cpu", memory_format=torch.contiguous_format, copy=True) for name, tensor in source.state_dict().items()
+    }
+
+
 def checks_made(log_every: int, max_abs_loss: float) -> dict[str, Any]:
     """What :func:`train` checked, for the checkpoint's meta (and so every run's protocol)."""
     return {
@@ -230,6 +256,7 @@ def train(
     max_abs_loss: float = MAX_ABS_LOSS,
     ema_bn_batches: int = EMA_BN_BATCHES,
     lr_schedule: dict[str, Any] | None = None,
+    curve_at: list[int] | tuple[int, ...] = (),
 ) -> list[dict[str, float]]:
     """Run ``steps`` updates of a registered method; returns the loss history sampled every ``log_every``.
 
@@ -246,6 +273,9 @@ def train(
     Each ``train_step`` runs under ``ctx.autocast()`` (a no-op unless ``ctx.amp``). With
     ``ctx.compile`` the models are compiled (see :func:`compile_models`) once the method has built
     its discriminators; the weights saved and averaged are the same tensors either way.
+    At each step of ``curve_at`` but the last, the weights the run would save if it ended there
+    (:func:`curve_snapshot`) are appended to ``ctx.curve`` as ``{"step", "state_dict"}``; the last step's
+    entry has no ``state_dict`` (they are the saved weights). The snapshots are part of the resume state.
     ``on_step(step, losses)`` is called after every step (its losses already read, so on CUDA the
     step has finished): per-step timing or logging without copying the loop.
     Training stops with an AkdgError (see :func:`checks_made`) at a NaN/Inf loss or one beyond
@@ -268,6 +298,7 @@ def train(
                 average.load_state_dict(state["average"])
             ctx.rng.set_state(state["rng"])
             ctx.real_images_seen = state["real_images_seen"]
+            ctx.curve = list(state.get("curve", []))  # states written without curves hold none
             restore_global_rng(state, ctx.device)
         except (RuntimeError, KeyError, ValueError, AttributeError, TypeError) as error:
             raise AkdgError(
@@ -299,6 +330,10 @@ def train(
         check_finite(losses, step, max_abs_loss)
         if average is not None:
             average.update_parameters(ctx.generator)
+        if step in curve_at:
+            ctx.curve.append(
+                {"step": step} if step == steps else {"step": step, "state_dict": curve_snapshot(ctx, average, step, steps, ema_bn_batches)}
+            )
         if on_step is not None:
             on_step(step, losses)
         logged, saved = step % log_every == 0 or step == steps or step == 1, resume is not None and resume.due(step, steps)
@@ -318,6 +353,7 @@ def train(
                     "real_images_seen": ctx.real_images_seen,
                     **global_rng(ctx.device),
                     "history": history,
+                    "curve": ctx.curve,
                 },
             )
     if average is not None:

@@ -184,6 +184,20 @@ CONFIG_ROWS = {
         "dataset: Additional properties are not allowed ('resolutoin' was unexpected); allowed here: name, label",
     ),
     "teacher-typo": (changed(("teacher.step", 10)), "teacher: Additional properties are not allowed ('step' was unexpected)"),
+    "teacher-seed-one-form": (changed(("teacher.seeds", DELETE), ("teacher.seed", 3)), None),
+    "teacher-seeds-two": (changed(("teacher.seeds", [0, 1])), None),
+    "teacher-seeds-two-via-config": (overridden("teacher={seeds: [0, 1]}"), None),
+    "teacher-seed-and-seeds": (changed(("teacher.seed", 0)), "teacher gives both seed and seeds; keep seeds"),
+    "teacher-seeds-empty": (changed(("teacher.seeds", [])), "teacher.seeds: [] should be non-empty"),
+    "teacher-seeds-repeated": (changed(("teacher.seeds", [1, 1])), "teacher.seeds: [1, 1] has non-unique elements"),
+    "teacher-without-a-student-seed": (
+        changed(("teacher.seeds", [0, 1, 2, 3])),
+        "4 teacher seeds but 3 student seeds, so the teacher(s) of seed 3 would distil into no student",
+    ),
+    "imported-teacher-two-seeds": (
+        changed(("teacher.checkpoint", "teacher.pt"), ("teacher.seeds", [0, 1])),
+        "teacher.checkpoint imports one teacher, but teacher.seeds lists 2",
+    ),
     "student-typo": (changed(("students.0.widht", 8)), "students[0]: dcgan has no option widht; it accepts width, stage_channels"),
     "optimizer-typo": (
         changed(("training.optimizer.lr", 0.1)),

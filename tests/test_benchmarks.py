@@ -151,8 +151,8 @@ Reason: Missing output files: results/models/digits/dcgan-w8/vanilla/seed1.pt
 [Tue Dec  1 10:26:52 2026]
 Finished jobid: 3 (Rule: prepare_data)
 [Tue Dec  1 10:26:53 2026]
-Job 7: train the teacher, 600 steps on 2 threads (progress: results/logs/digits/train_teacher.log)
-Reason: Missing output files: results/models/digits/teacher.pt
+Job 7: train the teacher of seed 0, 600 steps on 2 threads (progress: results/logs/digits/train_teacher_seed0.log)
+Reason: Missing output files: results/models/digits/teacher/seed0.pt
 [Tue Dec  1 10:27:10 2026]
 Finished jobid: 10 (Rule: train_student)
 [Tue Dec  1 10:29:10 2026]

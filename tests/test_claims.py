@@ -327,3 +327,55 @@ def test_each_claim_is_tested_at_each_student_size_by_family_then_params(tmp_pat
         expected.append(ttest_ind(akdg, vanilla, equal_var=False, alternative="less").pvalue)
     assert rows["p_value"].tolist() == pytest.approx(expected)
     assert rows["p_holm"].tolist() == pytest.approx(holm(expected).tolist())  # one family: every size of the claim
+
+
+def teacher_pairs(akdg: dict[int, list[float]], vanilla: list[float]) -> pd.DataFrame:
+    """Runs of one student where AKDG seed i distilled the teacher of seed i % 2, and vanilla used none.
+
+    ``akdg``: {teacher seed: FIDs of the AKDG runs that distilled it}; precision and recall are set per run
+    so that their means and spreads are known.
+    """
+    rows = [{"role": "teacher", "kind": "trained", "student": "teacher", "arch": "sngan", "method": "vanilla", "base_method": "vanilla",
+             "seed": seed, "teacher_seed": seed, "fid": 5.0, "is_mean": 9.0, **TEACHER} for seed in (0, 1)]  # fmt: skip
+    runs = [("akdg", seed, fid) for seed, fids in akdg.items() for fid in fids] + [("vanilla", None, fid) for fid in vanilla]
+    for index, (label, teacher_seed, fid) in enumerate(runs):
+        rows.append(
+            {"role": "student", "kind": "trained", "student": "dcgan-w8", "arch": "dcgan", "method": label, "base_method": label,
+             "seed": index, "teacher_seed": teacher_seed, "fid": fid, "is_mean": 5.0 + index / 10, "precision": 0.5 + index / 100,
+             "recall": 0.3 + index / 100, "params": 400.0, "mult_adds": 600.0, "images_per_s": 300.0}
+        )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_per_teacher_signs_show_a_teacher_that_reverses_the_difference() -> None:
+    """Teacher 0's students beat vanilla by far, teacher 1's lose to it: the pooled A − B is negative, but not for every teacher."""
+    runs = teacher_pairs({0: [4.0, 5.0], 1: [13.0, 14.0]}, vanilla=[10.0, 11.0, 12.0])
+    row = evaluate_claims(runs, "digits").rows.query("claim == 2").iloc[0]
+    assert row["diff"] == pytest.approx(9.0 - 11.0)
+    assert row["teachers"] == 2 and row["teachers_same_sign"] == 1
+    assert row["teacher_diffs"] == f"0: {4.5 - 11.0:+.4g}; 1: {13.5 - 11.0:+.4g}"
+
+    agreeing = evaluate_claims(teacher_pairs({0: [4.0, 5.0], 1: [8.0, 9.0]}, vanilla=[10.0, 11.0, 12.0]), "digits")
+    assert agreeing.rows.query("claim == 2").iloc[0]["teachers_same_sign"] == 2
+    markdown = agreeing.markdown()
+    assert "same sign for every teacher" in markdown and "yes (2 of 2)" in markdown
+    assert "no (1 of 2)" in evaluate_claims(runs, "digits").markdown()
+
+
+def test_one_teacher_has_no_per_teacher_breakdown() -> None:
+    runs = teacher_pairs({0: [4.0, 5.0, 6.0]}, vanilla=[10.0, 11.0, 12.0])
+    row = evaluate_claims(runs[runs["seed"].ne(1) | runs["role"].ne("teacher")], "digits").rows.query("claim == 2").iloc[0]
+    assert row["teachers"] == 1 and math.isnan(row["teachers_same_sign"]) and row["teacher_diffs"] == ""
+
+
+def test_claims_files_show_precision_and_recall_beside_each_comparison(tmp_path: Path) -> None:
+    runs = teacher_pairs({0: [4.0, 5.0], 1: [8.0, 9.0]}, vanilla=[10.0, 11.0, 12.0])
+    report = evaluate_claims(runs, "digits")
+    write_claims(report, tmp_path)
+    written = pd.read_csv(tmp_path / "digits_claims.csv").query("claim == 2").iloc[0]
+    akdg, vanilla = runs[runs["method"] == "akdg"], runs[runs["method"] == "vanilla"]
+    assert written["precision_a"] == pytest.approx(akdg["precision"].mean())
+    assert written["recall_std_b"] == pytest.approx(vanilla["recall"].std(ddof=1))
+    markdown = (tmp_path / "digits_claims.md").read_text()
+    cell = f"{akdg['precision'].mean():.3f} ± {akdg['precision'].std(ddof=1):.3f} / {akdg['recall'].mean():.3f} ± {akdg['recall'].std(ddof=1):.3f}"
+    assert "A: precision / recall" in markdown and cell in markdown

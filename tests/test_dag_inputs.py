@@ -116,7 +116,7 @@ def test_two_datasets_of_one_loader_share_an_outdir_under_their_labels(tmp_path:
         np.savez(workdir / f"{label}.npz", images=np.zeros((40, 8, 8), dtype=np.uint8), labels=np.arange(40) % 2)
         made[label] = set(outputs(workdir, with_dataset(workdir, {"name": "npz", "path": f"{label}.npz", "channels": 1, "label": label})))
     assert not made["faces"] & made["textures"]
-    assert {"results/tables/faces.csv", "results/plots/faces_samples.png", "results/runs/faces/teacher.json"} <= made["faces"]
+    assert {"results/tables/faces.csv", "results/plots/faces_samples.png", "results/runs/faces/teacher/seed0.json"} <= made["faces"]
     assert all("textures" in path for path in made["textures"])
 
 

@@ -15,7 +15,7 @@ import yaml
 
 from akdg import checkpoint, datasets, steps
 from akdg.architectures import build_generator
-from akdg.config import method_variants, validate_config
+from akdg.config import method_variants, teacher_seed_for, validate_config
 from akdg.registry import AkdgError
 from conftest import REPO, copy_project, without_messages
 
@@ -82,6 +82,49 @@ def test_variant_overrides_reach_the_training_jobs(tmp_path: Path):
     assert len(students) == 2 * 5 * 2
     sizes = {(spec["method"], spec["batch_size"]) for spec in students}
     assert ("vanilla", 4) in sizes and ("vanilla", 8) in sizes and ("vanilla", TEST_CONFIG["training"]["batch_size"]) in sizes
+
+
+def test_student_seed_i_distils_teacher_i_mod_n():
+    config = copy.deepcopy(TEST_CONFIG)
+    config["seeds"], config["teacher"]["seeds"] = [3, 1, 4, 9, 2], [10, 20]
+    validate_config(config)
+    assert [teacher_seed_for(config, seed) for seed in config["seeds"]] == [10, 20, 10, 20, 10]
+    with pytest.raises(AkdgError, match=r"seed 7 is not among the config's seeds \[3, 1, 4, 9, 2\]"):
+        teacher_seed_for(config, 7)
+
+
+@pytest.mark.slow
+def test_two_teachers_train_apart_and_each_student_seed_waits_for_its_own(tmp_path: Path):
+    """teacher.seeds [5, 7] and student seeds [0, 1, 2]: two teacher jobs; AKDG and MSE seeds 0, 2 distil teacher 5, seed 1
+    teacher 7 (their commands name it and their evaluations record it); vanilla waits for no teacher."""
+    workdir = copy_project(tmp_path)
+    (workdir / "teachers.yaml").write_text(yaml.safe_dump({"teacher": {"seeds": [5, 7]}, "seeds": [0, 1, 2]}))
+    result = dry_run(workdir, "config/test.yaml", "teachers.yaml")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    counts = job_counts(result.stdout)
+    assert counts["train_teacher"] == 2 and counts["evaluate_teacher"] == 1 and counts["train_student"] == 2 * 3 * 3
+    out = "results/models/digits"
+    trained = re.findall(r"akdg train --spec '(\{.*?\})' --data \S+ (?:--teacher (\S+) )?.*?--out (\S+)", result.stdout)
+    teachers = {path: json.loads(spec)["seed"] for spec, _, path in trained if "/teacher/" in path}
+    assert teachers == {f"{out}/teacher/seed5.pt": 5, f"{out}/teacher/seed7.pt": 7}
+    paired = {
+        re.search(r"/([\w-]+)/(\w+)/seed(\d)\.pt$", path).groups(): teacher for _, teacher, path in trained if "/teacher/" not in path
+    }
+    expected = {
+        **{(method, seed): f"{out}/teacher/seed{(5, 7, 5)[seed]}.pt" for method in ("akdg", "mse") for seed in (0, 1, 2)},
+        **{("vanilla", seed): "" for seed in (0, 1, 2)},
+    }
+    assert {(student, method, int(seed)): teacher for (student, method, seed), teacher in paired.items()} == {
+        (student, method, seed): teacher for student in ("dcgan-w4", "mlp-w32") for (method, seed), teacher in expected.items()
+    }
+    evaluated = [json.loads(spec) for spec in re.findall(r"akdg evaluate --spec '(\{.*?\})'", result.stdout)]
+    runs = {
+        (row["run"]["role"], row["run"]["method"], row["run"]["seed"]): row["run"].get("teacher_seed")
+        for spec in evaluated
+        for row in spec["rows"]
+    }
+    assert runs[("teacher", "vanilla", 5)] == 5 and runs[("teacher", "vanilla", 7)] == 7
+    assert [runs[("student", "akdg", seed)] for seed in (0, 1, 2)] == [5, 7, 5] and runs[("student", "vanilla", 1)] is None
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ SPEC = {
     "log_every": 50,
     "ema_decay": 0.9,
     "optimizer": {"lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]},
+    "curve_fractions": [0.05, 0.5, 1.0],  # steps 20 (before the first state the kill waits for), 200 and 400
 }
 
 
@@ -75,9 +76,15 @@ def train_command(out: Path, data: Path, teacher: Path, every: int) -> list[str]
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
-    """The saved (EMA) weights and, prefixed ``last:``, the raw last-step weights kept beside them."""
+    """The saved (EMA) weights and, prefixed ``last:``, the raw last-step weights kept beside them, and each
+    training-curve snapshot's, prefixed ``step N:``."""
     payload = torch.load(path, map_location="cpu", weights_only=True)
-    return {**payload["state_dict"], **{f"last:{name}": tensor for name, tensor in payload.get("last_state_dict", {}).items()}}
+    snapshots = {
+        f"step {snapshot['step']}:{name}": tensor
+        for snapshot in payload.get("curve", [])
+        for name, tensor in snapshot.get("state_dict", {}).items()
+    }
+    return {**payload["state_dict"], **{f"last:{name}": tensor for name, tensor in payload.get("last_state_dict", {}).items()}, **snapshots}
 
 
 @pytest.mark.slow
@@ -104,6 +111,7 @@ def test_sigkill_midway_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_
     assert uninterrupted_run.returncode == 0, uninterrupted_run.stderr[-3000:]
     resumed, uninterrupted = weights(killed), weights(whole)
     assert resumed.keys() == uninterrupted.keys() and any(key.startswith("last:") for key in resumed)  # EMA and raw weights both
+    assert {key.split(":")[0] for key in resumed if key.startswith("step ")} == {"step 20", "step 200"}  # step 20's from before the kill
     assert all(torch.equal(resumed[key], uninterrupted[key]) for key in resumed), "resumed weights differ from the uninterrupted run's"
     trainings = [torch.load(path, map_location="cpu", weights_only=True)["meta"]["training"] for path in (killed, whole)]
     seen = [{key: training[key] for key in ("images_seen", "real_images_seen", "ema_bn_statistics")} for training in trainings]
@@ -182,6 +190,7 @@ def test_a_run_with_an_lr_schedule_and_a_gradient_penalty_resumes_exactly(
         "loss": {"name": "wgan-gp", "gp_weight": 10.0},
         "lr_schedule": {"kind": "linear", "start": 2},
         "generator_batch_size": 12,
+        "curve_fractions": [0.25, 0.5, 1.0],  # steps 3 and 6 are kept before the state at step 6, 12 is the final generator
     }
     original, calls = Vanilla.train_step, {"steps": 0}
 
@@ -200,4 +209,8 @@ def test_a_run_with_an_lr_schedule_and_a_gradient_penalty_resumes_exactly(
     steps.train_generator(spec, digits_npz, interrupted, checkpoint_every=3)
     steps.train_generator(spec, digits_npz, whole, checkpoint_every=0)
     resumed, uninterrupted = weights(interrupted), weights(whole)
+    assert resumed.keys() == uninterrupted.keys() and {key.split(":")[0] for key in resumed if key.startswith("step ")} == {
+        "step 3",
+        "step 6",
+    }
     assert all(torch.equal(resumed[key], uninterrupted[key]) for key in resumed), "resumed weights differ from the uninterrupted run's"

@@ -242,6 +242,27 @@ def test_digits_has_no_paper_columns(tmp_path: Path) -> None:
     assert "paper" not in (tmp_path / "tables" / "digits.tex").read_text()
 
 
+def test_the_teacher_row_spans_every_teacher_seed_and_each_run_names_its_teacher(tmp_path: Path) -> None:
+    """Two teachers (FID 15 and 17): one row, mean ± std over them with n = 2; the CSV lists the teachers each row's
+    runs used, and every teacher keeps its own DVC metrics file, as every student seed does."""
+    paths = grid(tmp_path / "runs", "digits", {"vanilla": ("vanilla", [33.0, 35.0]), "akdg": ("akdg", [28.0, 29.0])})
+    paths.append(write_run(tmp_path / "runs", "digits", "teacher", "teacher", "sngan", "vanilla", "vanilla", 1, 17.0, 8.0, TEACHER_COST))
+    for path in paths:
+        result = json.loads(path.read_text())
+        if result["run"]["role"] == "teacher" or result["run"]["method"] == "akdg":
+            result["run"]["teacher_seed"] = result["run"]["seed"]  # AKDG seed i distilled teacher i
+            path.write_text(json.dumps(result))
+    run_aggregate(paths, tmp_path, "digits", ["vanilla", "akdg"])
+    table = markdown_rows(tmp_path / "tables" / "digits.md").set_index("Method")
+    assert table.loc["Teacher (sngan)", "FID"] == f"16.00 ± {pd.Series([15.0, 17.0]).std():.2f}"
+    assert table.loc["Teacher (sngan)", "seeds"] == "2"
+    csv = pd.read_csv(tmp_path / "tables" / "digits.csv", dtype={"teacher_seeds": str}).fillna({"method": "", "teacher_seeds": ""})
+    assert dict(zip(csv["role"] + "/" + csv["method"], csv["teacher_seeds"])) == {
+        "teacher/vanilla": "0 1", "student/untrained": "", "student/vanilla": "", "student/akdg": "0 1", "reference/": "",
+    }  # fmt: skip
+    assert {path.name for path in (tmp_path / "metrics" / "teacher").iterdir()} == {"seed0.json", "seed1.json"}
+
+
 def test_missing_method_is_reported_not_tested(tmp_path: Path) -> None:
     paths = grid(tmp_path / "runs", "cifar10", {"vanilla": ("vanilla", [33.0, 35.0]), "akdg": ("akdg", [28.0, 29.0])})
     _, claims = run_aggregate(paths, tmp_path, "cifar10", ["vanilla", "akdg"])

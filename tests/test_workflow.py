@@ -127,7 +127,7 @@ def test_a_clone_pulls_the_outputs_from_a_dvc_remote_and_finds_nothing_to_run(dv
     shell = user_environment()
     run_checked(["dvc", "pull", "default"], clone, shell)
     pulled = file_hashes(clone, cached)
-    assert {"results/models/digits/teacher.pt", "results/runs/digits/dcgan-w4/akdg/seed1.json"} <= set(pulled)
+    assert {"results/models/digits/teacher/seed0.pt", "results/runs/digits/dcgan-w4/akdg/seed1.json"} <= set(pulled)
     assert pulled == file_hashes(dvc_run, cached)
 
     # Pulled files are dated now, after the tables git wrote and in no particular order among themselves,

@@ -14,6 +14,7 @@ from akdg.config import (
     method_variants,
     student_key,
     student_training_spec,
+    teacher_seed_for,
     teacher_training_spec,
     validate_config,
 )
@@ -58,18 +59,21 @@ EXTRACTOR_WEIGHTS = f"{OUT}/models/{DATASET}/extractor.pt"  # the classifier's: 
 EXTRACTOR = f"{OUT}/models/{DATASET}/extractor.json"  # the extractor's protocol: name, weights, sha256
 REFERENCE_CACHE = f"{OUT}/cache/{DATASET}/fidelity"  # torch-fidelity's cache, keyed by content
 REFERENCE_STATS = f"{OUT}/cache/{DATASET}/reference.json"
-TEACHER = f"{OUT}/models/{DATASET}/teacher.pt"
+TEACHER_SEEDS = config["teacher"]["seeds"]  # one teacher per seed; student seed i distils teacher_seed_for(config, i)
+TEACHER_CHECKPOINT = f"{OUT}/models/{DATASET}/teacher/seed{{seed}}.pt"
+TEACHERS = expand(TEACHER_CHECKPOINT, seed=TEACHER_SEEDS)
 TEACHER_METHOD = "imported" if config["teacher"]["checkpoint"] else "vanilla"
 COST = f"{OUT}/cost/{DATASET}.json"
 LOGS = f"{OUT}/logs/{DATASET}"
 BENCHMARKS = f"{OUT}/logs/{DATASET}/benchmark"  # per-job wall time and memory (Snakemake benchmark files)
 STUDENT_CHECKPOINT = f"{OUT}/models/{DATASET}/{{student}}/{{method}}/seed{{seed}}.pt"
 STUDENT_RUN = f"{OUT}/runs/{DATASET}/{{student}}/{{method}}/seed{{seed}}.json"
-TEACHER_RUN = f"{OUT}/runs/{DATASET}/teacher.json"
+TEACHER_RUN = f"{OUT}/runs/{DATASET}/teacher/seed{{seed}}.json"
+TEACHER_RUNS = expand(TEACHER_RUN, seed=TEACHER_SEEDS)
 REAL_RUN = f"{OUT}/runs/{DATASET}/real.json"
 UNTRAINED_RUNS = {name: f"{OUT}/runs/{DATASET}/{name}/untrained/seed{SEEDS[0]}.json" for name in STUDENTS}
 STUDENT_RUNS = expand(STUDENT_RUN, student=STUDENTS, method=METHODS, seed=SEEDS)
-ALL_RUNS = [TEACHER_RUN, *STUDENT_RUNS, *UNTRAINED_RUNS.values(), REAL_RUN]
+ALL_RUNS = [*TEACHER_RUNS, *STUDENT_RUNS, *UNTRAINED_RUNS.values(), REAL_RUN]
 TABLES = expand(f"{OUT}/tables/{DATASET}.{{ext}}", ext=["md", "csv", "tex"])
 CLAIMS = expand(f"{OUT}/tables/{DATASET}_claims.{{ext}}", ext=["md", "csv"])  # the paper's five claims, tested
 PLOTS = [f"{OUT}/plots/{DATASET}_fid_vs_params.png", f"{OUT}/plots/{DATASET}_samples.png"]
@@ -78,6 +82,11 @@ SWEEPS_SIZES = max(Counter(model["arch"] for model in STUDENTS.values()).values(
 SIZE_TABLES = expand(f"{OUT}/tables/{DATASET}_sizes.{{ext}}", ext=["md", "csv"]) if SWEEPS_SIZES else []
 SIZE_PLOT = [f"{OUT}/plots/{DATASET}_sizes.png"] if SWEEPS_SIZES else []
 TRADEOFF = [f"{OUT}/plots/{DATASET}_tradeoff.{ext}" for ext in ("png", "csv")] if SWEEPS_SIZES else []
+# A grid with a registered ablation of one of its methods (akdg-kd-only, akdg-paired) also tables the two side by side.
+ABLATES = any(METHOD_REGISTRY.metadata(variant["method"]).get("ablation_of") for variant in VARIANTS.values())
+ABLATION_TABLES = expand(f"{OUT}/tables/{DATASET}_ablations.{{ext}}", ext=["md", "csv"]) if ABLATES else []
+# Runs scored during training (evaluation.curve_fractions) also get FID against training steps.
+CURVES = [f"{OUT}/plots/{DATASET}_curves.{ext}" for ext in ("png", "csv")] if config["evaluation"]["curve_fractions"] else []
 
 
 def as_json(value):
@@ -85,8 +94,20 @@ def as_json(value):
     return json.dumps(value, sort_keys=True)
 
 
-def run_identity(role, label, generator, method, seed):
-    return {"dataset": DATASET, "role": role, "generator_label": label, "generator": generator, "method": method, "seed": seed}
+def run_identity(role, label, generator, method, seed, teacher_seed=None):
+    """Who a run is; ``teacher_seed``: the teacher it is (a teacher's run) or distilled (a distilled student's), else absent."""
+    identity = {"dataset": DATASET, "role": role, "generator_label": label, "generator": generator, "method": method, "seed": seed}
+    return identity if teacher_seed is None else {**identity, "teacher_seed": teacher_seed}
+
+
+def uses_teacher(label):
+    """Whether the method label's registered method distils a teacher (vanilla students train without one)."""
+    return METHOD_REGISTRY.metadata(VARIANTS[label]["method"])["requires_teacher"]
+
+
+def paired_teacher(label, seed):
+    """The teacher seed a (method label, student seed) run distils, or None where the method uses no teacher."""
+    return teacher_seed_for(config, int(seed)) if uses_teacher(label) else None
 
 
 def evaluation_spec(rows):
@@ -116,8 +137,21 @@ def tuned_selection(wildcards):
     return {"tuned": TUNING_SELECTION.format(student=wildcards.student, method=source)} if source else {}
 
 
+TUNING_TEACHER_SEED = TEACHER_SEEDS[0]  # every candidate of a distillation method distils the first teacher
+
+
+def candidate_inputs(wildcards):
+    """A tuning candidate's inputs: the data, and for a distillation method the first teacher."""
+    inputs = {"data": DATA}
+    if uses_teacher(wildcards.method):
+        inputs["teacher"] = TEACHER_CHECKPOINT.format(seed=TUNING_TEACHER_SEED)
+    return inputs
+
+
 def candidate_spec_json(wildcards):
+    """A candidate's training spec: the student's at tuning.seed with the candidate's setting, without training curves."""
     spec = student_training_spec(config, STUDENTS[wildcards.student], wildcards.method, TUNING["seed"])
+    spec.pop("curve_fractions", None)  # selection reads the final validation scores only
     return as_json(apply_setting(spec, TUNING_CANDIDATES[wildcards.method][wildcards.candidate]))
 
 
@@ -130,16 +164,16 @@ GENERATOR_ARCHS = sorted({TEACHER_ARCH, *(model["arch"] for model in STUDENTS.va
 def student_code(wildcards):
     method = VARIANTS[wildcards.method]["method"]
     architectures = [STUDENTS[wildcards.student]["arch"], config["student_discriminator"]["arch"]]
-    if METHOD_REGISTRY.metadata(method)["requires_teacher"]:
+    if uses_teacher(wildcards.method):
         architectures.append(TEACHER_ARCH)
     return fingerprint("train", architectures=architectures, methods=[method], losses=[loss_name(VARIANTS[wildcards.method]["loss"])])
 
 
 def student_inputs(wildcards):
-    """Only distillation methods wait for the teacher; vanilla students train alongside it."""
+    """Only distillation methods wait for a teacher, their seed's paired one; vanilla students train alongside the teachers."""
     inputs = {"data": DATA}
-    if METHOD_REGISTRY.metadata(VARIANTS[wildcards.method]["method"])["requires_teacher"]:
-        inputs["teacher"] = TEACHER
+    if uses_teacher(wildcards.method):
+        inputs["teacher"] = TEACHER_CHECKPOINT.format(seed=paired_teacher(wildcards.method, wildcards.seed))
     return inputs
 
 

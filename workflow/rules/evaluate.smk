@@ -38,14 +38,15 @@ EVALUATE_SHELL = (
 
 
 rule evaluate_teacher:
+    """Every teacher seed in one job, as the seeds of a student: torch-fidelity's import costs more than a row."""
     input:
         data=DATA,
         extractor=EXTRACTOR,
         stats=REFERENCE_STATS,
         cost=COST,
-        checkpoint=TEACHER,
+        checkpoints=TEACHERS,
     output:
-        TEACHER_RUN,
+        TEACHER_RUNS,
     log:
         f"{LOGS}/evaluate_teacher.log",
     benchmark:
@@ -63,18 +64,17 @@ rule evaluate_teacher:
                 [
                     {
                         "kind": "trained",
-                        "checkpoint": TEACHER,
-                        "out": TEACHER_RUN,
-                        "run": run_identity(
-                            "teacher", "teacher", config["teacher"]["generator"], TEACHER_METHOD, config["teacher"]["seed"]
-                        ),
+                        "checkpoint": TEACHER_CHECKPOINT.format(seed=seed),
+                        "out": TEACHER_RUN.format(seed=seed),
+                        "run": run_identity("teacher", "teacher", config["teacher"]["generator"], TEACHER_METHOD, seed, seed),
                     }
+                    for seed in TEACHER_SEEDS
                 ]
             )
         ),
         code=fingerprint("evaluate", architectures=[TEACHER_ARCH]),
     message:
-        "evaluate the teacher (progress: {log})"
+        "evaluate every teacher (progress: {log})"
     shell:
         EVALUATE_SHELL
 
@@ -109,7 +109,14 @@ rule evaluate_student:
                         "kind": "trained",
                         "checkpoint": STUDENT_CHECKPOINT.format(student=wildcards.student, method=wildcards.method, seed=seed),
                         "out": STUDENT_RUN.format(student=wildcards.student, method=wildcards.method, seed=seed),
-                        "run": run_identity("student", wildcards.student, STUDENTS[wildcards.student], wildcards.method, seed),
+                        "run": run_identity(
+                            "student",
+                            wildcards.student,
+                            STUDENTS[wildcards.student],
+                            wildcards.method,
+                            seed,
+                            paired_teacher(wildcards.method, seed),
+                        ),
                     }
                     for seed in SEEDS
                 ]

@@ -13,6 +13,8 @@ rule aggregate:
         size_tables=[in_report(path, "sizes", "Tables", table="per-size comparison") for path in SIZE_TABLES],
         size_plot=[in_report(path, "sizes", "Plots", plot="method differences per size") for path in SIZE_PLOT],
         tradeoff=[in_report(path, "tradeoff", "Plots", plot="trade-off") for path in TRADEOFF],
+        ablation_tables=[in_report(path, "ablations", "Tables", table="ablations") for path in ABLATION_TABLES],
+        curves=[in_report(path, "curves", "Plots", plot="FID during training") for path in CURVES],
     log:
         f"{LOGS}/aggregate.log",
     benchmark:
@@ -27,16 +29,19 @@ rule aggregate:
         tables_dir=lambda wildcards, output: os.path.dirname(output.tables[0]),
         plots_dir=lambda wildcards, output: os.path.dirname(output.plot),
         sizes="--sizes" if SWEEPS_SIZES else "",
+        ablations="--ablations" if ABLATES else "",
+        curves="--curves" if CURVES else "",
         code=fingerprint("aggregate"),
     shell:
         "akdg aggregate --runs {input} --method-order {params.methods} --dataset {params.dataset}"
-        " --tables-dir {params.tables_dir} --plots-dir {params.plots_dir} --metrics-dir {output.metrics} {params.sizes} > {log} 2>&1"
+        " --tables-dir {params.tables_dir} --plots-dir {params.plots_dir} --metrics-dir {output.metrics}"
+        " {params.sizes} {params.ablations} {params.curves} > {log} 2>&1"
 
 
 rule plot_samples:
-    """Teacher and every student of the first seed, on the same z."""
+    """The first seed's teacher and every student of the first seed (its students), on the same z."""
     input:
-        teacher=TEACHER,
+        teacher=TEACHER_CHECKPOINT.format(seed=teacher_seed_for(config, SEEDS[0])),
         students=expand(STUDENT_CHECKPOINT, student=STUDENTS, method=METHODS, seed=SEEDS[0]),
     output:
         in_report(f"{OUT}/plots/{DATASET}_samples.png", "samples", "Plots", plot="sample grids"),

@@ -1,4 +1,4 @@
-# The teacher (vanilla, on real data) and every student: methods x student generators x seeds.
+# The teachers (vanilla, on real data; one per teacher seed) and every student: methods x student generators x seeds.
 
 
 if config["teacher"]["checkpoint"]:
@@ -9,7 +9,7 @@ if config["teacher"]["checkpoint"]:
             data=DATA,
             checkpoint=config["teacher"]["checkpoint"],
         output:
-            TEACHER,
+            TEACHERS,  # one: an imported teacher takes one seed
         log:
             f"{LOGS}/import_teacher.log",
         benchmark:
@@ -28,14 +28,15 @@ if config["teacher"]["checkpoint"]:
 else:
 
     rule train_teacher:
+        """One teacher per teacher seed: the teacher's spread across seeds enters the students it distils into."""
         input:
             DATA,
         output:
-            TEACHER,
+            TEACHER_CHECKPOINT,
         log:
-            f"{LOGS}/train_teacher.log",
+            f"{LOGS}/train_teacher_seed{{seed}}.log",
         benchmark:
-            f"{BENCHMARKS}/train_teacher.tsv"
+            f"{BENCHMARKS}/train_teacher_seed{{seed}}.tsv"
         priority: 90  # the critical path: first (after measure_cost) once both cores are free; see docs/benchmarks.md
         conda:
             "../envs/akdg.yaml"
@@ -43,7 +44,7 @@ else:
         resources:
             **job_resources("teacher"),
         params:
-            spec=as_json(teacher_training_spec(config)),
+            spec=lambda wildcards: as_json(teacher_training_spec(config, int(wildcards.seed))),
             every=config["training"]["checkpoint_every"],
             code=fingerprint(
                 "train",
@@ -52,7 +53,7 @@ else:
                 losses=[TEACHER_LOSS],
             ),
         message:
-            f"train the teacher, {config['teacher']['steps']} steps on {{threads}} threads (progress: {{log}})"
+            f"train the teacher of seed {{wildcards.seed}}, {config['teacher']['steps']} steps on {{threads}} threads (progress: {{log}})"
         shell:
             "akdg train --spec {params.spec:q} --data {input} --threads {threads} --checkpoint-every {params.every} --out {output} > {log} 2>&1"
 

@@ -36,7 +36,7 @@ if TUNING:
     rule train_candidate:
         """One candidate setting of a method's grid: one student at tuning.seed."""
         input:
-            unpack(student_inputs),
+            unpack(candidate_inputs),
         output:
             TUNING_CHECKPOINT,
         log:
@@ -101,7 +101,14 @@ if TUNING:
                                 "kind": "trained",
                                 "checkpoint": TUNING_CHECKPOINT.format(student=wildcards.student, method=method, candidate=label),
                                 "out": TUNING_RUN.format(student=wildcards.student, method=method, candidate=label),
-                                "run": run_identity("tuning", wildcards.student, STUDENTS[wildcards.student], method, TUNING["seed"])
+                                "run": run_identity(
+                                    "tuning",
+                                    wildcards.student,
+                                    STUDENTS[wildcards.student],
+                                    method,
+                                    TUNING["seed"],
+                                    TUNING_TEACHER_SEED if uses_teacher(method) else None,
+                                )
                                 | {"candidate": label},
                             }
                             for label in TUNING_CANDIDATES[method]
