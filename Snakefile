@@ -34,6 +34,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/tune.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -77,6 +78,7 @@ rule all_tables:
         TRADEOFF,
         ABLATION_TABLES,
         CURVES,
+        TUNING_TABLES,
 
 
 rule all_outputs:
@@ -91,6 +93,7 @@ rule all_outputs:
         TRADEOFF,
         ABLATION_TABLES,
         CURVES,
+        TUNING_TABLES,
         ALL_RUNS,
         COST,
         REFERENCE_STATS,

@@ -78,7 +78,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from akdg.steps import train_generator
 
     _threads(args.threads)
-    train_generator(args.spec, args.data, args.out, teacher=args.teacher, checkpoint_every=args.checkpoint_every)
+    train_generator(args.spec, args.data, args.out, teacher=args.teacher, checkpoint_every=args.checkpoint_every, tuned=args.tuned)
 
 
 def cmd_import_teacher(args: argparse.Namespace) -> None:
@@ -111,6 +111,18 @@ def cmd_reference_stats(args: argparse.Namespace) -> None:
 
     _threads(args.threads)
     reference_stats(args.spec, args.data, args.extractor, args.cache_dir, args.out)
+
+
+def cmd_select_tuning(args: argparse.Namespace) -> None:
+    from akdg.steps import select_tuning
+
+    select_tuning(args.spec, args.runs, args.out)
+
+
+def cmd_tuning_table(args: argparse.Namespace) -> None:
+    from akdg.steps import tuning_tables
+
+    tuning_tables(args.selections, args.out_md, args.out_csv)
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
@@ -320,6 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     command.add_argument("--teacher", type=Path, default=None, help="teacher checkpoint, for distillation methods")
     command.add_argument(
+        "--tuned",
+        type=Path,
+        default=None,
+        help="a tuning selection (select-tuning's JSON): train with its chosen setting, recorded in the checkpoint",
+    )
+    command.add_argument(
         "--checkpoint-every",
         type=_count(0, "steps between saved training states; 0: never"),
         default=0,
@@ -406,6 +424,36 @@ def build_parser() -> argparse.ArgumentParser:
         "--extractor", type=Path, required=True, help="feature extractor protocol JSON (or the classifier's .pt beside it)"
     )
     command.add_argument("--cache-dir", type=Path, required=True, help="torch-fidelity cache folder the evaluations read")
+
+    command = step(
+        "select-tuning",
+        cmd_select_tuning,
+        "choose one (student, method)'s setting: the candidate of lowest validation FID (ties: the grid's first)",
+        _example(
+            "akdg select-tuning",
+            """--spec '{"student": "dcgan-w4", "generator": {"arch": "dcgan", "width": 4}, "method": "vanilla", """
+            """"method_registered": "vanilla", "seed": 0, "num_samples": 1000, "candidates": {"lr0.0002": {"lr": 0.0002}}}'""",
+            "--runs results/tuning/digits/runs/dcgan-w4/vanilla/lr0.0002.json --out results/tuning/digits/dcgan-w4/vanilla.json",
+        ),
+        data=False,
+        out="the selection JSON: every candidate's validation scores, the chosen setting, the protocol",
+    )
+    command.add_argument("--runs", type=Path, nargs="+", required=True, help="one validation run JSON per candidate, named <label>.json")
+
+    command = step(
+        "tuning-table",
+        cmd_tuning_table,
+        "every tuning candidate's validation scores, the chosen ones marked, as Markdown and CSV",
+        _example(
+            "akdg tuning-table",
+            "--selections results/tuning/digits/dcgan-w4/*.json --out-md results/tables/digits_tuning.md --out-csv results/tables/digits_tuning.csv",
+        ),
+        spec=False,
+        data=False,
+    )
+    command.add_argument("--selections", type=Path, nargs="+", required=True, help="select-tuning's JSONs")
+    command.add_argument("--out-md", type=Path, required=True, help="the Markdown table")
+    command.add_argument("--out-csv", type=Path, required=True, help="the CSV table")
 
     command = step(
         "aggregate",

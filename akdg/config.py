@@ -26,6 +26,7 @@ from akdg.architectures import check_model, model_label
 from akdg.extractor_pins import UNLABELLED, resolve_source
 from akdg.method_options import LossSpec, loss_name, loss_parameters
 from akdg.registry import ARCHITECTURES, DATASETS, DOWNLOADERS, LABELLED, LOSSES, METHODS, SOURCES, AkdgError, import_plugins
+from akdg.tuning import check_tuning
 
 SCHEMA = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"  # package data; workflow/schemas links here
 SPECS = SCHEMA.with_name("specs.schema.yaml")  # what each step's --spec holds
@@ -232,6 +233,13 @@ def check_names(config: dict[str, Any]) -> None:
             elif info["residual_generators"]:
                 check_residual_generators(variant["method"], student, teacher, lambda arch: ARCHITECTURES.metadata(arch)["residual"])
     check_lr_schedules(config)
+    variants = method_variants(config)
+    option_schemas = {label: METHODS.metadata(variant["method"])["options_schema"] for label, variant in variants.items()}
+    for label, knobs in (config.get("tuning") or {}).get("grid", {}).items():  # in place: YAML and --config give 2e-4 as text
+        for knob, values in knobs.items():
+            node = {"type": "number"} if knob == "lr" else option_schemas.get(label, {}).get("properties", {}).get(knob, {})
+            knobs[knob] = coerce_to_schema(values, {"type": "array", "items": node})
+    check_tuning(config, variants, option_schemas)
     checkpoint = config["teacher"].get("checkpoint")
     if checkpoint and not Path(checkpoint).is_file():
         raise AkdgError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,21 +26,30 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ImageSplits:
-    """Train and test images as uint8 arrays of shape (N, C, H, W), labels if the data has them."""
+    """Train, test and (optional) validation images as uint8 arrays of shape (N, C, H, W), labels if the data has them.
 
-    x_train: np.ndarray
-    x_test: np.ndarray
-    y_train: np.ndarray
-    y_test: np.ndarray
+    A split that was not read (:func:`load_prepared`'s ``splits``) is None, so that a step that must not
+    see the test split (tuning) cannot use it by mistake.
+    """
+
+    x_train: np.ndarray | None
+    x_test: np.ndarray | None
+    y_train: np.ndarray | None
+    y_test: np.ndarray | None
     protocol: dict[str, Any] = field(default_factory=dict)
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+
+    def _images(self) -> np.ndarray:
+        return next(images for images in (self.x_train, self.x_val, self.x_test) if images is not None)
 
     @property
     def channels(self) -> int:
-        return int(self.x_train.shape[1])
+        return int(self._images().shape[1])
 
     @property
     def resolution(self) -> int:
-        return int(self.x_train.shape[-1])
+        return int(self._images().shape[-1])
 
 
 @dataclass
@@ -121,14 +131,57 @@ def load(options: dict[str, Any]) -> ImageSplits:
     return DATASETS.get(options["name"])(with_defaults(options))
 
 
+def carve_validation(splits: ImageSplits, fraction: float, seed: int) -> ImageSplits:
+    """Move a seeded ``fraction`` of the train split into a validation split; the test split is untouched.
+
+    The validation images are drawn from the train split only, so that choosing settings on them never
+    looks at the test split the tables score; every model then trains on the reduced train split.
+    """
+    count = math.ceil(fraction * len(splits.x_train))
+    if not 0 < count < len(splits.x_train):
+        raise AkdgError(
+            f"dataset.validation_fraction={fraction} leaves no train or no validation images out of {len(splits.x_train)}; change it"
+        )
+    order = np.random.default_rng(seed).permutation(len(splits.x_train))
+    validation, train = np.sort(order[:count]), np.sort(order[count:])
+    labelled = len(splits.y_train) > 0
+    protocol = {
+        **splits.protocol,
+        "validation": {
+            "fraction": fraction,
+            "seed": seed,
+            "source": "the train split (a numpy default_rng(seed) permutation; its first ceil(fraction * N) images)",
+            "samples": int(count),
+            "content_sha256": content_hash(splits.x_train[validation]),
+        },
+    }
+    return ImageSplits(
+        splits.x_train[train],
+        splits.x_test,
+        splits.y_train[train] if labelled else splits.y_train,
+        splits.y_test,
+        protocol,
+        x_val=splits.x_train[validation],
+        y_val=splits.y_train[validation] if labelled else splits.y_train,
+    )
+
+
 def prepare(options: dict[str, Any], out: Path) -> dict[str, Any]:
-    """Load a dataset by name and write its splits to ``out`` (.npz); returns the protocol."""
+    """Load a dataset by name and write its splits to ``out`` (.npz); returns the protocol.
+
+    With ``validation_fraction`` > 0 the train split gives up a validation split (:func:`carve_validation`),
+    stored as ``x_val``/``y_val``; without it the file holds exactly the train and test splits.
+    """
     splits = load(options)
     if splits.x_train.dtype != np.uint8 or splits.x_train.ndim != 4:
         raise AkdgError(f"dataset {options['name']!r} loader must return uint8 NCHW images")
     for images, labels in ((splits.x_train, splits.y_train), (splits.x_test, splits.y_test)):
         if labels.dtype != np.int64 or labels.shape not in ((0,), (len(images),)):
             raise AkdgError(f"dataset {options['name']!r} loader must return int64 labels, one per image or none (shape (0,))")
+    fraction = options.get("validation_fraction", 0.0)
+    if fraction:
+        splits = carve_validation(splits, fraction, options.get("validation_seed", 0))
+    validation = {"x_val": splits.x_val, "y_val": splits.y_val} if splits.x_val is not None else {}
     protocol = {
         "name": options["name"],
         **splits.protocol,
@@ -136,7 +189,8 @@ def prepare(options: dict[str, Any], out: Path) -> dict[str, Any]:
         "channels": splits.channels,
         "train_samples": int(len(splits.x_train)),
         "test_samples": int(len(splits.x_test)),
-        "content_sha256": content_hash(splits.x_train, splits.x_test),
+        **({"validation_samples": int(len(splits.x_val))} if validation else {}),
+        "content_sha256": content_hash(splits.x_train, splits.x_test, *([splits.x_val] if validation else [])),
     }
     with atomic_write(out) as tmp:
         with open(tmp, "wb") as handle:  # a file handle keeps numpy from appending ".npz" to the temp name
@@ -146,9 +200,16 @@ def prepare(options: dict[str, Any], out: Path) -> dict[str, Any]:
                 x_test=splits.x_test,
                 y_train=splits.y_train,
                 y_test=splits.y_test,
+                **validation,
                 protocol=np.array(json.dumps(protocol)),
             )
-    log.info("wrote %s: %d train / %d test images", out, protocol["train_samples"], protocol["test_samples"])
+    log.info(
+        "wrote %s: %d train / %d test / %d validation images",
+        out,
+        protocol["train_samples"],
+        protocol["test_samples"],
+        protocol.get("validation_samples", 0),
+    )
     return protocol
 
 
@@ -182,21 +243,42 @@ def read_npz(path: Path, keys: Iterable[str], what: str, fix: str) -> tuple[dict
     return arrays, names
 
 
-PREPARED_KEYS = ("x_train", "x_test", "y_train", "y_test", "protocol")
+SPLIT_KEYS = {"train": ("x_train", "y_train"), "test": ("x_test", "y_test"), "validation": ("x_val", "y_val")}
 
 
-def load_prepared(path: Path) -> ImageSplits:
-    """Read splits written by :func:`prepare`, with an actionable error if the file is missing or bad."""
+def load_prepared(path: Path, splits: Iterable[str] = ("train", "test")) -> ImageSplits:
+    """Read the ``splits`` written by :func:`prepare` (train, test, validation), with an actionable error if the file is missing or bad.
+
+    Only the named splits are read from the file; the others are None. Images must be uint8 NCHW, so a
+    damaged or foreign array fails here rather than in a metric.
+    """
     path = Path(path)
     fix = "delete it and rerun 'akdg prepare-data'"
     if not path.exists():
         raise AkdgError(f"prepared dataset {path} does not exist; run 'akdg prepare-data' (or the Snakemake DAG) first")
-    arrays, _ = read_npz(path, PREPARED_KEYS, "prepared dataset", fix)
-    missing = [key for key in PREPARED_KEYS if key not in arrays]
+    wanted = {key for split in splits for key in SPLIT_KEYS[split]} | {"protocol"}
+    keys = [key for key in ("x_train", "x_test", "y_train", "y_test", "x_val", "y_val", "protocol") if key in wanted]
+    arrays, _ = read_npz(path, keys, "prepared dataset", fix)
+    missing = [key for key in keys if key not in arrays]
+    if "x_val" in missing:
+        raise AkdgError(f"prepared dataset {path} has no validation split; set dataset.validation_fraction above 0 and rerun the DAG")
     if missing:
         raise AkdgError(f"prepared dataset {path} lacks {', '.join(missing)}; {fix}")
+    for key in ("x_train", "x_test", "x_val"):
+        if key in arrays and (arrays[key].dtype != np.uint8 or arrays[key].ndim != 4):
+            raise AkdgError(
+                f"prepared dataset {path}: {key!r} is {arrays[key].dtype} of shape {arrays[key].shape}, not uint8 NCHW images; {fix}"
+            )
     try:
         protocol = json.loads(str(arrays["protocol"]))
     except ValueError as error:
         raise AkdgError(f"prepared dataset {path} has an unreadable protocol ({error}); {fix}") from None
-    return ImageSplits(arrays["x_train"], arrays["x_test"], arrays["y_train"], arrays["y_test"], protocol)
+    return ImageSplits(
+        arrays.get("x_train"),
+        arrays.get("x_test"),
+        arrays.get("y_train"),
+        arrays.get("y_test"),
+        protocol,
+        x_val=arrays.get("x_val"),
+        y_val=arrays.get("y_val"),
+    )

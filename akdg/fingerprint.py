@@ -29,12 +29,13 @@ STEP_MODULES: dict[str, tuple[str, ...]] = {
     "train_extractor": ("akdg.feature_extractor_classifier",),
     "fetch_extractor": ("akdg.feature_extractors", "akdg.extractor_pins"),
     "reference_stats": ("akdg.metrics",),
-    "train": ("akdg.training", "akdg.checkpoint", "akdg.resume", "akdg.datasets"),
+    "train": ("akdg.training", "akdg.checkpoint", "akdg.resume", "akdg.datasets", "akdg.tuning"),
     "import_teacher": ("akdg.checkpoint", "akdg.datasets"),
     "measure_cost": ("akdg.cost", "akdg.datasets"),
     "evaluate": ("akdg.metrics", "akdg.checkpoint", "akdg.cost"),
     "aggregate": ("akdg.tables", "akdg.plots", "akdg.sizes", "akdg.ablations"),
     "plot_samples": ("akdg.plots", "akdg.checkpoint"),
+    "select_tuning": ("akdg.tuning",),
 }
 
 

@@ -146,7 +146,7 @@ def _intact_zip(path: Path) -> bool:
 def reference_cache(root: Path | str, splits: ImageSplits, extractor: str, weights_sha256: str, split: str = "train") -> ReferenceCache:
     """The cache entry for a split's features: keyed by the data's content, the split and its size,
     the image shape, the extractor and its weights, and torch-fidelity's version."""
-    images = {"train": splits.x_train, "test": splits.x_test}[split]
+    images = {"train": splits.x_train, "test": splits.x_test, "validation": splits.x_val}[split]
     fields = {
         "data_content_sha256": splits.protocol["content_sha256"],
         "split": split,

@@ -20,13 +20,14 @@ from akdg import checkpoint, datasets
 from akdg.architectures import build_generator
 from akdg.config import check_spec
 from akdg.images import to_uint8
-from akdg.io import prepare_outputs, read_json, sha256_file, write_json
+from akdg.io import atomic_write, prepare_outputs, read_json, sha256_file, write_json
 from akdg.losses import build_loss, describe_loss
 from akdg.progress import LoggedProgress
 from akdg.protocol import describe_device, environment
 from akdg.registry import AkdgError
 from akdg.resume import Resumable
 from akdg.training import TrainContext, check_probe, checks_made, curve_steps, ema_bn_statistics, resolve_device, train
+from akdg.tuning import applied_tuning
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,9 @@ def with_defaults(step: str, spec: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path | None = None, checkpoint_every: int = 0) -> None:
+def train_generator(
+    spec: dict[str, Any], data: Path, out: Path, teacher: Path | None = None, checkpoint_every: int = 0, tuned: Path | None = None
+) -> None:
     """Train one generator (teacher or student) with one method and seed, then save it.
 
     With ``checkpoint_every`` > 0 the training state goes to ``<out>.state`` every that many steps
@@ -76,12 +79,17 @@ def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path |
     losses, NaN/Inf weights: see :func:`akdg.training.train`; NaN/Inf probe images from the generator
     to be saved: :func:`akdg.training.check_probe`) stops with an AkdgError
     before ``out`` is written; its meta's ``checks`` records what was checked. With ``curve_fractions``
-    in the spec the checkpoint also holds the generator at those fractions of the steps (its ``curve``).
+    in the spec the checkpoint also holds the generator at those fractions of the steps (its ``curve``). ``tuned``: a tuning selection
+    (``akdg select-tuning``) whose chosen setting is applied to the spec and recorded in the meta's ``tuning``.
     """
     spec = with_defaults("train", spec)
+    tuning_record = None
+    if tuned is not None:
+        spec, tuning_record = applied_tuning(tuned, spec)
+        log.info("tuned setting %s (validation FID %.3f)", tuning_record["setting"], tuning_record["validation_fid"])
     prepare_outputs([out, f"{out}.state"])
     device = resolve_device(spec["device"])
-    splits = datasets.load_prepared(data)
+    splits = datasets.load_prepared(data, splits=("train",))  # models learn from the train split alone
     torch.manual_seed(spec["seed"])
     generator = build_generator(spec["generator"], resolution=splits.resolution, channels=splits.channels, z_dim=spec["z_dim"])
     teacher_model, teacher_meta = None, None
@@ -138,6 +146,7 @@ def train_generator(spec: dict[str, Any], data: Path, out: Path, teacher: Path |
             "teacher_sha256": teacher_sha256,
             "teacher_training": teacher_meta["training"] if teacher_meta else None,
             "teacher_seed": teacher_meta["training"].get("seed") if teacher_meta else None,  # which of the grid's teachers
+            **({"tuning": tuning_record} if tuning_record else {}),
             "final_losses": history[-1],
             "checks": checks_made(spec["log_every"], spec["max_abs_loss"]),
             "images_seen": spec["steps"] * spec["batch_size"],  # generator steps x batch size
@@ -220,11 +229,17 @@ def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path,
     ``evaluation.curve_samples`` samples, as the run JSON's ``curve`` (one entry per step, in order).
     Every row is scored before any JSON is written: a row that fails (e.g. a generator whose images
     hold NaN or Inf) writes none of the job's files, so no table reads part of a failed job.
+    The spec's ``reference`` (default train) is the split rows are scored against; ``validation`` (the
+    tuning stage) reads only the validation split from ``data``, never the test split, and takes no real rows.
     """
     from akdg import metrics  # torch-fidelity (and torchvision) cost seconds to import: only here
 
     prepare_outputs([row["out"] for row in spec["rows"]])
-    splits = datasets.load_prepared(data)
+    split = spec.get("reference", "train")
+    if split == "validation" and any(row["kind"] == "real" for row in spec["rows"]):
+        raise AkdgError("a real row scores the test split, which an evaluation against the validation split never reads; drop it")
+    splits = datasets.load_prepared(data, splits=("validation",) if split == "validation" else ("train", "test"))
+    reference = splits.x_val if split == "validation" else splits.x_train
     options = spec["evaluation"]
     costs = read_json(cost_path)
     uncosted = sorted({row["run"]["generator_label"] for row in spec["rows"] if row["kind"] != "real"} - set(costs))
@@ -233,7 +248,7 @@ def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path,
             f"cost file {cost_path} has no figures for {', '.join(uncosted)}; rerun 'akdg measure-cost' with this config's generators"
         )
     fe = _configured_extractor(options, extractor)
-    cache = metrics.reference_cache(reference_cache, splits, fe.name, fe.weights_sha256) if reference_cache else None
+    cache = metrics.reference_cache(reference_cache, splits, fe.name, fe.weights_sha256, split=split) if reference_cache else None
     if cache is not None:
         cache.remove_damaged(fe.name)
         if not cache.is_filled(fe.name):
@@ -247,8 +262,12 @@ def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path,
             # A small test split (LSUN's 300 val images) is scored whole; its KID subsets shrink to fit, as recorded.
             row_options = {**options, "kid_subset_size": len(splits.x_test)}
             log.warning("real-data row: KID subset size %d -> %d (the test split's size)", options["kid_subset_size"], len(splits.x_test))
+        if split == "validation" and options["kid_subset_size"] > len(reference):
+            # A validation split smaller than a KID subset: its subsets shrink to fit, as recorded.
+            row_options = {**options, "kid_subset_size": len(reference)}
+            log.warning("KID subset size %d -> %d (the validation split's size)", options["kid_subset_size"], len(reference))
         available = len(splits.x_test) if kind == "real" else options["num_samples"]
-        if row_options["kid_subset_size"] > min(available, len(splits.x_train)):
+        if row_options["kid_subset_size"] > min(available, len(reference)):
             raise AkdgError(
                 f"evaluation.kid_subset_size={options['kid_subset_size']} exceeds the {available} samples of row {run}; lower it"
             )
@@ -282,7 +301,7 @@ def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path,
         scored = {
             name: metrics.fidelity_metrics(
                 model,
-                splits.x_train,
+                reference,
                 z_dim=spec["z_dim"],
                 extractor=fe.name,
                 extractor_weights=fe.weights,
@@ -300,7 +319,7 @@ def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path,
                 **point,
                 **metrics.fidelity_metrics(
                     model,
-                    splits.x_train,
+                    reference,
                     z_dim=spec["z_dim"],
                     extractor=fe.name,
                     extractor_weights=fe.weights,
@@ -317,7 +336,7 @@ def evaluate(spec: dict[str, Any], data: Path, extractor: Path, cost_path: Path,
             **({"curve": curve} if curve else {}),
             "cost": costs[run["generator_label"]] if kind != "real" else None,
             "protocol": {
-                "dataset": {**splits.protocol, "reference_split": "train", "reference_samples": len(splits.x_train)},
+                "dataset": {**splits.protocol, "reference_split": split, "reference_samples": len(reference)},
                 "samples": samples,
                 "samples_checked_finite": kind != "real",  # generated images with NaN/Inf are refused; real ones are uint8
                 **(
@@ -410,18 +429,24 @@ def fetch_extractor(spec: dict[str, Any], out: Path) -> None:
 def reference_stats(spec: dict[str, Any], data: Path, extractor: Path, cache_dir: Path, out: Path) -> None:
     """Fill the reference (train split) feature cache once, so parallel evaluations only read it.
 
-    ``spec``: the evaluation block. ``out`` records the cache key, what it is made of, and each file's sha256.
+    ``spec``: the evaluation block, and ``split``: train (default) or validation (the tuning stage's reference,
+    read alone). ``out`` records the cache key, what it is made of, and each file's sha256.
     """
     from akdg import metrics
 
     prepare_outputs([out], folders=[cache_dir])
-    splits = datasets.load_prepared(data)
+    split = spec.get("split", "train")
+    splits = datasets.load_prepared(data, splits=(split,))
     fe = _configured_extractor(spec, extractor)
-    cache = metrics.reference_cache(cache_dir, splits, fe.name, fe.weights_sha256)
+    cache = metrics.reference_cache(cache_dir, splits, fe.name, fe.weights_sha256, split=split)
     cache.remove_damaged(fe.name)
     hit = cache.is_filled(fe.name)
     files = metrics.fill_reference_cache(
-        splits.x_train, extractor=fe.name, extractor_weights=fe.weights, batch_size=spec["batch_size"], cache=cache
+        splits.x_val if split == "validation" else splits.x_train,
+        extractor=fe.name,
+        extractor_weights=fe.weights,
+        batch_size=spec["batch_size"],
+        cache=cache,
     )
     write_json(
         out,
@@ -447,3 +472,62 @@ def _configured_extractor(options: dict[str, Any], path: Path) -> Any:
     if fe.name != wanted:
         raise AkdgError(f"evaluation.feature_extractor is {wanted!r} but {path} describes {fe.name!r}; pass the extractor the config names")
     return fe
+
+
+def select_tuning(spec: dict[str, Any], runs: list[Path], out: Path) -> None:
+    """Choose one (student, method)'s setting from its candidates' validation run JSONs and write the selection.
+
+    ``spec``: student, generator, method (label), method_registered, seed, num_samples and candidates (label ->
+    setting, in the grid's order); ``runs``: one run JSON per candidate, named ``<label>.json``.
+    """
+    from akdg.tuning import select
+
+    check_spec("select-tuning", spec)
+    prepare_outputs([out])
+    by_label = {Path(path).stem: Path(path) for path in runs}
+    missing = sorted(set(spec["candidates"]) - set(by_label))
+    if missing:
+        raise AkdgError(f"select-tuning: no run JSON for candidate(s) {', '.join(missing)}; pass one <label>.json per candidate")
+    identity = {key: spec[key] for key in ("student", "generator", "method", "method_registered", "seed", "num_samples")}
+    selection = select(by_label, spec["candidates"], identity)
+    write_json(out, selection)
+    log.info(
+        "%s/%s: chose %s (validation FID %.3f) of %d",
+        spec["student"],
+        spec["method"],
+        selection["chosen"]["label"],
+        selection["chosen"]["validation_fid"],
+        len(selection["candidates"]),
+    )
+
+
+def tuning_tables(selections: list[Path], out_md: Path, out_csv: Path) -> None:
+    """Every candidate with its validation scores, the chosen ones marked, as Markdown and CSV."""
+    from akdg.tuning import tuning_table
+
+    prepare_outputs([out_md, out_csv])
+    frame = tuning_table(selections)
+    with atomic_write(Path(out_csv)) as tmp:
+        frame.to_csv(tmp, index=False)
+    with atomic_write(Path(out_md)) as tmp:
+        tmp.write_text(
+            "Tuning: every candidate's scores on the validation split (never the test split); chosen: lowest validation FID.\n\n"
+            + _tuning_display(frame).to_markdown(index=False, disable_numparse=True)
+            + "\n"
+        )
+
+
+def _tuning_display(frame: Any) -> Any:
+    """The tuning table as text cells: settings as given (0.0002, not 0.000), scores to 3 decimals, the chosen row marked."""
+
+    def setting(value: Any) -> str:
+        if isinstance(value, float):
+            return "" if value != value else format(value, "g")  # NaN: a knob this method's grid lacks
+        return str(value)
+
+    settings = {column: setting for column in frame.columns if column.startswith("setting.")}
+    scores = {column: lambda value: f"{value:.3f}" for column in ("val_fid", "val_precision", "val_recall")}
+    shown = frame.copy()
+    for column, show in {**settings, **scores, "chosen": lambda value: "chosen" if value else ""}.items():
+        shown[column] = shown[column].map(show)
+    return shown

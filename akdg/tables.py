@@ -247,6 +247,24 @@ def loss_lines(results: Iterable[dict[str, Any]]) -> list[str]:
     ]
 
 
+def tuning_lines(results: Iterable[dict[str, Any]]) -> list[str]:
+    """Each tuned (student, method)'s chosen setting and validation FID, as its checkpoint recorded them (docs/tuning.md)."""
+    tuned = {}
+    for result in results:
+        tuning = (result["protocol"].get("training") or {}).get("tuning")
+        if tuning and result["run"]["role"] == "student":
+            setting = ", ".join(
+                f"{knob}={value:g}" if isinstance(value, float) else f"{knob}={value}" for knob, value in tuning["setting"].items()
+            )
+            shared = f", {tuning['source_method']}'s" if tuning["source_method"] != result["run"]["method"] else ""
+            tuned[(result["run"]["generator_label"], result["run"]["method"])] = (
+                f"{setting} (validation FID {tuning['validation_fid']:.2f}, best of {tuning['candidates']}{shared})"
+            )
+    if not tuned:
+        return []
+    return ["tuned on the validation split: " + "; ".join(f"{student} {method}: {text}" for (student, method), text in tuned.items())]
+
+
 def loss_text(loss: str | dict[str, Any]) -> str:
     """``wgan-gp (gp_weight 10, drift 0.001)`` from a recorded loss (a name, or a name with its parameters)."""
     if isinstance(loss, str):
@@ -332,6 +350,7 @@ def aggregate(
         notes = (
             protocol_lines(read_json(run_paths[0]), cost)
             + loss_lines(read_json(path) for path in run_paths)
+            + tuning_lines(read_json(path) for path in run_paths)
             + load_warning(cost.get("measurement") if cost else None)
             + paper_note(paper)
         )

@@ -23,6 +23,7 @@ from akdg.extractor_pins import pinned_weights, resolve_source
 from akdg.fingerprint import fingerprint
 from akdg.outdir_lock import OutdirLock
 from akdg.registry import DOWNLOADERS, METHODS as METHOD_REGISTRY, AkdgError
+from akdg.tuning import apply_setting, candidates, tuned_source
 
 # The one validation akdg validate-config also runs: string coercion of nested --config values,
 # schema validation (workflow/schemas/config.schema.yaml) with defaults, registry names; one sentence on error.
@@ -117,6 +118,43 @@ def student_spec_json(wildcards):
     return as_json(student_training_spec(config, STUDENTS[wildcards.student], wildcards.method, int(wildcards.seed)))
 
 
+# The tuning stage's paths and specs (workflow/rules/tune.smk, docs/tuning.md); empty without a `tuning` block.
+TUNING = config.get("tuning")
+TUNING_DIR = f"{OUT}/tuning/{DATASET}"
+TUNING_SELECTION = f"{TUNING_DIR}/{{student}}/{{method}}.json"  # every candidate's validation scores and the choice
+TUNING_CHECKPOINT = f"{TUNING_DIR}/models/{{student}}/{{method}}/{{candidate}}.pt"
+TUNING_RUN = f"{TUNING_DIR}/runs/{{student}}/{{method}}/{{candidate}}.json"
+VALIDATION_STATS = f"{OUT}/cache/{DATASET}/reference_validation.json"
+TUNING_CANDIDATES = {label: candidates(grid) for label, grid in TUNING["grid"].items()} if TUNING else {}  # label -> setting
+TUNED_SOURCES = {label: tuned_source(config, label) for label in METHODS} if TUNING else {}  # whose selection each trains with
+TUNING_SELECTIONS = expand(TUNING_SELECTION, student=STUDENTS, method=TUNING_CANDIDATES)
+TUNING_TABLES = expand(f"{OUT}/tables/{DATASET}_tuning.{{ext}}", ext=["md", "csv"]) if TUNING else []
+
+
+def tuned_selection(wildcards):
+    """The selection a main student's job applies: its method's own, a shared one's, or none (no tuning)."""
+    source = TUNED_SOURCES.get(wildcards.method)
+    return {"tuned": TUNING_SELECTION.format(student=wildcards.student, method=source)} if source else {}
+
+
+TUNING_TEACHER_SEED = TEACHER_SEEDS[0]  # every candidate of a distillation method distils the first teacher
+
+
+def candidate_inputs(wildcards):
+    """A tuning candidate's inputs: the data, and for a distillation method the first teacher."""
+    inputs = {"data": DATA}
+    if uses_teacher(wildcards.method):
+        inputs["teacher"] = TEACHER_CHECKPOINT.format(seed=TUNING_TEACHER_SEED)
+    return inputs
+
+
+def candidate_spec_json(wildcards):
+    """A candidate's training spec: the student's at tuning.seed with the candidate's setting, without training curves."""
+    spec = student_training_spec(config, STUDENTS[wildcards.student], wildcards.method, TUNING["seed"])
+    spec.pop("curve_fractions", None)  # selection reads the final validation scores only
+    return as_json(apply_setting(spec, TUNING_CANDIDATES[wildcards.method][wildcards.candidate]))
+
+
 # Each job's code as a param (akdg.fingerprint): Snakemake reruns the jobs whose code changed, and what follows them.
 TEACHER_LOSS = loss_name(config["teacher"].get("loss", config["loss"]))
 TEACHER_ARCH = config["teacher"]["generator"]["arch"]
@@ -137,6 +175,11 @@ def student_inputs(wildcards):
     if uses_teacher(wildcards.method):
         inputs["teacher"] = TEACHER_CHECKPOINT.format(seed=paired_teacher(wildcards.method, wildcards.seed))
     return inputs
+
+
+def tuned_student_inputs(wildcards):
+    """A main student's inputs: with tuning, also the selection whose chosen setting it trains with (workflow/rules/tune.smk)."""
+    return student_inputs(wildcards) | tuned_selection(wildcards)
 
 
 # What each job group asks a cluster scheduler for; the config's `resources` block overrides any of it.

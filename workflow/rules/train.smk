@@ -60,7 +60,7 @@ else:
 
 rule train_student:
     input:
-        unpack(student_inputs),
+        unpack(tuned_student_inputs),
     output:
         STUDENT_CHECKPOINT,
     log:
@@ -75,10 +75,11 @@ rule train_student:
     params:
         spec=student_spec_json,
         teacher=lambda wildcards, input: f"--teacher {input.teacher}" if "teacher" in input.keys() else "",
+        tuned=lambda wildcards, input: f"--tuned {input.tuned}" if "tuned" in input.keys() else "",
         every=config["training"]["checkpoint_every"],
         code=student_code,
     message:
         "train student {wildcards.student} with {wildcards.method}, seed {wildcards.seed} (progress: {log})"
     shell:
-        "akdg train --spec {params.spec:q} --data {input.data} {params.teacher}"
+        "akdg train --spec {params.spec:q} --data {input.data} {params.teacher} {params.tuned}"
         " --threads {threads} --checkpoint-every {params.every} --out {output} > {log} 2>&1"
