@@ -161,7 +161,8 @@ def sample_grid_figure(images: dict[str, np.ndarray], caption: str, columns: int
         rows.append(grid)
     cell = 0.22  # inches per image
     row_heights = [grid.shape[0] / rows[0].shape[1] * columns * cell for grid in rows]
-    figure_width = columns * cell + 1.4
+    label_width = 0.075 * max(len(label) for label in images) + 0.2  # inches of 9-point row labels, so none is cut
+    figure_width = columns * cell + label_width + 0.1
     wrapped = textwrap.fill(caption, width=int(figure_width * 15))  # characters of 8-point text per line
     caption_height = 0.16 * (wrapped.count("\n") + 1) + 0.1
     figure, axes = plt.subplots(
@@ -178,7 +179,7 @@ def sample_grid_figure(images: dict[str, np.ndarray], caption: str, columns: int
         axis.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
     figure.text(0.01, 0.01, wrapped, ha="left", va="bottom", fontsize=8)
     figure.subplots_adjust(
-        left=1.3 / figure.get_figwidth(), right=0.99, top=0.99, bottom=caption_height / figure.get_figheight(), hspace=0.08
+        left=label_width / figure.get_figwidth(), right=0.99, top=0.99, bottom=caption_height / figure.get_figheight(), hspace=0.08
     )
     return figure
 
@@ -246,7 +247,8 @@ def curves_figure(points: pd.DataFrame, method_order: list[str], title: str) -> 
             markersize=4,
             ax=axis,
         )
-        axis.set(title=student, xlabel="training step", ylabel=f"FID ({int(points['samples'].max())} samples; lower is better)")
+        axis.set_yscale("log")  # early points are an order of magnitude above the end, where convergence is read
+        axis.set(title=student, xlabel="training step", ylabel=f"FID ({int(points['samples'].max())} samples, log scale; lower is better)")
         axis.grid(True, color="#dddddd", linewidth=0.8)
         axis.legend(fontsize=7, title="band: mean ± 1 sd over seeds", title_fontsize=7)
     figure.suptitle(f"{title}: FID during training")
