@@ -119,6 +119,124 @@ def cpu_repro_claims() -> str:
     )
 
 
+CPU_REPRO = ROOT / "results" / "cpu_repro"
+
+
+def cpu_repro_tuning() -> str:
+    return (
+        "[`results/cpu_repro/tables/digits_tuning.md`](../results/cpu_repro/tables/digits_tuning.md): every candidate's "
+        "scores on the validation split, the chosen one marked:\n\n" + first_table((CPU_REPRO / "tables" / "digits_tuning.md").read_text())
+    )
+
+
+def cpu_repro_ablations() -> str:
+    import pandas as pd
+
+    table = pd.read_csv(CPU_REPRO / "tables" / "digits_ablations.csv")
+    rows = [
+        [
+            row.student,
+            f"{row.label_a} − {row.label_b}",
+            row.metric,
+            *(f"{mean:.{digits}f} ± {std:.{digits}f}" for mean, std in ((row.mean_a, row.std_a), (row.mean_b, row.std_b))),
+            f"{row.diff:+.{digits}f} [{row.ci_low:+.{digits}f}, {row.ci_high:+.{digits}f}]",
+        ]
+        for row in table.itertuples()
+        for digits in [3 if row.metric in ("precision", "recall") else 2]
+        if row.metric in ("FID", "precision", "recall")
+    ]
+    return (
+        "FID, precision and recall rows of [`results/cpu_repro/tables/digits_ablations.md`]"
+        "(../results/cpu_repro/tables/digits_ablations.md) (IS is in the file):\n\n"
+        + markdown_table(["student", "A − B", "metric", "A: mean ± std", "B: mean ± std", "A − B [95% CI]"], rows)
+    )
+
+
+def _mean_sd(values: Any, digits: int = 1) -> str:
+    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}" if len(values) > 1 else f"{values.mean():.{digits}f}"
+
+
+def cpu_repro_findings() -> str:
+    """What the CPU reproduction shows, in sentences computed from its tables (no number typed by hand)."""
+    import pandas as pd
+
+    tables, plots = CPU_REPRO / "tables", CPU_REPRO / "plots"
+    summary = pd.read_csv(tables / "digits.csv")
+    teacher = summary[summary["role"] == "teacher"].iloc[0]
+    students = summary[(summary["role"] == "student") & (summary["kind"] == "trained")]
+    best = students.loc[students["fid"].idxmin()]
+    lines = [
+        f"- **Teacher against students.** The teachers score FID {teacher['fid']:.2f} ± {teacher['fid_seed_std']:.2f} "
+        f"(n = {teacher['seeds']:.0f}); the best student row, {best['student']} {best['method']}, scores "
+        f"{best['fid']:.2f} ± {best['fid_seed_std']:.2f}: the teacher is "
+        + ("better than every student row." if teacher["fid"] < students["fid"].min() else "not better than every student row.")
+    ]
+    for student, rows in students.groupby("student", sort=False):
+        ranked = rows.sort_values("fid")
+        lines.append(
+            f"- **{student}, by mean FID** (precision / recall): "
+            + "; ".join(
+                f"{row.method} {row.fid:.2f} ± {row.fid_seed_std:.2f} ({row.precision:.3f} / {row.recall:.3f})"
+                for row in ranked.itertuples()
+            )
+            + "."
+        )
+    with_last = students.dropna(subset=["fid_last"])
+    if len(with_last):
+        gain = with_last["fid_last"] - with_last["fid"]
+        lines.append(
+            f"- **EMA against the last weights.** The EMA's FID is lower than the last weights' in {int((gain > 0).sum())} "
+            f"of {len(gain)} student rows (mean over seeds; last − EMA from {gain.min():+.2f} to {gain.max():+.2f}); "
+            "the CSV's `fid_last` has each row's last-weights figure."
+        )
+    curves = pd.read_csv(plots / "digits_curves.csv")
+    curves = curves[curves["method"] != "teacher"]
+    ends = curves.groupby(["student", "method", "fraction"])["fid"].mean().unstack("fraction")
+    half, last = ends[min(ends.columns, key=lambda f: abs(f - 0.5))], ends[ends.columns.max()]
+    falling = (last - half) / half
+    still = falling[falling < -0.1]
+    lines.append(
+        f"- **Convergence.** Between half and all of training (curve points, {curves['samples'].iloc[0]} samples), mean FID "
+        f"changed by {falling.min():+.0%} to {falling.max():+.0%} across the {len(falling)} student/method lines; "
+        + (
+            f"{len(still)} still fell by more than 10% ({', '.join(f'{s} {m}' for s, m in still.index)})."
+            if len(still)
+            else "none still fell by more than 10%."
+        )
+    )
+    claims = pd.read_csv(tables / "digits_claims.csv")
+    split = claims[claims["teachers"].fillna(0) > 1]
+    agree = split[split["teachers_same_sign"] == split["teachers"]]
+    lines.append(
+        f"- **Teachers.** In {len(agree)} of {len(split)} comparisons of claims 1-4 the difference has the same sign "
+        "within each teacher's runs; the others: "
+        + (
+            "; ".join(
+                f"claim {r.claim} {r.student} {r.comparison} {r.metric} ({r.teacher_diffs})" for r in split.drop(agree.index).itertuples()
+            )
+            or "none"
+        )
+        + "."
+    )
+    tuning = pd.read_csv(tables / "digits_tuning.csv")
+    chosen = tuning[tuning["chosen"]]
+    edges = []
+    for row in chosen.itertuples():
+        grid = tuning[(tuning["student"] == row.student) & (tuning["method"] == row.method)]
+        knobs = [column for column in grid if column.startswith("setting.") and grid[column].notna().any()]
+        edges += [
+            f"{row.student} {row.method} {knob.removeprefix('setting.')}={grid.loc[row.Index, knob]:g}"
+            for knob in knobs
+            if grid[knob].nunique() > 1 and grid.loc[row.Index, knob] in (grid[knob].min(), grid[knob].max())
+        ]
+    lines.append(
+        f"- **Tuning.** {len(chosen)} selections; chosen at an end of its grid: "
+        + (", ".join(edges) if edges else "none")
+        + " (an end means a wider grid might have chosen further out)."
+    )
+    return "\n".join(lines)
+
+
 SIZE_SWEEP = ROOT / "results" / "size_sweep"
 
 
@@ -825,6 +943,9 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "table": default_table,
     "cpu-repro-table": cpu_repro_table,
     "claims": cpu_repro_claims,
+    "cpu-repro-tuning": cpu_repro_tuning,
+    "cpu-repro-ablations": cpu_repro_ablations,
+    "cpu-repro-findings": cpu_repro_findings,
     "size-sweep": size_sweep,
     "size-sweep-findings": size_sweep_findings,
     "paper-tables": paper_tables,
