@@ -60,7 +60,10 @@ def test_each_grid_is_a_stage_running_its_config_into_its_own_outdir(stages: dic
     ]
     if name == "size_sweep":  # several sizes of a family: the per-size comparison and the trade-off (akdg.sizes)
         plots += [f"{outdir}/plots/{dataset}_{plot}" for plot in ("sizes.png", "tradeoff.png", "tradeoff.csv")]
-    assert sorted(outs) == sorted([f"{outdir}/{kind}" for kind in OUTPUTS] + plots)
+    if config.get("evaluation", {}).get("curve_fractions"):  # training curves (akdg.plots.training_curves)
+        plots += [f"{outdir}/plots/{dataset}_curves.{ext}" for ext in ("png", "csv")]
+    tuning = [f"{outdir}/tuning"] if config.get("tuning") else []  # candidates and selections: DVC-cached, never rerun in a clone
+    assert sorted(outs) == sorted([f"{outdir}/{kind}" for kind in OUTPUTS] + plots + tuning)
     assert [path for path, out in outs.items() if not out.persist] == [], "DVC would delete these before a run"
     assert outs[f"{outdir}/metrics"].metric and all(outs[path].plot for path in plots)
     assert {path for path, out in outs.items() if not out.use_cache} >= {f"{outdir}/{kind}" for kind in IN_GIT} | set(plots)
