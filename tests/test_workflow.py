@@ -86,7 +86,7 @@ def test_dvc_repro_makes_the_rows_and_dvc_shows_every_runs_metrics(dvc_run: Path
     assert pd.read_csv(dvc_run / "results" / "tables" / "digits.csv")["row"].tolist() == EXPECTED_ROWS
     assert "default" in yaml.safe_load((dvc_run / "dvc.lock").read_text())["stages"]
     shown = run_checked(["dvc", "metrics", "show", "--json"], dvc_run).stdout
-    for run_name in ("teacher", "real", "dcgan-w4/akdg/seed1", "mlp-w32/untrained/seed0"):
+    for run_name in ("teacher/seed0", "real", "dcgan-w4/akdg/seed1", "mlp-w32/untrained/seed0"):
         assert f"results/metrics/digits/{run_name}.json" in shown
 
 
