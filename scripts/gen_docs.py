@@ -152,18 +152,16 @@ def cpu_repro_ablations() -> str:
     )
 
 
-def _mean_sd(values: Any, digits: int = 1) -> str:
-    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}" if len(values) > 1 else f"{values.mean():.{digits}f}"
-
-
 def cpu_repro_findings() -> str:
     """What the CPU reproduction shows, in sentences computed from its tables (no number typed by hand)."""
     import pandas as pd
 
+    from akdg.claims import trained_students
+
     tables, plots = CPU_REPRO / "tables", CPU_REPRO / "plots"
     summary = pd.read_csv(tables / "digits.csv")
     teacher = summary[summary["role"] == "teacher"].iloc[0]
-    students = summary[(summary["role"] == "student") & (summary["kind"] == "trained")]
+    students = trained_students(summary)
     best = students.loc[students["fid"].idxmin()]
     lines = [
         f"- **Teacher against students.** The teachers score FID {teacher['fid']:.2f} ± {teacher['fid_seed_std']:.2f} "
