@@ -344,13 +344,13 @@ def aggregate(
     summary = summarise(runs, method_order)
     paper = match_paper(summary, loaders[0], load_paper())  # the paper's rows are keyed by loader name, whatever the label
     table = display_table(summary, paper)  # no paper columns for a dataset the paper lacks
-    costs = (read_json(path).get("cost") for path in run_paths)  # read lazily: the first run with a cost is enough
-    cost = next((cost for cost in costs if cost), None)  # the real-data row has none
+    results = [read_json(path) for path in run_paths]  # once, for every note below
+    cost = next((result["cost"] for result in results if result.get("cost")), None)  # the real-data row has none
     try:
         notes = (
-            protocol_lines(read_json(run_paths[0]), cost)
-            + loss_lines(read_json(path) for path in run_paths)
-            + tuning_lines(read_json(path) for path in run_paths)
+            protocol_lines(results[0], cost)
+            + loss_lines(results)
+            + tuning_lines(results)
             + load_warning(cost.get("measurement") if cost else None)
             + paper_note(paper)
         )
